@@ -1,0 +1,154 @@
+//! Label matchers: `=`, `!=`, `=~`, `!~` with Prometheus semantics (regexes fully anchored,
+//! `.` matching newline; a missing label matches as the empty string).
+
+use std::fmt;
+
+use crate::{Result, regex_go};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatchOp {
+    Equal,
+    NotEqual,
+    RegexMatch,
+    RegexNoMatch,
+}
+
+impl MatchOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchOp::Equal => "=",
+            MatchOp::NotEqual => "!=",
+            MatchOp::RegexMatch => "=~",
+            MatchOp::RegexNoMatch => "!~",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Matcher {
+    pub name: String,
+    pub op: MatchOp,
+    pub value: String,
+    regex: Option<regex::Regex>,
+    /// For regexes that are a plain alternation of literals (`a|b|c`): the literals, so that
+    /// postings can be looked up directly instead of scanning all values.
+    set: Option<Vec<String>>,
+}
+
+impl Matcher {
+    pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self> {
+        let value = value.into();
+        let (regex, set) = match op {
+            MatchOp::RegexMatch | MatchOp::RegexNoMatch => (
+                Some(regex_go::compile_anchored(&value)?),
+                literal_set(&value),
+            ),
+            _ => (None, None),
+        };
+        Ok(Self {
+            name: name.into(),
+            op,
+            value,
+            regex,
+            set,
+        })
+    }
+
+    /// `name="value"`; never fails.
+    pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            op: MatchOp::Equal,
+            value: value.into(),
+            regex: None,
+            set: None,
+        }
+    }
+
+    pub fn matches(&self, value: &str) -> bool {
+        match self.op {
+            MatchOp::Equal => value == self.value,
+            MatchOp::NotEqual => value != self.value,
+            MatchOp::RegexMatch => self.regex_matches(value),
+            MatchOp::RegexNoMatch => !self.regex_matches(value),
+        }
+    }
+
+    fn regex_matches(&self, value: &str) -> bool {
+        if let Some(set) = &self.set {
+            return set.iter().any(|s| s == value);
+        }
+        self.regex.as_ref().is_some_and(|r| r.is_match(value))
+    }
+
+    /// True when the matcher matches the empty string, i.e. also series without the label.
+    pub fn matches_empty(&self) -> bool {
+        self.matches("")
+    }
+
+    /// The exact values this matcher accepts, when it is `=` or a literal alternation.
+    pub fn exact_values(&self) -> Option<Vec<&str>> {
+        match self.op {
+            MatchOp::Equal => Some(vec![self.value.as_str()]),
+            MatchOp::RegexMatch => self
+                .set
+                .as_ref()
+                .map(|s| s.iter().map(String::as_str).collect()),
+            _ => None,
+        }
+    }
+}
+
+/// `a|b|c` made only of plain literal characters → the list of alternatives.
+fn literal_set(pattern: &str) -> Option<Vec<String>> {
+    let special = |c: char| "\\.+*?()[]{}^$|".contains(c) && c != '|';
+    if pattern.is_empty() || pattern.chars().any(special) {
+        return None;
+    }
+    Some(pattern.split('|').map(str::to_string).collect())
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}{}",
+            self.name,
+            self.op.as_str(),
+            crate::gofmt::quote(&self.value)
+        )
+    }
+}
+
+impl fmt::Debug for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.op == other.op && self.value == other.value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn match_table() {
+        let eq = Matcher::new(MatchOp::Equal, "a", "x").unwrap();
+        assert!(eq.matches("x") && !eq.matches("xx"));
+        let ne = Matcher::new(MatchOp::NotEqual, "a", "").unwrap();
+        assert!(ne.matches("x") && !ne.matches(""));
+        let re = Matcher::new(MatchOp::RegexMatch, "a", "x|y").unwrap();
+        assert!(re.matches("y") && !re.matches("xy"));
+        assert_eq!(re.exact_values(), Some(vec!["x", "y"]));
+        let re2 = Matcher::new(MatchOp::RegexMatch, "a", "x.*").unwrap();
+        assert!(re2.matches("x\ny") && re2.exact_values().is_none());
+        let nre = Matcher::new(MatchOp::RegexNoMatch, "a", "x|").unwrap();
+        assert!(!nre.matches("") && nre.matches("z"));
+        assert!(Matcher::new(MatchOp::RegexMatch, "a", "(").is_err());
+    }
+}

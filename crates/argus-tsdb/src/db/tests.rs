@@ -1,0 +1,279 @@
+use super::*;
+use argus_model::{MatchOp, stale_nan};
+
+const H: i64 = 3600 * 1000;
+
+fn opts() -> Options {
+    Options {
+        retention_ms: 0,
+        ..Options::default()
+    }
+}
+
+fn lbl(name: &str, instance: &str) -> Labels {
+    Labels::from_pairs(&[("__name__", name), ("instance", instance)])
+}
+
+fn eq(name: &str, value: &str) -> Matcher {
+    Matcher::new(MatchOp::Equal, name, value).unwrap()
+}
+
+/// Appends `n` samples at `step` from `start` for each series, one commit per timestamp.
+fn fill(db: &Db, series: &[Labels], start: i64, step: i64, n: i64) {
+    for i in 0..n {
+        let mut app = db.appender();
+        for (k, l) in series.iter().enumerate() {
+            app.append(l, start + i * step, (i * 10 + k as i64) as f64)
+                .unwrap();
+        }
+        app.commit().unwrap();
+    }
+}
+
+fn all_samples(db: &Db, m: &[Matcher]) -> Vec<(String, Vec<(i64, u64)>)> {
+    db.querier(i64::MIN, i64::MAX)
+        .select(m)
+        .into_iter()
+        .map(|s| {
+            let samples = s
+                .samples(i64::MIN, i64::MAX)
+                .into_iter()
+                .map(|x| (x.timestamp_ms, x.value.to_bits()))
+                .collect();
+            (s.labels.to_string(), samples)
+        })
+        .collect()
+}
+
+#[test]
+fn append_query_and_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = vec![lbl("up", "a"), lbl("up", "b"), lbl("other", "a")];
+    let before;
+    {
+        let db = Db::open(dir.path(), opts()).unwrap();
+        fill(&db, &series, 1000, 15_000, 300);
+        let mut app = db.appender();
+        app.append(&series[0], 1000 + 300 * 15_000, stale_nan())
+            .unwrap();
+        app.commit().unwrap();
+        before = all_samples(&db, &[eq("__name__", "up")]);
+        assert_eq!(before.len(), 2);
+        assert_eq!(before[0].1.len(), 301);
+        assert_eq!(before[0].1[300].1, argus_model::STALE_NAN_BITS);
+        let q = db.querier(i64::MIN, i64::MAX);
+        assert_eq!(q.label_values("instance", &[]), vec!["a", "b"]);
+        assert_eq!(
+            q.label_names(&[eq("__name__", "other")]),
+            vec!["__name__", "instance"]
+        );
+    }
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(all_samples(&db, &[eq("__name__", "up")]), before);
+    assert_eq!(db.head.num_series(), 3);
+}
+
+#[test]
+fn rejects_like_prometheus_and_commits_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let l = lbl("m", "a");
+    let mut app = db.appender();
+    app.append(&l, 10_000, 1.0).unwrap();
+    app.append(&l, 20_000, 2.0).unwrap();
+    assert!(matches!(
+        app.append(&l, 15_000, 1.5),
+        Err(Error::OutOfOrderSample)
+    ));
+    assert!(matches!(
+        app.append(&l, 20_000, 9.0),
+        Err(Error::DuplicateSampleForTimestamp)
+    ));
+    app.append(&l, 20_000, 2.0).unwrap(); // exact duplicate: accepted, ignored
+    app.commit().unwrap();
+    assert_eq!(all_samples(&db, &[eq("__name__", "m")])[0].1.len(), 2);
+
+    // A rolled-back appender leaves nothing behind.
+    let mut app = db.appender();
+    app.append(&l, 30_000, 3.0).unwrap();
+    app.rollback();
+    assert_eq!(all_samples(&db, &[eq("__name__", "m")])[0].1.len(), 2);
+
+    // Far behind the head's newest sample: out of bounds.
+    let mut app = db.appender();
+    app.append(&lbl("m", "b"), 10 * H, 1.0).unwrap();
+    app.commit().unwrap();
+    let mut app = db.appender();
+    assert!(matches!(
+        app.append(&lbl("m", "c"), 0, 1.0),
+        Err(Error::OutOfBounds)
+    ));
+}
+
+#[test]
+fn out_of_order_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            ooo_window_ms: 30 * 60 * 1000,
+            ..opts()
+        },
+    )
+    .unwrap();
+    let l = lbl("m", "a");
+    fill(&db, std::slice::from_ref(&l), 0, 60_000, 60);
+    let mut app = db.appender();
+    app.append(&l, 40 * 60_000 + 30_000, 7.0).unwrap();
+    assert!(matches!(
+        app.append(&l, 60_000, 1.0),
+        Err(Error::TooOldSample)
+    ));
+    app.commit().unwrap();
+    let samples = &all_samples(&db, &[eq("__name__", "m")])[0].1;
+    assert_eq!(samples.len(), 61);
+    assert!(samples.windows(2).all(|w| w[0].0 < w[1].0));
+    drop(db);
+    let db = Db::open(
+        dir.path(),
+        Options {
+            ooo_window_ms: 30 * 60 * 1000,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert_eq!(all_samples(&db, &[eq("__name__", "m")])[0].1.len(), 61);
+}
+
+#[test]
+fn compaction_blocks_restart_and_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let series: Vec<Labels> = (0..20).map(|i| lbl("c", &format!("i{i}"))).collect();
+    let step = 60_000;
+    let n = 8 * 60; // 8 hours
+    let before;
+    {
+        let db = Db::open(dir.path(), opts()).unwrap();
+        fill(&db, &series, 0, step, n);
+        before = all_samples(&db, &[eq("__name__", "c")]);
+        assert!(db.compact().unwrap());
+        // 8h of data with 2h blocks: blocks up to 6h, the rest in the head.
+        let blocks = db.blocks();
+        assert!(!blocks.is_empty());
+        assert!(db.head.min_time() >= blocks.iter().map(|b| b.meta.max_time).max().unwrap());
+        let stats: u64 = blocks.iter().map(|b| b.meta.stats.num_samples).sum();
+        assert!(stats > 0);
+        assert_eq!(all_samples(&db, &[eq("__name__", "c")]), before);
+        // The WAL was checkpointed: old segments are gone.
+        assert!(
+            wal::last_checkpoint(&dir.path().join("wal"))
+                .unwrap()
+                .is_some()
+        );
+    }
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(all_samples(&db, &[eq("__name__", "c")]), before);
+    // A query range that only touches blocks.
+    let q = db.querier(0, H - 1);
+    let s = q.select(&[eq("instance", "i3")]);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].samples(0, H - 1).len(), 60);
+    drop(q);
+    drop(db);
+
+    // Retention of 1h relative to the newest data (8h): the merged [0, 6h) block goes.
+    let db = Db::open(
+        dir.path(),
+        Options {
+            retention_ms: H,
+            ..opts()
+        },
+    )
+    .unwrap();
+    assert!(!db.blocks().is_empty());
+    db.compact().unwrap();
+    assert!(db.blocks().is_empty());
+    assert!(db.stats.time_retentions.load(Ordering::Relaxed) > 0);
+    let samples = &all_samples(&db, &[eq("instance", "i0")])[0].1;
+    assert!(samples[0].0 >= 6 * H);
+    assert_eq!(samples.len(), 2 * 60);
+}
+
+#[test]
+fn block_compaction_merges_ranges() {
+    let dir = tempfile::tempdir().unwrap();
+    let series: Vec<Labels> = (0..5).map(|i| lbl("c", &format!("i{i}"))).collect();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    fill(&db, &series, 0, 5 * 60_000, 12 * 12 + 1); // 12h at 5m
+    let before = all_samples(&db, &[eq("__name__", "c")]);
+    db.compact().unwrap();
+    let blocks = db.blocks();
+    assert!(
+        blocks.iter().any(|b| b.meta.compaction.level > 1),
+        "no merged block"
+    );
+    assert!(
+        blocks
+            .windows(2)
+            .all(|w| w[0].meta.max_time <= w[1].meta.min_time)
+    );
+    assert_eq!(all_samples(&db, &[eq("__name__", "c")]), before);
+}
+
+#[test]
+fn snapshot_serves_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let series: Vec<Labels> = (0..10).map(|i| lbl("s", &format!("i{i}"))).collect();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    fill(&db, &series, 0, 60_000, 5 * 60);
+    db.compact().unwrap();
+    let before = all_samples(&db, &[eq("__name__", "s")]);
+    let name = db.snapshot(false).unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    let snap_dir = dir.path().join("snapshots").join(&name);
+    for entry in std::fs::read_dir(&snap_dir).unwrap() {
+        let entry = entry.unwrap();
+        crate::fsutil::hard_link_tree(&entry.path(), &copy.path().join(entry.file_name())).unwrap();
+    }
+    let restored = Db::open(copy.path(), opts()).unwrap();
+    assert_eq!(all_samples(&restored, &[eq("__name__", "s")]), before);
+}
+
+#[test]
+fn delete_series_and_clean_tombstones() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = vec![lbl("d", "a"), lbl("d", "b")];
+    let db = Db::open(dir.path(), opts()).unwrap();
+    fill(&db, &series, 0, 60_000, 5 * 60);
+    db.compact().unwrap();
+    assert!(!db.blocks().is_empty());
+    db.delete_series(&[eq("instance", "a")], 30 * 60_000, 4 * H)
+        .unwrap();
+    let check = |db: &Db| {
+        let s = all_samples(db, &[eq("instance", "a")]);
+        let ts: Vec<i64> = s[0].1.iter().map(|x| x.0).collect();
+        assert!(
+            ts.iter().all(|&t| !(30 * 60_000..=4 * H).contains(&t)),
+            "deleted data visible"
+        );
+        assert_eq!(ts.len(), 30 + 59);
+        assert_eq!(all_samples(db, &[eq("instance", "b")])[0].1.len(), 300);
+    };
+    check(&db);
+    db.clean_tombstones().unwrap();
+    assert!(db.blocks().iter().all(|b| !b.has_tombstones()));
+    check(&db);
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    check(&db);
+}
+
+#[test]
+fn directory_lock_refuses_second_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let _db = Db::open(dir.path(), opts()).unwrap();
+    assert!(matches!(
+        Db::open(dir.path(), opts()),
+        Err(Error::Locked { .. })
+    ));
+}

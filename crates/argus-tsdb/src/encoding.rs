@@ -1,0 +1,159 @@
+//! Byte-level helpers shared by the WAL, index and tombstone codecs: Go-style varints and a
+//! bounds-checked decoder that reports malformed input instead of panicking.
+
+use argus_model::{Label, Labels};
+
+pub fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+pub fn put_varint(buf: &mut Vec<u8>, v: i64) {
+    put_uvarint(buf, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+pub fn put_str(buf: &mut Vec<u8>, s: &str) {
+    put_uvarint(buf, s.len() as u64);
+    buf.extend_from_slice(s.as_bytes());
+}
+
+pub fn put_labels(buf: &mut Vec<u8>, labels: &Labels) {
+    put_uvarint(buf, labels.len() as u64);
+    for label in labels.iter() {
+        put_str(buf, &label.name);
+        put_str(buf, &label.value);
+    }
+}
+
+/// A cursor over bytes whose every read is checked.
+pub struct Decoder<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+/// Malformed input, with a short reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError(pub &'static str);
+
+pub type DecodeResult<T> = std::result::Result<T, DecodeError>;
+
+impl<'a> Decoder<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, pos: 0 }
+    }
+
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
+
+    pub fn u8(&mut self) -> DecodeResult<u8> {
+        let b = *self
+            .bytes
+            .get(self.pos)
+            .ok_or(DecodeError("unexpected end"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    pub fn bytes(&mut self, n: usize) -> DecodeResult<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .ok_or(DecodeError("length overflow"))?;
+        let slice = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or(DecodeError("unexpected end"))?;
+        self.pos = end;
+        Ok(slice)
+    }
+
+    pub fn u64_le(&mut self) -> DecodeResult<u64> {
+        let b = self.bytes(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    pub fn uvarint(&mut self) -> DecodeResult<u64> {
+        let mut value = 0u64;
+        for shift in (0..70).step_by(7) {
+            let byte = self.u8()?;
+            if shift == 63 && byte > 1 {
+                return Err(DecodeError("varint overflows 64 bits"));
+            }
+            value |= ((byte & 0x7f) as u64) << shift;
+            if byte < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err(DecodeError("varint too long"))
+    }
+
+    pub fn varint(&mut self) -> DecodeResult<i64> {
+        let u = self.uvarint()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    /// A length that must fit in what is left (so a corrupt length cannot make us allocate).
+    pub fn len(&mut self) -> DecodeResult<usize> {
+        let n = self.uvarint()?;
+        if n > self.remaining() as u64 {
+            return Err(DecodeError("length exceeds input"));
+        }
+        Ok(n as usize)
+    }
+
+    pub fn str(&mut self) -> DecodeResult<&'a str> {
+        let n = self.len()?;
+        std::str::from_utf8(self.bytes(n)?).map_err(|_| DecodeError("invalid utf-8"))
+    }
+
+    pub fn labels(&mut self) -> DecodeResult<Labels> {
+        let n = self.len()?;
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.str()?;
+            let value = self.str()?;
+            labels.push(Label::new(name, value));
+        }
+        Labels::from_sorted(labels).ok_or(DecodeError("labels not sorted or empty value"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn varints_round_trip(values in proptest::collection::vec(any::<i64>(), 0..50)) {
+            let mut buf = Vec::new();
+            for &v in &values {
+                put_varint(&mut buf, v);
+                put_uvarint(&mut buf, v as u64);
+            }
+            let mut d = Decoder::new(&buf);
+            for &v in &values {
+                prop_assert_eq!(d.varint().unwrap(), v);
+                prop_assert_eq!(d.uvarint().unwrap(), v as u64);
+            }
+            prop_assert!(d.is_empty());
+        }
+
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut d = Decoder::new(&bytes);
+            let _ = d.labels();
+            let _ = d.str();
+        }
+    }
+}

@@ -1,0 +1,644 @@
+//! The head: the in-memory, writable part of the database.
+//!
+//! Each series keeps closed XOR chunks (≤ 120 samples, never crossing a block-range boundary,
+//! so compaction can hand whole chunks to a block), one open chunk, and — only when
+//! out-of-order ingestion is on and used — a sorted buffer of out-of-order samples. An inverted
+//! index (label name → value → sorted series refs) serves matcher lookups.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use argus_model::{Labels, Matcher};
+use parking_lot::{Mutex, RwLock};
+
+use crate::chunk::{SAMPLES_PER_CHUNK, XorChunk};
+use crate::error::{Error, Result};
+use crate::postings::{IndexLookup, select_postings};
+use crate::series::{ChunkData, ChunkMeta, SeriesChunks};
+
+#[derive(Debug, Clone, Copy)]
+pub struct HeadOptions {
+    /// Block range; head chunks never cross a multiple of it.
+    pub chunk_range_ms: i64,
+    /// Out-of-order window (`storage.tsdb.out_of_order_time_window`); 0 disables it.
+    pub ooo_window_ms: i64,
+}
+
+pub struct ClosedChunk {
+    pub min_time: i64,
+    pub max_time: i64,
+    pub bytes: Arc<[u8]>,
+}
+
+#[derive(Default)]
+pub struct SeriesData {
+    pub closed: Vec<ClosedChunk>,
+    pub open: Option<XorChunk>,
+    /// The open chunk must be cut before a sample at or after this time.
+    open_boundary: i64,
+    /// Time and value bits of the newest in-order sample.
+    pub max_time: Option<i64>,
+    last_value: u64,
+    /// Out-of-order samples, sorted by time, one per timestamp.
+    pub ooo: Vec<(i64, f64)>,
+}
+
+impl SeriesData {
+    pub fn is_empty(&self) -> bool {
+        self.closed.is_empty() && self.open.is_none() && self.ooo.is_empty()
+    }
+
+    pub fn min_time(&self) -> Option<i64> {
+        let in_order = self
+            .closed
+            .first()
+            .map(|c| c.min_time)
+            .or_else(|| self.open.as_ref().map(|c| c.min_time()));
+        let ooo = self.ooo.first().map(|s| s.0);
+        match (in_order, ooo) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn append_in_order(&mut self, t: i64, v: f64, chunk_range: i64) {
+        let must_cut = match &self.open {
+            Some(open) => open.num_samples() >= SAMPLES_PER_CHUNK || t >= self.open_boundary,
+            None => true,
+        };
+        if must_cut {
+            self.close_open();
+            self.open = Some(XorChunk::new());
+            self.open_boundary = (t.div_euclid(chunk_range) + 1).saturating_mul(chunk_range);
+        }
+        if let Some(open) = &mut self.open {
+            open.append(t, v);
+        }
+        self.max_time = Some(t);
+        self.last_value = v.to_bits();
+    }
+
+    fn close_open(&mut self) {
+        if let Some(open) = self.open.take() {
+            self.closed.push(ClosedChunk {
+                min_time: open.min_time(),
+                max_time: open.max_time(),
+                bytes: open.bytes().into(),
+            });
+        }
+    }
+
+    fn insert_ooo(&mut self, t: i64, v: f64) -> Result<()> {
+        match self.ooo.binary_search_by_key(&t, |s| s.0) {
+            Ok(i) if self.ooo[i].1.to_bits() == v.to_bits() => Ok(()),
+            Ok(_) => Err(Error::DuplicateSampleForTimestamp),
+            Err(i) => {
+                self.ooo.insert(i, (t, v));
+                Ok(())
+            }
+        }
+    }
+
+    /// Chunks overlapping `[mint, maxt]`.
+    pub fn chunks_in(&self, mint: i64, maxt: i64) -> Vec<ChunkMeta> {
+        let mut out = Vec::new();
+        for c in &self.closed {
+            if c.max_time >= mint && c.min_time <= maxt {
+                out.push(ChunkMeta {
+                    min_time: c.min_time,
+                    max_time: c.max_time,
+                    data: ChunkData::Xor(c.bytes.clone()),
+                });
+            }
+        }
+        if let Some(open) = &self.open
+            && open.max_time() >= mint
+            && open.min_time() <= maxt
+        {
+            out.push(ChunkMeta {
+                min_time: open.min_time(),
+                max_time: open.max_time(),
+                data: ChunkData::Xor(open.bytes().into()),
+            });
+        }
+        let ooo: Vec<(i64, f64)> = self
+            .ooo
+            .iter()
+            .filter(|(t, _)| *t >= mint && *t <= maxt)
+            .copied()
+            .collect();
+        if let (Some(first), Some(last)) = (ooo.first(), ooo.last()) {
+            out.push(ChunkMeta {
+                min_time: first.0,
+                max_time: last.0,
+                data: ChunkData::Samples(ooo.into()),
+            });
+        }
+        out
+    }
+
+    /// All samples `< before`, merged in time order (for writing a block).
+    pub fn samples_before(&self, from: i64, before: i64) -> Vec<(i64, f64)> {
+        let mut out: Vec<(i64, f64)> = Vec::new();
+        for c in &self.closed {
+            if c.max_time >= from && c.min_time < before {
+                out.extend(
+                    crate::chunk::XorIter::new(&c.bytes).filter(|s| s.0 >= from && s.0 < before),
+                );
+            }
+        }
+        if let Some(open) = &self.open {
+            out.extend(open.iter().filter(|s| s.0 >= from && s.0 < before));
+        }
+        let ooo = self.ooo.iter().filter(|s| s.0 >= from && s.0 < before);
+        let had_ooo = self.ooo.iter().any(|s| s.0 >= from && s.0 < before);
+        if had_ooo {
+            out.extend(ooo);
+            out.sort_by_key(|s| s.0);
+            out.dedup_by_key(|s| s.0);
+        }
+        out
+    }
+
+    /// Drops data older than `before` (already persisted in a block).
+    fn truncate_before(&mut self, before: i64) {
+        self.closed.retain(|c| c.max_time >= before);
+        if self.open.as_ref().is_some_and(|o| o.max_time() < before) {
+            self.open = None;
+        }
+        self.ooo.retain(|s| s.0 >= before);
+    }
+
+    /// Removes samples inside `[mint, maxt]`, re-encoding the affected chunks.
+    fn delete_range(&mut self, mint: i64, maxt: i64, chunk_range: i64) {
+        let overlaps = self
+            .closed
+            .iter()
+            .any(|c| c.max_time >= mint && c.min_time <= maxt)
+            || self
+                .open
+                .as_ref()
+                .is_some_and(|o| o.max_time() >= mint && o.min_time() <= maxt);
+        self.ooo.retain(|s| s.0 < mint || s.0 > maxt);
+        if !overlaps {
+            return;
+        }
+        let kept: Vec<(i64, f64)> = self
+            .samples_before(i64::MIN, i64::MAX)
+            .into_iter()
+            .filter(|s| self.ooo.binary_search_by_key(&s.0, |o| o.0).is_err())
+            .filter(|s| s.0 < mint || s.0 > maxt)
+            .collect();
+        let ooo = std::mem::take(&mut self.ooo);
+        *self = SeriesData::default();
+        for (t, v) in kept {
+            self.append_in_order(t, v, chunk_range);
+        }
+        self.ooo = ooo;
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.closed
+            .iter()
+            .map(|c| c.bytes.len() + 48)
+            .sum::<usize>()
+            + self.open.as_ref().map_or(0, |o| o.heap_bytes())
+            + self.ooo.capacity() * 16
+    }
+}
+
+pub struct MemSeries {
+    pub series_ref: u64,
+    pub labels: Labels,
+    pub data: Mutex<SeriesData>,
+    /// Whether the series record is in the WAL yet.
+    pub logged: AtomicBool,
+}
+
+#[derive(Default)]
+struct HeadIndex {
+    by_ref: HashMap<u64, Arc<MemSeries>>,
+    by_labels: HashMap<Labels, Arc<MemSeries>>,
+    postings: HashMap<Box<str>, HashMap<Box<str>, Vec<u64>>>,
+}
+
+impl HeadIndex {
+    fn add_postings(&mut self, series: &MemSeries) {
+        for label in series.labels.iter() {
+            let list = self
+                .postings
+                .entry(label.name.clone())
+                .or_default()
+                .entry(label.value.clone())
+                .or_default();
+            // Refs grow monotonically except during replay; keep the list sorted.
+            match list.last() {
+                Some(&last) if last > series.series_ref => {
+                    if let Err(i) = list.binary_search(&series.series_ref) {
+                        list.insert(i, series.series_ref);
+                    }
+                }
+                _ => list.push(series.series_ref),
+            }
+        }
+    }
+
+    fn remove_postings(&mut self, series: &MemSeries) {
+        for label in series.labels.iter() {
+            if let Some(values) = self.postings.get_mut(&label.name) {
+                if let Some(list) = values.get_mut(&label.value) {
+                    if let Ok(i) = list.binary_search(&series.series_ref) {
+                        list.remove(i);
+                    }
+                    if list.is_empty() {
+                        values.remove(&label.value);
+                    }
+                }
+                if values.is_empty() {
+                    self.postings.remove(&label.name);
+                }
+            }
+        }
+    }
+}
+
+impl IndexLookup for HeadIndex {
+    fn label_values(&self, name: &str) -> Vec<String> {
+        self.postings
+            .get(name)
+            .map(|v| v.keys().map(|k| k.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    fn postings(&self, name: &str, value: &str) -> Vec<u64> {
+        self.postings
+            .get(name)
+            .and_then(|v| v.get(value))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn all_postings(&self) -> Vec<u64> {
+        let mut all: Vec<u64> = self.by_ref.keys().copied().collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+/// Head-wide counters and gauges read by the metrics collector.
+#[derive(Default)]
+pub struct HeadStats {
+    pub samples_appended: AtomicU64,
+    pub ooo_samples_appended: AtomicU64,
+    pub out_of_order_rejected: AtomicU64,
+    pub out_of_bounds_rejected: AtomicU64,
+    pub too_old_rejected: AtomicU64,
+    pub duplicate_rejected: AtomicU64,
+    pub series_created: AtomicU64,
+    pub series_removed: AtomicU64,
+}
+
+pub struct Head {
+    pub opts: HeadOptions,
+    /// Out-of-order window, changeable on config reload.
+    ooo_window_ms: AtomicI64,
+    index: RwLock<HeadIndex>,
+    next_ref: AtomicU64,
+    /// Samples before this time belong to blocks: appending them is out of bounds.
+    min_valid_time: AtomicI64,
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    pub stats: HeadStats,
+}
+
+/// How a sample fits a series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fit {
+    InOrder,
+    OutOfOrder,
+    /// Same timestamp and value as the newest sample: accepted and ignored.
+    Duplicate,
+}
+
+impl Head {
+    pub fn new(opts: HeadOptions) -> Self {
+        Self {
+            opts,
+            ooo_window_ms: AtomicI64::new(opts.ooo_window_ms),
+            index: RwLock::new(HeadIndex::default()),
+            next_ref: AtomicU64::new(1),
+            min_valid_time: AtomicI64::new(i64::MIN),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            stats: HeadStats::default(),
+        }
+    }
+
+    pub fn ooo_window_ms(&self) -> i64 {
+        self.ooo_window_ms.load(Ordering::Relaxed)
+    }
+
+    /// Applies a new `out_of_order_time_window` (config reload).
+    pub fn set_ooo_window_ms(&self, window: i64) {
+        self.ooo_window_ms.store(window.max(0), Ordering::Relaxed);
+    }
+
+    pub fn num_series(&self) -> usize {
+        self.index.read().by_ref.len()
+    }
+
+    pub fn min_time(&self) -> i64 {
+        self.min_time.load(Ordering::Relaxed)
+    }
+
+    pub fn max_time(&self) -> i64 {
+        self.max_time.load(Ordering::Relaxed)
+    }
+
+    pub fn min_valid_time(&self) -> i64 {
+        self.min_valid_time.load(Ordering::Relaxed)
+    }
+
+    pub fn set_min_valid_time(&self, t: i64) {
+        self.min_valid_time.fetch_max(t, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
+        self.index.read().by_labels.get(labels).cloned()
+    }
+
+    pub fn get_by_ref(&self, series_ref: u64) -> Option<Arc<MemSeries>> {
+        self.index.read().by_ref.get(&series_ref).cloned()
+    }
+
+    /// The series for `labels`, created if needed.
+    pub fn get_or_create(&self, labels: &Labels) -> Arc<MemSeries> {
+        if let Some(series) = self.get(labels) {
+            return series;
+        }
+        let mut index = self.index.write();
+        if let Some(series) = index.by_labels.get(labels) {
+            return series.clone();
+        }
+        let series_ref = self.next_ref.fetch_add(1, Ordering::Relaxed);
+        self.insert_locked(&mut index, series_ref, labels.clone(), false)
+    }
+
+    /// Recreates a series with a known ref (WAL replay).
+    pub fn create_with_ref(&self, series_ref: u64, labels: Labels) -> Arc<MemSeries> {
+        let mut index = self.index.write();
+        if let Some(existing) = index.by_labels.get(&labels) {
+            return existing.clone();
+        }
+        self.next_ref.fetch_max(series_ref + 1, Ordering::Relaxed);
+        self.insert_locked(&mut index, series_ref, labels, true)
+    }
+
+    fn insert_locked(
+        &self,
+        index: &mut HeadIndex,
+        series_ref: u64,
+        labels: Labels,
+        logged: bool,
+    ) -> Arc<MemSeries> {
+        let series = Arc::new(MemSeries {
+            series_ref,
+            labels: labels.clone(),
+            data: Mutex::new(SeriesData::default()),
+            logged: AtomicBool::new(logged),
+        });
+        index.by_ref.insert(series_ref, series.clone());
+        index.by_labels.insert(labels, series.clone());
+        index.add_postings(&series);
+        self.stats.series_created.fetch_add(1, Ordering::Relaxed);
+        series
+    }
+
+    /// Where sample `(t, v)` fits, given the newest pending (uncommitted) time of the series.
+    pub fn fit(
+        &self,
+        data: &SeriesData,
+        pending: Option<(i64, u64)>,
+        t: i64,
+        v: f64,
+    ) -> Result<Fit> {
+        let (newest, newest_bits) = match (data.max_time, pending) {
+            (Some(m), Some((p, bits))) if p >= m => (Some(p), bits),
+            (None, Some((p, bits))) => (Some(p), bits),
+            (m, _) => (m, data.last_value),
+        };
+        let min_valid = self.appendable_min_valid_time();
+        if t >= min_valid {
+            match newest {
+                None => return Ok(Fit::InOrder),
+                Some(n) if t > n => return Ok(Fit::InOrder),
+                Some(n) if t == n => {
+                    return if newest_bits == v.to_bits() {
+                        Ok(Fit::Duplicate)
+                    } else {
+                        Err(Error::DuplicateSampleForTimestamp)
+                    };
+                }
+                Some(_) => {}
+            }
+        }
+        let window = self.ooo_window_ms();
+        if window > 0 {
+            let head_max = self.max_time();
+            if head_max == i64::MIN || t >= head_max.saturating_sub(window) {
+                return Ok(Fit::OutOfOrder);
+            }
+            return Err(Error::TooOldSample);
+        }
+        if t < min_valid {
+            return Err(Error::OutOfBounds);
+        }
+        Err(Error::OutOfOrderSample)
+    }
+
+    /// Prometheus accepts in-order samples down to max(minValidTime, maxt − range/2).
+    fn appendable_min_valid_time(&self) -> i64 {
+        let max = self.max_time();
+        let half = if max == i64::MIN {
+            i64::MIN
+        } else {
+            max.saturating_sub(self.opts.chunk_range_ms / 2)
+        };
+        self.min_valid_time().max(half)
+    }
+
+    /// Adds a validated sample to a locked series.
+    pub fn apply(&self, data: &mut SeriesData, t: i64, v: f64, fit: Fit) -> Result<()> {
+        match fit {
+            Fit::Duplicate => return Ok(()),
+            Fit::InOrder => data.append_in_order(t, v, self.opts.chunk_range_ms),
+            Fit::OutOfOrder => {
+                data.insert_ooo(t, v)?;
+                self.stats
+                    .ooo_samples_appended
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.stats.samples_appended.fetch_add(1, Ordering::Relaxed);
+        self.min_time.fetch_min(t, Ordering::Relaxed);
+        self.max_time.fetch_max(t, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Validates and appends in one step (WAL replay, tests).
+    pub fn append_now(&self, series: &MemSeries, t: i64, v: f64) -> Result<()> {
+        let mut data = series.data.lock();
+        let fit = self.fit(&data, None, t, v)?;
+        self.apply(&mut data, t, v, fit)
+    }
+
+    /// Appends a sample that was already accepted (commit, WAL replay): bounds are not
+    /// enforced, only ordering decides between the in-order chunk and the out-of-order buffer.
+    pub fn append_unchecked(&self, series: &MemSeries, t: i64, v: f64) {
+        let mut data = series.data.lock();
+        let fit = match data.max_time {
+            None => Fit::InOrder,
+            Some(m) if t > m => Fit::InOrder,
+            Some(m) if t == m => Fit::Duplicate,
+            Some(_) => Fit::OutOfOrder,
+        };
+        if fit == Fit::OutOfOrder && data.insert_ooo(t, v).is_err() {
+            return;
+        }
+        if fit == Fit::InOrder {
+            data.append_in_order(t, v, self.opts.chunk_range_ms);
+        }
+        if fit != Fit::Duplicate {
+            self.stats.samples_appended.fetch_add(1, Ordering::Relaxed);
+            self.min_time.fetch_min(t, Ordering::Relaxed);
+            self.max_time.fetch_max(t, Ordering::Relaxed);
+        }
+    }
+
+    /// Series refs matching the matchers.
+    pub fn select_refs(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
+        let index = self.index.read();
+        select_postings(&*index, matchers)
+            .into_iter()
+            .filter_map(|r| index.by_ref.get(&r).cloned())
+            .collect()
+    }
+
+    /// Matching series with their chunks overlapping `[mint, maxt]`, sorted by labels.
+    pub fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<SeriesChunks> {
+        let mut out: Vec<SeriesChunks> = self
+            .select_refs(matchers)
+            .into_iter()
+            .filter_map(|s| {
+                let chunks = s.data.lock().chunks_in(mint, maxt);
+                (!chunks.is_empty()).then(|| SeriesChunks {
+                    labels: s.labels.clone(),
+                    chunks,
+                    deleted: Vec::new(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    /// Every series (for checkpoints, compaction and stats).
+    pub fn all_series(&self) -> Vec<Arc<MemSeries>> {
+        let index = self.index.read();
+        let mut all: Vec<Arc<MemSeries>> = index.by_ref.values().cloned().collect();
+        all.sort_by_key(|s| s.series_ref);
+        all
+    }
+
+    /// Label names present in the head.
+    pub fn label_names(&self) -> Vec<String> {
+        self.index
+            .read()
+            .postings
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    pub fn label_values(&self, name: &str) -> Vec<String> {
+        self.index.read().label_values(name)
+    }
+
+    /// (name, number of values) and (name=value, series count) for TSDB status.
+    pub fn postings_stats(&self) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+        let index = self.index.read();
+        let names = index
+            .postings
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.len() as u64))
+            .collect();
+        let pairs = index
+            .postings
+            .iter()
+            .flat_map(|(n, vs)| {
+                vs.iter()
+                    .map(move |(v, l)| (format!("{n}={v}"), l.len() as u64))
+            })
+            .collect();
+        (names, pairs)
+    }
+
+    /// Drops data before `before` (now in blocks) and removes series left empty.
+    pub fn truncate(&self, before: i64) {
+        self.set_min_valid_time(before);
+        let mut emptied = Vec::new();
+        let mut new_min = i64::MAX;
+        for series in self.all_series() {
+            let mut data = series.data.lock();
+            data.truncate_before(before);
+            match data.min_time() {
+                Some(t) => new_min = new_min.min(t),
+                None => emptied.push(series.clone()),
+            }
+        }
+        self.min_time.store(new_min, Ordering::Relaxed);
+        self.gc(emptied);
+    }
+
+    fn gc(&self, candidates: Vec<Arc<MemSeries>>) {
+        if candidates.is_empty() {
+            return;
+        }
+        let mut index = self.index.write();
+        for series in candidates {
+            // Re-check under the index lock: an appender may have added data meanwhile.
+            if !series.data.lock().is_empty() {
+                continue;
+            }
+            index.by_ref.remove(&series.series_ref);
+            index.by_labels.remove(&series.labels);
+            index.remove_postings(&series);
+            self.stats.series_removed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Deletes samples in `[mint, maxt]` from the matching series.
+    pub fn delete(&self, series: &[Arc<MemSeries>], mint: i64, maxt: i64) {
+        let mut emptied = Vec::new();
+        for s in series {
+            let mut data = s.data.lock();
+            data.delete_range(mint, maxt, self.opts.chunk_range_ms);
+            if data.is_empty() {
+                emptied.push(s.clone());
+            }
+        }
+        self.gc(emptied);
+    }
+
+    /// Approximate heap bytes of the head (index and chunks).
+    pub fn heap_bytes(&self) -> usize {
+        self.all_series()
+            .iter()
+            .map(|s| s.labels.heap_bytes() + s.data.lock().heap_bytes() + 160)
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,41 @@
+use super::*;
+
+fn head() -> Head {
+    Head::new(HeadOptions {
+        chunk_range_ms: 1000 * 1000,
+        ooo_window_ms: 0,
+    })
+}
+
+#[test]
+fn chunks_cut_at_120_samples_and_at_range_boundaries() {
+    let h = head();
+    let s = h.get_or_create(&Labels::from_pairs(&[("__name__", "x")]));
+    for t in 0..300 {
+        h.append_now(&s, t, t as f64).unwrap();
+    }
+    {
+        let data = s.data.lock();
+        assert_eq!(data.closed.len(), 2);
+        assert_eq!(data.open.as_ref().unwrap().num_samples(), 60);
+    }
+    // Crossing the 1000s boundary cuts a chunk even with few samples in it.
+    h.append_now(&s, 999_999, 1.0).unwrap();
+    h.append_now(&s, 1_000_000, 2.0).unwrap();
+    let data = s.data.lock();
+    assert_eq!(data.closed.len(), 3);
+    assert_eq!(data.open.as_ref().unwrap().min_time(), 1_000_000);
+}
+
+#[test]
+fn postings_follow_series_lifecycle() {
+    let h = head();
+    let a = h.get_or_create(&Labels::from_pairs(&[("__name__", "x"), ("job", "a")]));
+    h.append_now(&a, 10, 1.0).unwrap();
+    let m = [argus_model::Matcher::equal("job", "a")];
+    assert_eq!(h.select_refs(&m).len(), 1);
+    h.truncate(100);
+    assert_eq!(h.num_series(), 0);
+    assert!(h.select_refs(&m).is_empty());
+    assert!(h.label_values("job").is_empty());
+}

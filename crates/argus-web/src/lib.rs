@@ -1,0 +1,12 @@
+//! HTTP surface of `argus server`: lifecycle endpoints, `/metrics`, the remote-write receiver
+//! and the Prometheus HTTP API v1 (storage endpoints today), with response envelopes and
+//! error JSON as Prometheus writes them.
+//!
+//! Handlers never block the async runtime: storage calls run on blocking threads.
+
+pub mod api;
+pub mod params;
+pub mod process;
+pub mod server;
+
+pub use server::{AppState, BuildInfo, Lifecycle, router};

@@ -1,0 +1,116 @@
+//! Request parameters from the query string and, for POST, a form body — multi-valued keys
+//! such as `match[]` included — and their Prometheus parsing rules.
+
+use argus_model::Matcher;
+
+use crate::api::ApiError;
+
+#[derive(Debug, Default, Clone)]
+pub struct Params(Vec<(String, String)>);
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` text (`+` is a space, `%XX` a byte).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Params {
+    /// Parses `a=1&b=2` pairs and appends them.
+    pub fn extend_from_urlencoded(&mut self, text: &str) {
+        for part in text.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').unwrap_or((part, ""));
+            self.0.push((decode(k), decode(v)));
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn get_all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// `start`/`end`-style time: missing means `default`.
+    pub fn time(&self, key: &str, default: i64) -> Result<i64, ApiError> {
+        match self.get(key) {
+            None | Some("") => Ok(default),
+            Some(v) => argus_model::time::parse_api_time(v).map_err(|_| {
+                ApiError::bad_data(format!(
+                    "invalid parameter \"{key}\": cannot parse \"{v}\" to a valid timestamp"
+                ))
+            }),
+        }
+    }
+
+    /// `match[]` selectors, each parsed into matchers.
+    pub fn matchers(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
+        self.get_all("match[]")
+            .into_iter()
+            .map(|s| {
+                argus_model::selector::parse_selector(s)
+                    .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))
+            })
+            .collect()
+    }
+
+    /// `limit`: 0 or missing means no limit.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.get("limit") {
+            None | Some("") => Ok(0),
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n >= 0 => Ok(n as usize),
+                Ok(_) => Err(ApiError::bad_data("limit must be non-negative".into())),
+                Err(_) => Err(ApiError::bad_data(format!(
+                    "cannot parse \"limit\" to a valid limit: strconv.ParseInt: parsing \"{v}\": invalid syntax"
+                ))),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urlencoded_pairs() {
+        let mut p = Params::default();
+        p.extend_from_urlencoded("match%5B%5D=up%7Bjob%3D%22a%22%7D&match[]=b+c&x=%zz&y=%4");
+        assert_eq!(p.get_all("match[]"), vec!["up{job=\"a\"}", "b c"]);
+        assert_eq!(p.get("x"), Some("%zz"));
+        assert_eq!(p.get("y"), Some("%4"));
+    }
+}

@@ -1,0 +1,516 @@
+//! The router and its handlers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use argus_model::Matcher;
+use argus_model::time::{MAX_TIME_MS, MIN_TIME_MS};
+use argus_tsdb::Db;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::api::{ApiError, ApiResult, success};
+use crate::params::Params;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildInfo {
+    pub version: String,
+    pub revision: String,
+    pub branch: String,
+    #[serde(rename = "buildUser")]
+    pub build_user: String,
+    #[serde(rename = "buildDate")]
+    pub build_date: String,
+    #[serde(rename = "goVersion")]
+    pub go_version: String,
+}
+
+/// What the lifecycle endpoints ask of the process.
+pub trait Lifecycle: Send + Sync + 'static {
+    /// Re-reads the configuration; on error the old one stays.
+    fn reload(&self) -> Result<(), String>;
+    /// Starts a graceful shutdown.
+    fn quit(&self);
+}
+
+pub struct AppState {
+    pub db: Arc<Db>,
+    pub ready: Arc<AtomicBool>,
+    pub flags: BTreeMap<String, String>,
+    pub build: BuildInfo,
+    pub enable_lifecycle: bool,
+    pub enable_admin: bool,
+    pub enable_remote_write: bool,
+    pub write_limits: argus_remote::WriteLimits,
+    pub registry: Registry,
+    pub lifecycle: Arc<dyn Lifecycle>,
+}
+
+type Shared = Arc<AppState>;
+
+pub fn router(state: AppState) -> Router {
+    let state = Arc::new(state);
+    let api = Router::new()
+        .route("/write", post(remote_write))
+        .route("/series", get(series).post(series))
+        .route("/labels", get(labels).post(labels))
+        .route("/label/{name}/values", get(label_values))
+        .route("/status/buildinfo", get(buildinfo))
+        .route("/status/flags", get(flags))
+        .route("/status/tsdb", get(tsdb_status))
+        .route("/admin/tsdb/snapshot", post(snapshot).put(snapshot))
+        .route(
+            "/admin/tsdb/delete_series",
+            post(delete_series).put(delete_series),
+        )
+        .route(
+            "/admin/tsdb/clean_tombstones",
+            post(clean_tombstones).put(clean_tombstones),
+        )
+        .fallback(api_not_found);
+    Router::new()
+        .route("/-/healthy", get(healthy).head(healthy))
+        .route("/-/ready", get(ready).head(ready))
+        .route("/-/reload", any(reload))
+        .route("/-/quit", any(quit))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", api)
+        .with_state(state)
+}
+
+async fn healthy() -> &'static str {
+    "Prometheus Server is Healthy.\n"
+}
+
+async fn ready(State(s): State<Shared>) -> Response {
+    if s.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "Prometheus Server is Ready.\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response()
+    }
+}
+
+async fn reload(State(s): State<Shared>, method: Method) -> Response {
+    if method != Method::POST && method != Method::PUT {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Only POST or PUT requests allowed",
+        )
+            .into_response();
+    }
+    if !s.enable_lifecycle {
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.").into_response();
+    }
+    let lifecycle = s.lifecycle.clone();
+    match tokio::task::spawn_blocking(move || lifecycle.reload()).await {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(e)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn quit(State(s): State<Shared>, method: Method) -> Response {
+    if method != Method::POST && method != Method::PUT {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Only POST or PUT requests allowed",
+        )
+            .into_response();
+    }
+    if !s.enable_lifecycle {
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.").into_response();
+    }
+    s.lifecycle.quit();
+    (StatusCode::OK, "Requesting termination... Goodbye!").into_response()
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    let state = s.clone();
+    let encoded = tokio::task::spawn_blocking(move || {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &state.registry).map(|_| out)
+    })
+    .await;
+    match encoded {
+        Ok(Ok(body)) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "error encoding metrics").into_response(),
+    }
+}
+
+async fn api_not_found() -> Response {
+    (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
+}
+
+/// Runs blocking storage work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(format!("task failed: {e}")))
+}
+
+/// Query-string parameters, plus the form body for POST requests.
+fn params(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
+    let mut p = Params::default();
+    if let Some(q) = query {
+        p.extend_from_urlencoded(&q);
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form && let Ok(text) = std::str::from_utf8(body) {
+        p.extend_from_urlencoded(text);
+    }
+    p
+}
+
+fn range(p: &Params) -> Result<(i64, i64), ApiError> {
+    let start = p.time("start", MIN_TIME_MS)?;
+    let end = p.time("end", MAX_TIME_MS)?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time".into(),
+        ));
+    }
+    Ok((start, end))
+}
+
+async fn series(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = params(q, &headers, &body);
+    let sets = p.matchers()?;
+    if sets.is_empty() {
+        return Err(ApiError::bad_data("no match[] parameter provided".into()));
+    }
+    let (start, end) = range(&p)?;
+    let limit = p.limit()?;
+    let db = s.db.clone();
+    let mut all = blocking(move || {
+        let q = db.querier(start, end);
+        let mut out = BTreeSet::new();
+        for set in &sets {
+            out.extend(q.select(set).into_iter().map(|s| s.labels));
+        }
+        out.into_iter().collect::<Vec<_>>()
+    })
+    .await?;
+    let mut warnings = Vec::new();
+    if limit > 0 && all.len() > limit {
+        all.truncate(limit);
+        warnings.push("results truncated due to limit".to_string());
+    }
+    Ok(success(&all, &warnings))
+}
+
+async fn labels(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = params(q, &headers, &body);
+    let sets = p.matchers()?;
+    let (start, end) = range(&p)?;
+    let limit = p.limit()?;
+    let db = s.db.clone();
+    let names = blocking(move || {
+        let q = db.querier(start, end);
+        let mut names = BTreeSet::new();
+        if sets.is_empty() {
+            names.extend(q.label_names(&[]));
+        }
+        for set in &sets {
+            names.extend(q.label_names(set));
+        }
+        names.into_iter().collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(limited(names, limit))
+}
+
+fn limited(mut values: Vec<String>, limit: usize) -> Response {
+    let mut warnings = Vec::new();
+    if limit > 0 && values.len() > limit {
+        values.truncate(limit);
+        warnings.push("results truncated due to limit".to_string());
+    }
+    success(&values, &warnings)
+}
+
+fn valid_label_name(name: &str) -> bool {
+    !name.is_empty() && std::str::from_utf8(name.as_bytes()).is_ok()
+}
+
+async fn label_values(
+    State(s): State<Shared>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult {
+    let p = params(q, &headers, &Bytes::new());
+    if !valid_label_name(&name) {
+        return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
+    }
+    let sets = p.matchers()?;
+    let (start, end) = range(&p)?;
+    let limit = p.limit()?;
+    let db = s.db.clone();
+    let values = blocking(move || {
+        let q = db.querier(start, end);
+        let mut values = BTreeSet::new();
+        if sets.is_empty() {
+            values.extend(q.label_values(&name, &[]));
+        }
+        for set in &sets {
+            values.extend(q.label_values(&name, set));
+        }
+        values.into_iter().collect::<Vec<_>>()
+    })
+    .await?;
+    Ok(limited(values, limit))
+}
+
+async fn buildinfo(State(s): State<Shared>) -> ApiResult {
+    Ok(success(&s.build, &[]))
+}
+
+async fn flags(State(s): State<Shared>) -> ApiResult {
+    Ok(success(&s.flags, &[]))
+}
+
+#[derive(Serialize)]
+struct HeadStats {
+    #[serde(rename = "numSeries")]
+    num_series: u64,
+    #[serde(rename = "numLabelPairs")]
+    num_label_pairs: u64,
+    #[serde(rename = "chunkCount")]
+    chunk_count: u64,
+    #[serde(rename = "minTime")]
+    min_time: i64,
+    #[serde(rename = "maxTime")]
+    max_time: i64,
+}
+
+#[derive(Serialize)]
+struct Stat {
+    name: String,
+    value: u64,
+}
+
+#[derive(Serialize)]
+struct TsdbStatus {
+    #[serde(rename = "headStats")]
+    head_stats: HeadStats,
+    #[serde(rename = "seriesCountByMetricName")]
+    series_count_by_metric_name: Vec<Stat>,
+    #[serde(rename = "labelValueCountByLabelName")]
+    label_value_count_by_label_name: Vec<Stat>,
+    #[serde(rename = "memoryInBytesByLabelName")]
+    memory_in_bytes_by_label_name: Vec<Stat>,
+    #[serde(rename = "seriesCountByLabelValuePair")]
+    series_count_by_label_value_pair: Vec<Stat>,
+}
+
+fn top(mut items: Vec<(String, u64)>, limit: usize) -> Vec<Stat> {
+    items.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    items.truncate(limit);
+    items
+        .into_iter()
+        .map(|(name, value)| Stat { name, value })
+        .collect()
+}
+
+async fn tsdb_status(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = params(q, &HeaderMap::new(), &Bytes::new());
+    let limit = match p.limit()? {
+        0 => 10,
+        n => n,
+    };
+    let db = s.db.clone();
+    let status = blocking(move || {
+        let head = &db.head;
+        let (names, pairs) = head.postings_stats();
+        let mut by_metric = Vec::new();
+        let mut memory: BTreeMap<String, u64> = BTreeMap::new();
+        let mut chunks = 0u64;
+        for series in head.all_series() {
+            let data = series.data.lock();
+            chunks += data.closed.len() as u64 + u64::from(data.open.is_some());
+            drop(data);
+            for l in series.labels.iter() {
+                *memory.entry(l.name.to_string()).or_default() += l.value.len() as u64;
+            }
+        }
+        for (pair, count) in &pairs {
+            if let Some(metric) = pair.strip_prefix("__name__=") {
+                by_metric.push((metric.to_string(), *count));
+            }
+        }
+        let (min, max) = (head.min_time(), head.max_time());
+        let empty = min == i64::MAX;
+        TsdbStatus {
+            head_stats: HeadStats {
+                num_series: head.num_series() as u64,
+                num_label_pairs: pairs.len() as u64,
+                chunk_count: chunks,
+                min_time: if empty { 0 } else { min },
+                max_time: if empty { 0 } else { max },
+            },
+            series_count_by_metric_name: top(by_metric, limit),
+            label_value_count_by_label_name: top(names, limit),
+            memory_in_bytes_by_label_name: top(memory.into_iter().collect(), limit),
+            series_count_by_label_value_pair: top(pairs, limit),
+        }
+    })
+    .await?;
+    Ok(success(&status, &[]))
+}
+
+fn admin_enabled(s: &AppState) -> Result<(), ApiError> {
+    if s.enable_admin {
+        Ok(())
+    } else {
+        Err(ApiError::unavailable("admin APIs disabled".into()))
+    }
+}
+
+#[derive(Serialize)]
+struct SnapshotName {
+    name: String,
+}
+
+async fn snapshot(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    admin_enabled(&s)?;
+    let p = params(q, &headers, &body);
+    let skip_head = match p.get("skip_head") {
+        None | Some("") => false,
+        Some(v) => parse_go_bool(v).ok_or_else(|| {
+            ApiError::bad_data(format!("unable to parse boolean 'skip_head' argument: strconv.ParseBool: parsing \"{v}\": invalid syntax"))
+        })?,
+    };
+    let db = s.db.clone();
+    let name = blocking(move || db.snapshot(skip_head))
+        .await?
+        .map_err(|e| ApiError::internal(format!("create snapshot: {e}")))?;
+    Ok(success(&SnapshotName { name }, &[]))
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+async fn delete_series(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    admin_enabled(&s)?;
+    let p = params(q, &headers, &body);
+    let sets: Vec<Vec<Matcher>> = p.matchers()?;
+    if sets.is_empty() {
+        return Err(ApiError::bad_data("no match[] parameter provided".into()));
+    }
+    let (start, end) = range(&p)?;
+    let db = s.db.clone();
+    blocking(move || {
+        for set in &sets {
+            db.delete_series(set, start, end)?;
+        }
+        Ok::<_, argus_tsdb::Error>(())
+    })
+    .await?
+    .map_err(|e| ApiError::internal(format!("delete series: {e}")))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn clean_tombstones(State(s): State<Shared>) -> Result<Response, ApiError> {
+    admin_enabled(&s)?;
+    let db = s.db.clone();
+    blocking(move || db.clean_tombstones())
+        .await?
+        .map_err(|e| ApiError::internal(format!("clean tombstones: {e}")))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn remote_write(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !s.enable_remote_write {
+        return (
+            StatusCode::NOT_FOUND,
+            "remote write receiver needs to be enabled with --web.enable-remote-write-receiver\n",
+        )
+            .into_response();
+    }
+    let header_str = |name: header::HeaderName| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let content_type = header_str(header::CONTENT_TYPE);
+    let content_encoding = header_str(header::CONTENT_ENCODING);
+    let limits = s.write_limits;
+    let db = s.db.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let request = argus_remote::decode_write_request(
+            content_type.as_deref(),
+            content_encoding.as_deref(),
+            &body,
+            limits,
+        )?;
+        argus_remote::ingest(&db, &request)
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(e)) => {
+            if e.status() == 500 {
+                tracing::error!(error = %e, "error appending remote write");
+            } else {
+                tracing::debug!(error = %e, "remote write rejected");
+            }
+            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+            (status, format!("{e}\n")).into_response()
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    }
+}

@@ -1,0 +1,184 @@
+//! Command-line interface. Flag names and defaults mirror Prometheus's.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "argus",
+    version,
+    about = "Prometheus-compatible monitoring with high availability and horizontal scale built in.",
+    long_about = "Argus runs the Prometheus server's job from the same prometheus.yml, the same flags \
+                  and the same HTTP API, so existing configurations, dashboards and tools keep working."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server: storage, remote-write receiver and HTTP API (as `prometheus`).
+    Server(Box<ServerArgs>),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Prometheus configuration file path.
+    #[arg(long = "config.file", default_value = "prometheus.yml")]
+    pub config_file: PathBuf,
+
+    /// Address to listen on for UI, API, and telemetry.
+    #[arg(long = "web.listen-address", default_value = "0.0.0.0:9090")]
+    pub listen_address: String,
+
+    /// Accept remote write requests on /api/v1/write.
+    #[arg(long = "web.enable-remote-write-receiver")]
+    pub enable_remote_write_receiver: bool,
+
+    /// Enable shutdown and reload via HTTP request (/-/quit, /-/reload).
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
+    /// Enable API endpoints for admin control actions (snapshot, delete_series, clean_tombstones).
+    #[arg(long = "web.enable-admin-api")]
+    pub enable_admin_api: bool,
+
+    /// Base path for metrics storage.
+    #[arg(long = "storage.tsdb.path", default_value = "data/")]
+    pub tsdb_path: PathBuf,
+
+    /// How long to retain samples in storage. Defaults to 15d when neither this nor
+    /// --storage.tsdb.retention.size is set. Units: y, w, d, h, m, s, ms.
+    #[arg(long = "storage.tsdb.retention.time")]
+    pub retention_time: Option<String>,
+
+    /// Maximum number of bytes that can be stored for blocks (B, KB, MB, GB, TB, PB, EB; base 1024).
+    #[arg(long = "storage.tsdb.retention.size")]
+    pub retention_size: Option<String>,
+
+    /// Minimum duration of a data block before being persisted (the head block range).
+    #[arg(
+        long = "storage.tsdb.min-block-duration",
+        default_value = "2h",
+        hide = true
+    )]
+    pub min_block_duration: String,
+
+    /// Maximum duration compacted blocks may span. Defaults to 10% of the retention period.
+    #[arg(long = "storage.tsdb.max-block-duration", hide = true)]
+    pub max_block_duration: Option<String>,
+
+    /// How often the storage checks for compaction and retention work.
+    #[arg(
+        long = "storage.tsdb.compaction-check-interval",
+        default_value = "1m",
+        hide = true
+    )]
+    pub compaction_check_interval: String,
+
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    pub log_format: LogFormat,
+}
+
+impl ServerArgs {
+    /// Flag values as `/api/v1/status/flags` reports them.
+    pub fn flag_map(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_string(), v);
+        };
+        put("config.file", self.config_file.display().to_string());
+        put("web.listen-address", self.listen_address.clone());
+        put(
+            "web.enable-remote-write-receiver",
+            self.enable_remote_write_receiver.to_string(),
+        );
+        put("web.enable-lifecycle", self.enable_lifecycle.to_string());
+        put("web.enable-admin-api", self.enable_admin_api.to_string());
+        put("storage.tsdb.path", self.tsdb_path.display().to_string());
+        put(
+            "storage.tsdb.retention.time",
+            self.retention_time.clone().unwrap_or_else(|| "0s".into()),
+        );
+        put(
+            "storage.tsdb.retention.size",
+            self.retention_size.clone().unwrap_or_else(|| "0B".into()),
+        );
+        put(
+            "storage.tsdb.min-block-duration",
+            self.min_block_duration.clone(),
+        );
+        put(
+            "storage.tsdb.max-block-duration",
+            self.max_block_duration.clone().unwrap_or_default(),
+        );
+        put("log.level", format!("{:?}", self.log_level).to_lowercase());
+        put(
+            "log.format",
+            format!("{:?}", self.log_format).to_lowercase(),
+        );
+        m
+    }
+}
+
+/// Prometheus's byte sizes: `512MB`, `1GB`, `10TB` (base 1024), or plain bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let mult: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 1,
+        "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        "PB" => 1 << 50,
+        "EB" => 1 << 60,
+        _ => return Err(format!("invalid size {s:?}: unknown unit {unit:?}")),
+    };
+    number
+        .checked_mul(mult)
+        .ok_or_else(|| format!("invalid size {s:?}: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("512MB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("1024"), Ok(1024));
+        assert!(parse_bytes("1XB").is_err());
+        assert!(parse_bytes("MB").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
