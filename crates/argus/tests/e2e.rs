@@ -1,0 +1,10 @@
+#![allow(clippy::unwrap_used)]
+
+//! End-to-end tests: the real `argus` binary on loopback, driven over HTTP, and the real
+//! Debian Prometheus as an interop peer. One test binary, several modules.
+
+mod e2e {
+    pub mod harness;
+    mod interop;
+    mod storage;
+}
