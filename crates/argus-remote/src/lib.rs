@@ -5,6 +5,7 @@
 //! whole or not at all: nothing half-applied from a malformed or rejected payload.
 
 pub mod prompb;
+pub mod wire;
 pub mod write;
 
-pub use write::{WriteError, WriteLimits, WriteOutcome, decode_write_request, ingest};
+pub use write::{WriteError, WriteLimits, WriteOutcome, decompress_write_request, ingest};

@@ -2,11 +2,9 @@
 //! stored; 400 with a message for a malformed body or rejected samples (not worth retrying);
 //! 500 for storage failures (worth retrying).
 
-use argus_model::{Label, Labels};
 use argus_tsdb::Db;
-use prost::Message;
 
-use crate::prompb::WriteRequest;
+use crate::wire;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WriteLimits {
@@ -54,13 +52,13 @@ pub struct WriteOutcome {
     pub samples: usize,
 }
 
-/// Checks headers and decodes a snappy block + protobuf body.
-pub fn decode_write_request(
+/// Checks headers and size caps, and decompresses the snappy block body.
+pub fn decompress_write_request(
     content_type: Option<&str>,
     content_encoding: Option<&str>,
     body: &[u8],
     limits: WriteLimits,
-) -> Result<WriteRequest, WriteError> {
+) -> Result<Vec<u8>, WriteError> {
     if let Some(ct) = content_type {
         let ct = ct.to_ascii_lowercase();
         let media = ct.split(';').next().unwrap_or("").trim();
@@ -103,11 +101,9 @@ pub fn decode_write_request(
             limits.max_decompressed_bytes
         )));
     }
-    let raw = snap::raw::Decoder::new()
+    snap::raw::Decoder::new()
         .decompress_vec(body)
-        .map_err(|e| WriteError::BadRequest(format!("snappy: {e}")))?;
-    WriteRequest::decode(raw.as_slice())
-        .map_err(|e| WriteError::BadRequest(format!("invalid protobuf WriteRequest: {e}")))
+        .map_err(|e| WriteError::BadRequest(format!("snappy: {e}")))
 }
 
 fn valid_metric_name(name: &str) -> bool {
@@ -126,69 +122,88 @@ fn valid_label_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Builds a label set from the wire form, refusing what Prometheus refuses.
-fn to_labels(wire: &[crate::prompb::Label]) -> Result<Labels, String> {
-    let mut labels: Vec<Label> = wire
-        .iter()
-        .filter(|l| !l.value.is_empty())
-        .map(|l| Label::new(l.name.as_str(), l.value.as_str()))
-        .collect();
-    labels.sort();
-    let show = || {
-        let pairs: Vec<String> = wire
+fn show(pairs: &[(&str, &str)]) -> String {
+    let shown: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
+    format!("{{{}}}", shown.join(", "))
+}
+
+/// Checks a series' labels the way Prometheus does and returns them sorted, without empty
+/// values. Borrows when the sender already sent them sorted (the usual case).
+fn check_labels<'a, 'b>(
+    wire: &'b [(&'a str, &'a str)],
+) -> Result<std::borrow::Cow<'b, [(&'a str, &'a str)]>, String> {
+    use std::borrow::Cow;
+    let clean = wire.iter().all(|(_, v)| !v.is_empty()) && wire.windows(2).all(|w| w[0].0 < w[1].0);
+    let pairs: Cow<'b, [(&'a str, &'a str)]> = if clean {
+        Cow::Borrowed(wire)
+    } else {
+        let mut v: Vec<(&str, &str)> = wire
             .iter()
-            .map(|l| format!("{}={:?}", l.name, l.value))
+            .copied()
+            .filter(|(_, v)| !v.is_empty())
             .collect();
-        format!("{{{}}}", pairs.join(", "))
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        Cow::Owned(v)
     };
-    if labels.is_empty() {
+    if pairs.is_empty() {
         return Err(format!(
             "invalid labels for series: {}: empty label set",
-            show()
+            show(wire)
         ));
     }
-    for pair in labels.windows(2) {
-        if pair[0].name == pair[1].name {
+    for w in pairs.windows(2) {
+        if w[0].0 == w[1].0 {
             return Err(format!(
                 "invalid labels for series, labels {}, duplicated label {}",
-                show(),
-                pair[0].name
+                show(wire),
+                w[0].0
             ));
         }
     }
-    for l in &labels {
-        let ok = if &*l.name == argus_model::labels::METRIC_NAME {
-            valid_metric_name(&l.value)
+    for (name, value) in pairs.iter() {
+        let ok = if *name == argus_model::labels::METRIC_NAME {
+            valid_metric_name(value)
         } else {
-            valid_label_name(&l.name)
+            valid_label_name(name)
         };
         if !ok {
-            return Err(format!("invalid metric name or label names: {}", show()));
+            return Err(format!(
+                "invalid metric name or label names: {}",
+                show(wire)
+            ));
         }
     }
-    Labels::from_sorted(labels).ok_or_else(|| format!("invalid labels for series: {}", show()))
+    Ok(pairs)
 }
 
-/// Stores a decoded request atomically: either every sample is committed or none is.
-/// This blocks (it writes the WAL): call it from a blocking thread.
-pub fn ingest(db: &Db, request: &WriteRequest) -> Result<WriteOutcome, WriteError> {
+/// Decodes a decompressed `WriteRequest` and stores it atomically: either every sample is
+/// committed or none is. This blocks (it writes the WAL): call it from a blocking thread.
+pub fn ingest(db: &Db, raw: &[u8]) -> Result<WriteOutcome, WriteError> {
+    let request = wire::decode(raw)
+        .map_err(|e| WriteError::BadRequest(format!("invalid protobuf WriteRequest: {e}")))?;
     let mut outcome = WriteOutcome::default();
     // Validate every series before touching storage, so a bad label set changes nothing.
-    let mut prepared = Vec::with_capacity(request.timeseries.len());
-    for ts in &request.timeseries {
-        let labels = to_labels(&ts.labels).map_err(WriteError::BadRequest)?;
-        if !ts.histograms.is_empty() {
+    let mut prepared = Vec::with_capacity(request.series.len());
+    for ws in &request.series {
+        let pairs = check_labels(request.series_labels(ws)).map_err(WriteError::BadRequest)?;
+        if ws.histograms > 0 {
             return Err(WriteError::BadRequest(format!(
-                "native histogram samples are not supported yet (series {labels})"
+                "native histogram samples are not supported yet (series {})",
+                show(&pairs)
             )));
         }
-        prepared.push(labels);
+        prepared.push(pairs);
     }
     let mut appender = db.appender();
-    for (ts, labels) in request.timeseries.iter().zip(&prepared) {
-        for s in &ts.samples {
-            if let Err(e) = appender.append(labels, s.timestamp, s.value) {
-                let message = format!("{e} for series {labels} at timestamp {}", s.timestamp);
+    for (ws, pairs) in request.series.iter().zip(&prepared) {
+        let samples = request.series_samples(ws);
+        if samples.is_empty() {
+            continue;
+        }
+        let series = db.head.get_or_create_pairs(pairs);
+        for &(t, v) in samples {
+            if let Err(e) = appender.append_to(series.clone(), t, v) {
+                let message = format!("{e} for series {} at timestamp {t}", series.labels);
                 appender.rollback();
                 return Err(if e.is_bad_data() {
                     WriteError::BadRequest(message)
@@ -209,9 +224,10 @@ pub fn ingest(db: &Db, request: &WriteRequest) -> Result<WriteOutcome, WriteErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prompb::{Label as WireLabel, Sample, TimeSeries};
+    use crate::prompb::{Label as WireLabel, Sample, TimeSeries, WriteRequest};
     use argus_model::{MatchOp, Matcher};
     use proptest::prelude::*;
+    use prost::Message;
 
     fn series(name: &str, samples: &[(i64, f64)]) -> TimeSeries {
         TimeSeries {
@@ -260,15 +276,15 @@ mod tests {
             metadata: vec![],
         };
         let body = encode(&req);
-        let decoded = decode_write_request(
+        let raw = decompress_write_request(
             Some("application/x-protobuf"),
             Some("snappy"),
             &body,
             WriteLimits::default(),
         )
         .unwrap();
-        assert_eq!(decoded, req);
-        let outcome = ingest(&db, &decoded).unwrap();
+        assert_eq!(WriteRequest::decode(raw.as_slice()).unwrap(), req);
+        let outcome = ingest(&db, &raw).unwrap();
         assert_eq!(
             outcome,
             WriteOutcome {
@@ -288,14 +304,15 @@ mod tests {
             &WriteRequest {
                 timeseries: vec![series("a", &[(5000, 1.0)])],
                 metadata: vec![],
-            },
+            }
+            .encode_to_vec(),
         )
         .unwrap();
         let req = WriteRequest {
             timeseries: vec![series("b", &[(1000, 1.0)]), series("a", &[(4000, 1.0)])],
             metadata: vec![],
         };
-        let err = ingest(&db, &req).unwrap_err();
+        let err = ingest(&db, &req.encode_to_vec()).unwrap_err();
         assert_eq!(err.status(), 400);
         assert!(err.to_string().contains("out of order sample"), "{err}");
         assert_eq!(count(&db, "b"), 0);
@@ -316,7 +333,8 @@ mod tests {
             &WriteRequest {
                 timeseries: vec![dup],
                 metadata: vec![],
-            },
+            }
+            .encode_to_vec(),
         )
         .unwrap_err();
         assert!(err.to_string().contains("duplicated label job"), "{err}");
@@ -326,18 +344,16 @@ mod tests {
             &WriteRequest {
                 timeseries: vec![bad],
                 metadata: vec![],
-            },
+            }
+            .encode_to_vec(),
         )
         .unwrap_err();
         assert!(err.to_string().contains("invalid metric name"), "{err}");
 
         let limits = WriteLimits::default();
-        let err = decode_write_request(None, None, b"not snappy at all", limits).unwrap_err();
+        let err = decompress_write_request(None, None, b"not snappy at all", limits).unwrap_err();
         assert_eq!(err.status(), 400);
-        let garbage = snap::raw::Encoder::new()
-            .compress_vec(&[0xff, 0xff, 0xff])
-            .unwrap();
-        let err = decode_write_request(None, None, &garbage, limits).unwrap_err();
+        let err = ingest(&db, &[0xff, 0xff, 0xff]).unwrap_err();
         assert!(err.to_string().contains("invalid protobuf"), "{err}");
         // A body announcing a huge decompressed size is refused before allocating.
         let mut huge = Vec::new();
@@ -347,9 +363,9 @@ mod tests {
             n >>= 7;
         }
         huge.push(n as u8);
-        let err = decode_write_request(None, None, &huge, limits).unwrap_err();
+        let err = decompress_write_request(None, None, &huge, limits).unwrap_err();
         assert_eq!(err.status(), 400);
-        let err = decode_write_request(
+        let err = decompress_write_request(
             Some("application/x-protobuf;proto=io.prometheus.write.v2.Request"),
             None,
             &encode(&WriteRequest::default()),
@@ -362,9 +378,10 @@ mod tests {
     proptest! {
         #[test]
         fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = decode_write_request(None, None, &body, WriteLimits::default());
-            let compressed = snap::raw::Encoder::new().compress_vec(&body).unwrap();
-            let _ = decode_write_request(None, None, &compressed, WriteLimits::default());
+            let _ = decompress_write_request(None, None, &body, WriteLimits::default());
+            let dir = tempfile::tempdir().unwrap();
+            let db = Db::open(dir.path(), argus_tsdb::Options::default()).unwrap();
+            let _ = ingest(&db, &body);
         }
     }
 }

@@ -2,7 +2,7 @@
 //! background work (head compaction, out-of-order flush, block compaction, retention, WAL
 //! checkpoints), snapshots and deletion.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,6 +79,8 @@ pub struct Db {
     blocks: RwLock<Vec<Arc<Block>>>,
     /// Serializes compaction, retention, snapshots and deletion (block-set changes).
     maintenance: Mutex<()>,
+    /// Set by commits when the head has grown compactable; the compaction thread waits on it.
+    compaction_wanted: (Mutex<bool>, parking_lot::Condvar),
     pub stats: DbStats,
     _lock: File,
 }
@@ -140,6 +142,7 @@ impl Db {
             wal: Mutex::new(wal),
             blocks: RwLock::new(blocks),
             maintenance: Mutex::new(()),
+            compaction_wanted: (Mutex::new(false), parking_lot::Condvar::new()),
             stats,
             _lock: lock,
         })
@@ -157,7 +160,7 @@ impl Db {
         Appender {
             db: self,
             samples: Vec::new(),
-            pending: HashMap::new(),
+            pending: crate::head::U64Map::default(),
         }
     }
 
@@ -202,6 +205,32 @@ impl Db {
     /// fsyncs the WAL (shutdown).
     pub fn close(&self) -> Result<()> {
         self.wal.lock().sync()
+    }
+
+    /// True when the head spans more than 1.5 block ranges (Prometheus's trigger).
+    pub fn head_compactable(&self) -> bool {
+        let start = self.head.min_time().max(self.head.min_valid_time());
+        let max = self.head.max_time();
+        start != i64::MAX && max != i64::MIN && max - start > self.opts.block_range_ms / 2 * 3
+    }
+
+    /// Waits until a commit made the head compactable, or `timeout`. True when signalled.
+    pub fn wait_for_compaction_signal(&self, timeout: std::time::Duration) -> bool {
+        let (lock, cond) = &self.compaction_wanted;
+        let mut wanted = lock.lock();
+        if !*wanted {
+            cond.wait_for(&mut wanted, timeout);
+        }
+        std::mem::take(&mut *wanted)
+    }
+
+    fn signal_compaction(&self) {
+        let (lock, cond) = &self.compaction_wanted;
+        let mut wanted = lock.lock();
+        if !*wanted {
+            *wanted = true;
+            cond.notify_one();
+        }
     }
 
     /// One round of background work. Returns true if anything changed.
@@ -810,7 +839,7 @@ pub struct Appender<'a> {
     db: &'a Db,
     samples: Vec<(Arc<MemSeries>, i64, f64)>,
     /// Newest pending (time, value bits) per series ref.
-    pending: HashMap<u64, (i64, u64)>,
+    pending: crate::head::U64Map<(i64, u64)>,
 }
 
 impl Appender<'_> {
@@ -820,7 +849,8 @@ impl Appender<'_> {
         self.append_to(series, t, v)
     }
 
-    fn append_to(&mut self, series: Arc<MemSeries>, t: i64, v: f64) -> Result<()> {
+    /// Queues a sample for a series found with [`Head::get_or_create_pairs`].
+    pub fn append_to(&mut self, series: Arc<MemSeries>, t: i64, v: f64) -> Result<()> {
         let pending = self.pending.get(&series.series_ref).copied();
         let fit = {
             let data = series.data.lock();
@@ -902,6 +932,10 @@ impl Appender<'_> {
         // goes, so nothing that reached the WAL is dropped.
         for (series, t, v) in &self.samples {
             self.db.head.append_unchecked(series, *t, *v);
+        }
+        drop(wal);
+        if self.db.head_compactable() {
+            self.db.signal_compaction();
         }
         Ok(())
     }

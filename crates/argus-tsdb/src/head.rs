@@ -216,14 +216,58 @@ pub struct MemSeries {
     pub logged: AtomicBool,
 }
 
+/// Hasher for keys that are already well-mixed 64-bit values (label-set hashes, refs).
+#[derive(Default, Clone, Copy)]
+pub struct U64Hasher(u64);
+
+impl std::hash::Hasher for U64Hasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        // Refs are sequential: spread them (Fibonacci hashing); label hashes pass through it
+        // unharmed.
+        self.0 = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+pub type U64Map<V> = HashMap<u64, V, std::hash::BuildHasherDefault<U64Hasher>>;
+
+/// Hash of a label set given as sorted (name, value) pairs; equal to the hash of the
+/// [`Labels`] built from them. Lets a writer find an existing series without allocating.
+pub fn labels_hash<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for (name, value) in pairs {
+        h.update(name.as_bytes());
+        h.update(&[0xff]);
+        h.update(value.as_bytes());
+        h.update(&[0xfe]);
+    }
+    h.digest()
+}
+
+fn labels_hash_of(labels: &Labels) -> u64 {
+    labels_hash(labels.iter().map(|l| (&*l.name, &*l.value)))
+}
+
 #[derive(Default)]
 struct HeadIndex {
-    by_ref: HashMap<u64, Arc<MemSeries>>,
-    by_labels: HashMap<Labels, Arc<MemSeries>>,
+    by_ref: U64Map<Arc<MemSeries>>,
+    /// Label-set hash → series with that hash (almost always one).
+    by_hash: U64Map<Vec<Arc<MemSeries>>>,
     postings: HashMap<Box<str>, HashMap<Box<str>, Vec<u64>>>,
 }
 
 impl HeadIndex {
+    fn find(&self, hash: u64, eq: impl Fn(&Labels) -> bool) -> Option<&Arc<MemSeries>> {
+        self.by_hash.get(&hash)?.iter().find(|s| eq(&s.labels))
+    }
+
     fn add_postings(&mut self, series: &MemSeries) {
         for label in series.labels.iter() {
             let list = self
@@ -365,7 +409,26 @@ impl Head {
     }
 
     pub fn get(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
-        self.index.read().by_labels.get(labels).cloned()
+        self.index
+            .read()
+            .find(labels_hash_of(labels), |l| l == labels)
+            .cloned()
+    }
+
+    /// The series for sorted, valid (name, value) pairs, created if needed — without
+    /// allocating when it exists (the ingestion hot path).
+    pub fn get_or_create_pairs(&self, pairs: &[(&str, &str)]) -> Arc<MemSeries> {
+        let hash = labels_hash(pairs.iter().copied());
+        let same = |l: &Labels| {
+            l.len() == pairs.len()
+                && l.iter()
+                    .zip(pairs)
+                    .all(|(a, (n, v))| &*a.name == *n && &*a.value == *v)
+        };
+        if let Some(series) = self.index.read().find(hash, same) {
+            return series.clone();
+        }
+        self.get_or_create(&Labels::from_pairs(pairs))
     }
 
     pub fn get_by_ref(&self, series_ref: u64) -> Option<Arc<MemSeries>> {
@@ -378,7 +441,7 @@ impl Head {
             return series;
         }
         let mut index = self.index.write();
-        if let Some(series) = index.by_labels.get(labels) {
+        if let Some(series) = index.find(labels_hash_of(labels), |l| l == labels) {
             return series.clone();
         }
         let series_ref = self.next_ref.fetch_add(1, Ordering::Relaxed);
@@ -388,7 +451,7 @@ impl Head {
     /// Recreates a series with a known ref (WAL replay).
     pub fn create_with_ref(&self, series_ref: u64, labels: Labels) -> Arc<MemSeries> {
         let mut index = self.index.write();
-        if let Some(existing) = index.by_labels.get(&labels) {
+        if let Some(existing) = index.find(labels_hash_of(&labels), |l| *l == labels) {
             return existing.clone();
         }
         self.next_ref.fetch_max(series_ref + 1, Ordering::Relaxed);
@@ -409,7 +472,11 @@ impl Head {
             logged: AtomicBool::new(logged),
         });
         index.by_ref.insert(series_ref, series.clone());
-        index.by_labels.insert(labels, series.clone());
+        index
+            .by_hash
+            .entry(labels_hash_of(&labels))
+            .or_default()
+            .push(series.clone());
         index.add_postings(&series);
         self.stats.series_created.fetch_add(1, Ordering::Relaxed);
         series
@@ -612,7 +679,13 @@ impl Head {
                 continue;
             }
             index.by_ref.remove(&series.series_ref);
-            index.by_labels.remove(&series.labels);
+            let hash = labels_hash_of(&series.labels);
+            if let Some(list) = index.by_hash.get_mut(&hash) {
+                list.retain(|s| s.series_ref != series.series_ref);
+                if list.is_empty() {
+                    index.by_hash.remove(&hash);
+                }
+            }
             index.remove_postings(&series);
             self.stats.series_removed.fetch_add(1, Ordering::Relaxed);
         }

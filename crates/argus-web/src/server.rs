@@ -491,13 +491,13 @@ async fn remote_write(State(s): State<Shared>, headers: HeaderMap, body: Bytes) 
     let limits = s.write_limits;
     let db = s.db.clone();
     let result = tokio::task::spawn_blocking(move || {
-        let request = argus_remote::decode_write_request(
+        let raw = argus_remote::decompress_write_request(
             content_type.as_deref(),
             content_encoding.as_deref(),
             &body,
             limits,
         )?;
-        argus_remote::ingest(&db, &request)
+        argus_remote::ingest(&db, &raw)
     })
     .await;
     match result {

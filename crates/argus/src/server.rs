@@ -287,16 +287,17 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
     served
 }
 
+/// Runs compaction when a commit signals a compactable head, and at least every `every`
+/// (retention and block merges also need time to pass, not only appends).
 fn compaction_loop(db: &Db, stop: &AtomicBool, every: StdDuration) {
     let tick = StdDuration::from_millis(100).min(every);
-    let mut waited = StdDuration::ZERO;
+    let mut last = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(tick);
-        waited += tick;
-        if waited < every {
+        let signalled = db.wait_for_compaction_signal(tick);
+        if !signalled && last.elapsed() < every {
             continue;
         }
-        waited = StdDuration::ZERO;
+        last = std::time::Instant::now();
         if let Err(e) = db.compact() {
             error!(error = %e, "compaction failed");
         }

