@@ -22,13 +22,102 @@ impl Label {
     }
 }
 
+/// A borrowed label: name and value as string slices of a [`Labels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LabelRef<'a> {
+    pub name: &'a str,
+    pub value: &'a str,
+}
+
 /// An immutable, sorted set of labels with unique names and no empty values.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Labels(Arc<[Label]>);
+///
+/// Packed into one shared allocation (`count, (len, name, len, value)*` with varint
+/// lengths), so a label set costs one allocation and a few bytes of overhead instead of one
+/// allocation per string: the head holds one per series.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Labels(Arc<[u8]>);
+
+impl Default for Labels {
+    fn default() -> Self {
+        Self(Arc::from(&[0u8][..]))
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: usize) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn get_varint(bytes: &[u8], pos: &mut usize) -> usize {
+    let mut v = 0usize;
+    let mut shift = 0;
+    while let Some(&b) = bytes.get(*pos) {
+        *pos += 1;
+        v |= ((b & 0x7f) as usize) << shift;
+        if b < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    v
+}
+
+/// Iterator over a packed label set.
+pub struct LabelsIter<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    left: usize,
+}
+
+impl<'a> LabelsIter<'a> {
+    fn take_str(&mut self) -> &'a str {
+        let len = get_varint(self.bytes, &mut self.pos);
+        let end = (self.pos + len).min(self.bytes.len());
+        let s = std::str::from_utf8(&self.bytes[self.pos..end]).unwrap_or("");
+        self.pos = end;
+        s
+    }
+}
+
+impl<'a> Iterator for LabelsIter<'a> {
+    type Item = LabelRef<'a>;
+
+    fn next(&mut self) -> Option<LabelRef<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let name = self.take_str();
+        let value = self.take_str();
+        Some(LabelRef { name, value })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for LabelsIter<'_> {}
 
 impl Labels {
     pub fn empty() -> Self {
         Self::default()
+    }
+
+    /// Packs pairs that are already sorted by name, unique and non-empty (unchecked).
+    fn pack<'a>(pairs: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> Self {
+        let mut out = Vec::with_capacity(1 + pairs.len() * 16);
+        put_varint(&mut out, pairs.len());
+        for (name, value) in pairs {
+            put_varint(&mut out, name.len());
+            out.extend_from_slice(name.as_bytes());
+            put_varint(&mut out, value.len());
+            out.extend_from_slice(value.as_bytes());
+        }
+        Self(out.into())
     }
 
     /// Builds a label set from pairs: sorts by name, drops empty values (an empty value means
@@ -44,16 +133,24 @@ impl Labels {
     /// Builds from labels already sorted by name with unique names and non-empty values.
     /// Returns `None` when that does not hold.
     pub fn from_sorted(labels: Vec<Label>) -> Option<Self> {
-        let sorted = labels.windows(2).all(|w| w[0].name < w[1].name);
-        let non_empty = labels.iter().all(|l| !l.value.is_empty());
-        (sorted && non_empty).then(|| Self(labels.into()))
+        Self::from_sorted_refs(
+            labels
+                .iter()
+                .map(|l| (&*l.name, &*l.value))
+                .collect::<Vec<_>>()
+                .as_slice(),
+        )
+    }
+
+    /// Like [`Self::from_sorted`], from borrowed pairs.
+    pub fn from_sorted_refs(pairs: &[(&str, &str)]) -> Option<Self> {
+        let sorted = pairs.windows(2).all(|w| w[0].0 < w[1].0);
+        let non_empty = pairs.iter().all(|(_, v)| !v.is_empty());
+        (sorted && non_empty).then(|| Self::pack(pairs.iter().copied()))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .binary_search_by(|l| l.name.as_ref().cmp(name))
-            .ok()
-            .map(|i| self.0[i].value.as_ref())
+        self.iter().find(|l| l.name == name).map(|l| l.value)
     }
 
     /// The metric name, or "" when there is none.
@@ -61,36 +158,46 @@ impl Labels {
         self.get(METRIC_NAME).unwrap_or("")
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Label> {
-        self.0.iter()
+    pub fn iter(&self) -> LabelsIter<'_> {
+        let mut pos = 0;
+        let left = get_varint(&self.0, &mut pos);
+        LabelsIter {
+            bytes: &self.0,
+            pos,
+            left,
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.iter().left
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn as_slice(&self) -> &[Label] {
-        &self.0
+        self.len() == 0
     }
 
     pub fn to_builder(&self) -> LabelsBuilder {
         LabelsBuilder {
-            labels: self.0.to_vec(),
+            labels: self.iter().map(|l| Label::new(l.name, l.value)).collect(),
         }
     }
 
     /// Heap bytes held by this set (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.0)
-            + self
-                .0
-                .iter()
-                .map(|l| l.name.len() + l.value.len())
-                .sum::<usize>()
+        self.0.len() + 16
+    }
+}
+
+impl PartialOrd for Labels {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Labels {
+    /// Lexicographic by (name, value) pairs, as Prometheus orders label sets.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.iter().cmp(other.iter())
     }
 }
 
@@ -98,11 +205,11 @@ impl fmt::Display for Labels {
     /// `{a="1", b="2"}` with Go-style quoting, as Prometheus prints label sets.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("{")?;
-        for (i, label) in self.0.iter().enumerate() {
+        for (i, label) in self.iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
-            write!(f, "{}={}", label.name, crate::gofmt::quote(&label.value))?;
+            write!(f, "{}={}", label.name, crate::gofmt::quote(label.value))?;
         }
         f.write_str("}")
     }
@@ -150,7 +257,7 @@ impl LabelsBuilder {
     }
 
     pub fn build(self) -> Labels {
-        Labels(self.labels.into())
+        Labels::pack(self.labels.iter().map(|l| (&*l.name, &*l.value)))
     }
 }
 
@@ -158,9 +265,9 @@ impl serde::Serialize for Labels {
     /// A JSON object with keys in label order, as Prometheus writes label sets.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for label in self.0.iter() {
-            map.serialize_entry(&*label.name, &*label.value)?;
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for label in self.iter() {
+            map.serialize_entry(label.name, label.value)?;
         }
         map.end()
     }
@@ -191,5 +298,28 @@ mod tests {
         assert!(Labels::from_sorted(vec![Label::new("b", "1"), Label::new("a", "1")]).is_none());
         assert!(Labels::from_sorted(vec![Label::new("a", "")]).is_none());
         assert!(Labels::from_sorted(vec![Label::new("a", "1"), Label::new("b", "1")]).is_some());
+    }
+
+    use proptest::prelude::*;
+
+    fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+        proptest::collection::btree_map("[a-z_]{1,6}", "\\PC{1,200}", 0..8)
+            .prop_map(|m| m.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn packed_round_trip_and_order(a in pairs(), b in pairs()) {
+            let la = Labels::from_pairs(&a);
+            let lb = Labels::from_pairs(&b);
+            let back: Vec<(String, String)> = la.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect();
+            prop_assert_eq!(&back, &a);
+            prop_assert_eq!(la.len(), a.len());
+            prop_assert_eq!(la.cmp(&lb), a.cmp(&b));
+            prop_assert_eq!(la == lb, a == b);
+            for (n, v) in &a {
+                prop_assert_eq!(la.get(n), Some(v.as_str()));
+            }
+        }
     }
 }

@@ -16,6 +16,6 @@ pub mod time;
 
 pub use duration::Duration;
 pub use error::{Error, Result};
-pub use labels::{Label, Labels, LabelsBuilder};
+pub use labels::{Label, LabelRef, Labels, LabelsBuilder};
 pub use matcher::{MatchOp, Matcher};
 pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};

@@ -18,7 +18,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use argus_model::{Label, Labels, Matcher};
+use argus_model::{Labels, Matcher};
 use memmap2::Mmap;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
@@ -418,11 +418,11 @@ impl Block {
         let offset = u64::from_le_bytes(a) as usize;
         let mut d = Decoder::new(self.index.get(offset..self.offsets_off)?);
         let n = d.len().ok()?;
-        let mut labels = Vec::with_capacity(n);
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(n);
         for _ in 0..n {
             let name = self.symbols.get(d.uvarint().ok()? as usize)?;
             let value = self.symbols.get(d.uvarint().ok()? as usize)?;
-            labels.push(Label::new(name.clone(), value.clone()));
+            labels.push((name, value));
         }
         let nchunks = d.len().ok()?;
         let mut chunks = Vec::with_capacity(nchunks);
@@ -440,7 +440,7 @@ impl Block {
                 data: ChunkData::Mapped(self.chunks.clone(), start, end),
             });
         }
-        Some((Labels::from_sorted(labels)?, chunks))
+        Some((Labels::from_sorted_refs(&labels)?, chunks))
     }
 
     /// Matching series with chunks overlapping `[mint, maxt]`, sorted by labels.

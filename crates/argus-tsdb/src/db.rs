@@ -97,10 +97,13 @@ impl Db {
         })?;
         cleanup_tmp(dir)?;
         let blocks = load_blocks(dir)?;
-        let head = Head::new(HeadOptions {
-            chunk_range_ms: opts.block_range_ms,
-            ooo_window_ms: opts.ooo_window_ms,
-        });
+        let head = Head::new(
+            HeadOptions {
+                chunk_range_ms: opts.block_range_ms,
+                ooo_window_ms: opts.ooo_window_ms,
+            },
+            crate::head_chunks::HeadChunkStore::open(&dir.join("chunks_head"))?,
+        );
         let blocks_max = blocks.iter().map(|b| b.meta.max_time).max();
         if let Some(t) = blocks_max {
             head.set_min_valid_time(t);
@@ -284,17 +287,10 @@ impl Db {
     fn write_head_block(&self, mint: i64, maxt: i64) -> Result<()> {
         let mut series: Vec<Arc<MemSeries>> = self.head.all_series();
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let store = &self.head.chunks;
         let iter = series.into_iter().map(|s| {
-            let data = s.data.lock();
             // In-order data only: out-of-order samples go through `flush_out_of_order`.
-            let samples: Vec<(i64, f64)> = data
-                .closed
-                .iter()
-                .filter(|c| c.max_time >= mint && c.min_time < maxt)
-                .flat_map(|c| crate::chunk::XorIter::new(&c.bytes).collect::<Vec<_>>())
-                .chain(data.open.iter().flat_map(|o| o.iter().collect::<Vec<_>>()))
-                .filter(|(t, _)| *t >= mint && *t < maxt)
-                .collect();
+            let samples = s.data.lock().samples_in(mint, maxt, store, false);
             (s.labels.clone(), samples)
         });
         if let Some(meta) = block::write_block(&self.dir, mint, maxt, 1, Vec::new(), iter)? {
@@ -373,26 +369,31 @@ impl Db {
         Ok(())
     }
 
-    /// Writes a WAL checkpoint of the head and drops the segments it covers.
+    /// Writes a WAL checkpoint of the head and drops the segments it covers. Streams: at
+    /// most one batch of series is encoded in memory at a time.
     fn checkpoint(&self) -> Result<()> {
         let closed = self.wal.lock().cut()?;
-        let mut payloads: Vec<Vec<u8>> = Vec::new();
+        let mut writer = wal::CheckpointWriter::new(&self.dir.join("wal"), closed)?;
         let series = self.head.all_series();
+        let store = &self.head.chunks;
+        let mut buf = Vec::new();
         for batch in series.chunks(1000) {
-            let mut buf = Vec::new();
+            buf.clear();
             wal::encode_series(&mut buf, batch.iter().map(|s| (s.series_ref, &s.labels)));
-            payloads.push(buf);
+            writer.write(&buf)?;
             for s in batch {
                 let data = s.data.lock();
                 for c in &data.closed {
-                    let mut buf = Vec::new();
-                    wal::encode_chunk(&mut buf, s.series_ref, &c.bytes);
-                    payloads.push(buf);
+                    if let Some(bytes) = c.bytes(store) {
+                        buf.clear();
+                        wal::encode_chunk(&mut buf, s.series_ref, &bytes);
+                        writer.write(&buf)?;
+                    }
                 }
                 if let Some(open) = &data.open {
-                    let mut buf = Vec::new();
+                    buf.clear();
                     wal::encode_chunk(&mut buf, s.series_ref, open.bytes());
-                    payloads.push(buf);
+                    writer.write(&buf)?;
                 }
                 if !data.ooo.is_empty() {
                     let samples: Vec<RefSample> = data
@@ -404,17 +405,13 @@ impl Db {
                             v,
                         })
                         .collect();
-                    let mut buf = Vec::new();
+                    buf.clear();
                     wal::encode_samples(&mut buf, &samples);
-                    payloads.push(buf);
+                    writer.write(&buf)?;
                 }
             }
         }
-        wal::write_checkpoint(
-            &self.dir.join("wal"),
-            closed,
-            payloads.iter().map(Vec::as_slice),
-        )?;
+        writer.finish()?;
         self.stats.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -604,8 +601,9 @@ impl Db {
             let mint = self.head.min_time();
             let maxt = self.head.max_time();
             if mint != i64::MAX && maxt != i64::MIN {
+                let store = &self.head.chunks;
                 let iter = series.into_iter().map(|s| {
-                    let samples = s.data.lock().samples_before(i64::MIN, i64::MAX);
+                    let samples = s.data.lock().samples_before(i64::MIN, i64::MAX, store);
                     (s.labels.clone(), samples)
                 });
                 block::write_block(&dest, mint, maxt + 1, 1, Vec::new(), iter)?;
@@ -678,9 +676,14 @@ fn replay_record(head: &Head, stats: &DbStats, record: Record, floor: i64) {
         }
         Record::Chunk { series_ref, bytes } => match head.get_by_ref(series_ref) {
             Some(series) => {
-                for (t, v) in crate::chunk::XorIter::new(&bytes) {
-                    if t >= floor {
-                        head.append_unchecked(&series, t, v);
+                let all_valid = crate::chunk::XorIter::new(&bytes).all(|(t, _)| t >= floor);
+                if all_valid {
+                    head.restore_chunk(&series, &bytes);
+                } else {
+                    for (t, v) in crate::chunk::XorIter::new(&bytes) {
+                        if t >= floor {
+                            head.append_unchecked(&series, t, v);
+                        }
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! Byte-level helpers shared by the WAL, index and tombstone codecs: Go-style varints and a
 //! bounds-checked decoder that reports malformed input instead of panicking.
 
-use argus_model::{Label, Labels};
+use argus_model::Labels;
 
 pub fn put_uvarint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
@@ -118,13 +118,13 @@ impl<'a> Decoder<'a> {
 
     pub fn labels(&mut self) -> DecodeResult<Labels> {
         let n = self.len()?;
-        let mut labels = Vec::with_capacity(n);
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(n);
         for _ in 0..n {
             let name = self.str()?;
             let value = self.str()?;
-            labels.push(Label::new(name, value));
+            labels.push((name, value));
         }
-        Labels::from_sorted(labels).ok_or(DecodeError("labels not sorted or empty value"))
+        Labels::from_sorted_refs(&labels).ok_or(DecodeError("labels not sorted or empty value"))
     }
 }
 

@@ -14,6 +14,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::chunk::{SAMPLES_PER_CHUNK, XorChunk};
 use crate::error::{Error, Result};
+use crate::head_chunks::{ChunkLoc, HeadChunkStore};
 use crate::postings::{IndexLookup, select_postings};
 use crate::series::{ChunkData, ChunkMeta, SeriesChunks};
 
@@ -25,10 +26,32 @@ pub struct HeadOptions {
     pub ooo_window_ms: i64,
 }
 
+/// A full chunk: on disk in the head chunk store, or in memory if spilling failed.
+pub enum ChunkBody {
+    Disk(ChunkLoc),
+    Mem(Arc<[u8]>),
+}
+
 pub struct ClosedChunk {
     pub min_time: i64,
     pub max_time: i64,
-    pub bytes: Arc<[u8]>,
+    pub body: ChunkBody,
+}
+
+impl ClosedChunk {
+    /// The chunk's bytes; `None` (logged) if the spill file cannot be read.
+    pub fn bytes(&self, store: &HeadChunkStore) -> Option<Arc<[u8]>> {
+        match &self.body {
+            ChunkBody::Mem(b) => Some(b.clone()),
+            ChunkBody::Disk(loc) => match store.read(*loc) {
+                Ok(b) => Some(b.into()),
+                Err(e) => {
+                    tracing::error!(error = %e, "reading a head chunk failed; its samples are missing from this read");
+                    None
+                }
+            },
+        }
+    }
 }
 
 #[derive(Default)]
@@ -62,13 +85,13 @@ impl SeriesData {
         }
     }
 
-    fn append_in_order(&mut self, t: i64, v: f64, chunk_range: i64) {
+    fn append_in_order(&mut self, t: i64, v: f64, chunk_range: i64, store: &HeadChunkStore) {
         let must_cut = match &self.open {
             Some(open) => open.num_samples() >= SAMPLES_PER_CHUNK || t >= self.open_boundary,
             None => true,
         };
         if must_cut {
-            self.close_open();
+            self.close_open(store);
             self.open = Some(XorChunk::new());
             self.open_boundary = (t.div_euclid(chunk_range) + 1).saturating_mul(chunk_range);
         }
@@ -79,14 +102,51 @@ impl SeriesData {
         self.last_value = v.to_bits();
     }
 
-    fn close_open(&mut self) {
+    fn close_open(&mut self, store: &HeadChunkStore) {
         if let Some(open) = self.open.take() {
+            let body = match store.write(open.bytes(), open.max_time()) {
+                Ok(loc) => ChunkBody::Disk(loc),
+                Err(e) => {
+                    tracing::error!(error = %e, "spilling a head chunk failed; keeping it in memory");
+                    ChunkBody::Mem(open.bytes().into())
+                }
+            };
             self.closed.push(ClosedChunk {
                 min_time: open.min_time(),
                 max_time: open.max_time(),
-                bytes: open.bytes().into(),
+                body,
             });
         }
+    }
+
+    /// Restores a full chunk (checkpoint replay) without re-encoding it. Refuses (false)
+    /// when the chunk is damaged or does not start after the series' newest sample.
+    fn restore_closed(&mut self, bytes: &[u8], store: &HeadChunkStore) -> bool {
+        let mut iter = crate::chunk::XorIter::new(bytes);
+        let Some((min_time, first)) = iter.next() else {
+            return false;
+        };
+        let (mut max_time, mut last_bits) = (min_time, first.to_bits());
+        for (t, v) in iter.by_ref() {
+            max_time = t;
+            last_bits = v.to_bits();
+        }
+        if iter.error() || self.max_time.is_some_and(|m| min_time <= m) {
+            return false;
+        }
+        self.close_open(store);
+        let body = match store.write(bytes, max_time) {
+            Ok(loc) => ChunkBody::Disk(loc),
+            Err(_) => ChunkBody::Mem(bytes.into()),
+        };
+        self.closed.push(ClosedChunk {
+            min_time,
+            max_time,
+            body,
+        });
+        self.max_time = Some(max_time);
+        self.last_value = last_bits;
+        true
     }
 
     fn insert_ooo(&mut self, t: i64, v: f64) -> Result<()> {
@@ -101,14 +161,17 @@ impl SeriesData {
     }
 
     /// Chunks overlapping `[mint, maxt]`.
-    pub fn chunks_in(&self, mint: i64, maxt: i64) -> Vec<ChunkMeta> {
+    pub fn chunks_in(&self, mint: i64, maxt: i64, store: &HeadChunkStore) -> Vec<ChunkMeta> {
         let mut out = Vec::new();
         for c in &self.closed {
-            if c.max_time >= mint && c.min_time <= maxt {
+            if c.max_time >= mint
+                && c.min_time <= maxt
+                && let Some(bytes) = c.bytes(store)
+            {
                 out.push(ChunkMeta {
                     min_time: c.min_time,
                     max_time: c.max_time,
-                    data: ChunkData::Xor(c.bytes.clone()),
+                    data: ChunkData::Xor(bytes),
                 });
             }
         }
@@ -138,13 +201,32 @@ impl SeriesData {
         out
     }
 
-    /// All samples `< before`, merged in time order (for writing a block).
-    pub fn samples_before(&self, from: i64, before: i64) -> Vec<(i64, f64)> {
+    /// Samples in `[from, before)`, merged in time order (for writing a block).
+    pub fn samples_before(
+        &self,
+        from: i64,
+        before: i64,
+        store: &HeadChunkStore,
+    ) -> Vec<(i64, f64)> {
+        self.samples_in(from, before, store, true)
+    }
+
+    /// Like [`Self::samples_before`], optionally without the out-of-order buffer.
+    pub fn samples_in(
+        &self,
+        from: i64,
+        before: i64,
+        store: &HeadChunkStore,
+        include_ooo: bool,
+    ) -> Vec<(i64, f64)> {
         let mut out: Vec<(i64, f64)> = Vec::new();
         for c in &self.closed {
-            if c.max_time >= from && c.min_time < before {
+            if c.max_time >= from
+                && c.min_time < before
+                && let Some(bytes) = c.bytes(store)
+            {
                 out.extend(
-                    crate::chunk::XorIter::new(&c.bytes).filter(|s| s.0 >= from && s.0 < before),
+                    crate::chunk::XorIter::new(&bytes).filter(|s| s.0 >= from && s.0 < before),
                 );
             }
         }
@@ -152,7 +234,7 @@ impl SeriesData {
             out.extend(open.iter().filter(|s| s.0 >= from && s.0 < before));
         }
         let ooo = self.ooo.iter().filter(|s| s.0 >= from && s.0 < before);
-        let had_ooo = self.ooo.iter().any(|s| s.0 >= from && s.0 < before);
+        let had_ooo = include_ooo && self.ooo.iter().any(|s| s.0 >= from && s.0 < before);
         if had_ooo {
             out.extend(ooo);
             out.sort_by_key(|s| s.0);
@@ -171,7 +253,7 @@ impl SeriesData {
     }
 
     /// Removes samples inside `[mint, maxt]`, re-encoding the affected chunks.
-    fn delete_range(&mut self, mint: i64, maxt: i64, chunk_range: i64) {
+    fn delete_range(&mut self, mint: i64, maxt: i64, chunk_range: i64, store: &HeadChunkStore) {
         let overlaps = self
             .closed
             .iter()
@@ -185,7 +267,7 @@ impl SeriesData {
             return;
         }
         let kept: Vec<(i64, f64)> = self
-            .samples_before(i64::MIN, i64::MAX)
+            .samples_before(i64::MIN, i64::MAX, store)
             .into_iter()
             .filter(|s| self.ooo.binary_search_by_key(&s.0, |o| o.0).is_err())
             .filter(|s| s.0 < mint || s.0 > maxt)
@@ -193,7 +275,7 @@ impl SeriesData {
         let ooo = std::mem::take(&mut self.ooo);
         *self = SeriesData::default();
         for (t, v) in kept {
-            self.append_in_order(t, v, chunk_range);
+            self.append_in_order(t, v, chunk_range, store);
         }
         self.ooo = ooo;
     }
@@ -201,7 +283,10 @@ impl SeriesData {
     pub fn heap_bytes(&self) -> usize {
         self.closed
             .iter()
-            .map(|c| c.bytes.len() + 48)
+            .map(|c| match &c.body {
+                ChunkBody::Mem(b) => b.len() + 48,
+                ChunkBody::Disk(_) => 48,
+            })
             .sum::<usize>()
             + self.open.as_ref().map_or(0, |o| o.heap_bytes())
             + self.ooo.capacity() * 16
@@ -258,24 +343,68 @@ fn labels_hash_of(labels: &Labels) -> u64 {
 #[derive(Default)]
 struct HeadIndex {
     by_ref: U64Map<Arc<MemSeries>>,
-    /// Label-set hash → series with that hash (almost always one).
-    by_hash: U64Map<Vec<Arc<MemSeries>>>,
+    /// Label-set hash → series (the first one with that hash).
+    by_hash: U64Map<Arc<MemSeries>>,
+    /// Further series whose label-set hash collides with one in `by_hash` (rare).
+    collisions: U64Map<Vec<Arc<MemSeries>>>,
     postings: HashMap<Box<str>, HashMap<Box<str>, Vec<u64>>>,
 }
 
 impl HeadIndex {
     fn find(&self, hash: u64, eq: impl Fn(&Labels) -> bool) -> Option<&Arc<MemSeries>> {
-        self.by_hash.get(&hash)?.iter().find(|s| eq(&s.labels))
+        let first = self.by_hash.get(&hash)?;
+        if eq(&first.labels) {
+            return Some(first);
+        }
+        self.collisions.get(&hash)?.iter().find(|s| eq(&s.labels))
+    }
+
+    fn insert_hashed(&mut self, hash: u64, series: Arc<MemSeries>) {
+        if self.by_hash.contains_key(&hash) {
+            self.collisions.entry(hash).or_default().push(series);
+        } else {
+            self.by_hash.insert(hash, series);
+        }
+    }
+
+    fn remove_hashed(&mut self, hash: u64, series_ref: u64) {
+        if self
+            .by_hash
+            .get(&hash)
+            .is_some_and(|s| s.series_ref == series_ref)
+        {
+            self.by_hash.remove(&hash);
+            // Promote a colliding series, if any.
+            if let Some(list) = self.collisions.get_mut(&hash) {
+                if let Some(next) = list.pop() {
+                    self.by_hash.insert(hash, next);
+                }
+                if list.is_empty() {
+                    self.collisions.remove(&hash);
+                }
+            }
+        } else if let Some(list) = self.collisions.get_mut(&hash) {
+            list.retain(|s| s.series_ref != series_ref);
+            if list.is_empty() {
+                self.collisions.remove(&hash);
+            }
+        }
     }
 
     fn add_postings(&mut self, series: &MemSeries) {
         for label in series.labels.iter() {
-            let list = self
-                .postings
-                .entry(label.name.clone())
-                .or_default()
-                .entry(label.value.clone())
-                .or_default();
+            if !self.postings.contains_key(label.name) {
+                self.postings.insert(label.name.into(), HashMap::new());
+            }
+            let Some(values) = self.postings.get_mut(label.name) else {
+                continue;
+            };
+            if !values.contains_key(label.value) {
+                values.insert(label.value.into(), Vec::new());
+            }
+            let Some(list) = values.get_mut(label.value) else {
+                continue;
+            };
             // Refs grow monotonically except during replay; keep the list sorted.
             match list.last() {
                 Some(&last) if last > series.series_ref => {
@@ -290,17 +419,17 @@ impl HeadIndex {
 
     fn remove_postings(&mut self, series: &MemSeries) {
         for label in series.labels.iter() {
-            if let Some(values) = self.postings.get_mut(&label.name) {
-                if let Some(list) = values.get_mut(&label.value) {
+            if let Some(values) = self.postings.get_mut(label.name) {
+                if let Some(list) = values.get_mut(label.value) {
                     if let Ok(i) = list.binary_search(&series.series_ref) {
                         list.remove(i);
                     }
                     if list.is_empty() {
-                        values.remove(&label.value);
+                        values.remove(label.value);
                     }
                 }
                 if values.is_empty() {
-                    self.postings.remove(&label.name);
+                    self.postings.remove(label.name);
                 }
             }
         }
@@ -354,6 +483,8 @@ pub struct Head {
     min_time: AtomicI64,
     max_time: AtomicI64,
     pub stats: HeadStats,
+    /// Closed chunks live here, not in memory.
+    pub chunks: HeadChunkStore,
 }
 
 /// How a sample fits a series.
@@ -366,8 +497,9 @@ pub enum Fit {
 }
 
 impl Head {
-    pub fn new(opts: HeadOptions) -> Self {
+    pub fn new(opts: HeadOptions, chunks: HeadChunkStore) -> Self {
         Self {
+            chunks,
             opts,
             ooo_window_ms: AtomicI64::new(opts.ooo_window_ms),
             index: RwLock::new(HeadIndex::default()),
@@ -472,11 +604,7 @@ impl Head {
             logged: AtomicBool::new(logged),
         });
         index.by_ref.insert(series_ref, series.clone());
-        index
-            .by_hash
-            .entry(labels_hash_of(&labels))
-            .or_default()
-            .push(series.clone());
+        index.insert_hashed(labels_hash_of(&labels), series.clone());
         index.add_postings(&series);
         self.stats.series_created.fetch_add(1, Ordering::Relaxed);
         series
@@ -539,7 +667,7 @@ impl Head {
     pub fn apply(&self, data: &mut SeriesData, t: i64, v: f64, fit: Fit) -> Result<()> {
         match fit {
             Fit::Duplicate => return Ok(()),
-            Fit::InOrder => data.append_in_order(t, v, self.opts.chunk_range_ms),
+            Fit::InOrder => data.append_in_order(t, v, self.opts.chunk_range_ms, &self.chunks),
             Fit::OutOfOrder => {
                 data.insert_ooo(t, v)?;
                 self.stats
@@ -574,7 +702,7 @@ impl Head {
             return;
         }
         if fit == Fit::InOrder {
-            data.append_in_order(t, v, self.opts.chunk_range_ms);
+            data.append_in_order(t, v, self.opts.chunk_range_ms, &self.chunks);
         }
         if fit != Fit::Duplicate {
             self.stats.samples_appended.fetch_add(1, Ordering::Relaxed);
@@ -598,7 +726,7 @@ impl Head {
             .select_refs(matchers)
             .into_iter()
             .filter_map(|s| {
-                let chunks = s.data.lock().chunks_in(mint, maxt);
+                let chunks = s.data.lock().chunks_in(mint, maxt, &self.chunks);
                 (!chunks.is_empty()).then(|| SeriesChunks {
                     labels: s.labels.clone(),
                     chunks,
@@ -666,6 +794,30 @@ impl Head {
         }
         self.min_time.store(new_min, Ordering::Relaxed);
         self.gc(emptied);
+        if let Err(e) = self.chunks.truncate_before(before) {
+            tracing::warn!(error = %e, "removing old head chunk files");
+        }
+    }
+
+    /// Restores a checkpointed chunk; falls back to appending its samples one by one when it
+    /// overlaps what the series already holds.
+    pub fn restore_chunk(&self, series: &MemSeries, bytes: &[u8]) {
+        let mut data = series.data.lock();
+        if data.restore_closed(bytes, &self.chunks) {
+            self.stats.samples_appended.fetch_add(
+                crate::chunk::XorIter::new(bytes).len_hint() as u64,
+                Ordering::Relaxed,
+            );
+            if let Some(first) = data.closed.last() {
+                self.min_time.fetch_min(first.min_time, Ordering::Relaxed);
+                self.max_time.fetch_max(first.max_time, Ordering::Relaxed);
+            }
+            return;
+        }
+        drop(data);
+        for (t, v) in crate::chunk::XorIter::new(bytes) {
+            self.append_unchecked(series, t, v);
+        }
     }
 
     fn gc(&self, candidates: Vec<Arc<MemSeries>>) {
@@ -679,13 +831,7 @@ impl Head {
                 continue;
             }
             index.by_ref.remove(&series.series_ref);
-            let hash = labels_hash_of(&series.labels);
-            if let Some(list) = index.by_hash.get_mut(&hash) {
-                list.retain(|s| s.series_ref != series.series_ref);
-                if list.is_empty() {
-                    index.by_hash.remove(&hash);
-                }
-            }
+            index.remove_hashed(labels_hash_of(&series.labels), series.series_ref);
             index.remove_postings(&series);
             self.stats.series_removed.fetch_add(1, Ordering::Relaxed);
         }
@@ -696,7 +842,7 @@ impl Head {
         let mut emptied = Vec::new();
         for s in series {
             let mut data = s.data.lock();
-            data.delete_range(mint, maxt, self.opts.chunk_range_ms);
+            data.delete_range(mint, maxt, self.opts.chunk_range_ms, &self.chunks);
             if data.is_empty() {
                 emptied.push(s.clone());
             }

@@ -14,6 +14,7 @@ mod encoding;
 pub mod error;
 pub mod fsutil;
 pub mod head;
+pub mod head_chunks;
 pub mod metrics;
 pub mod postings;
 pub mod series;

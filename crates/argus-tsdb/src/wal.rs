@@ -418,66 +418,106 @@ fn create_segment(dir: &Path, index: u32) -> Result<(File, u32)> {
     Ok((file, index))
 }
 
-/// Writes a checkpoint covering every segment up to `upto` from already-encoded record
-/// payloads, then removes those segments and older checkpoints.
+/// Writes a checkpoint covering every segment up to `upto`, record by record; `finish`
+/// makes it visible and removes the segments and older checkpoints it replaces.
+pub struct CheckpointWriter {
+    dir: PathBuf,
+    upto: u32,
+    tmp_dir: PathBuf,
+    file: File,
+    index: u32,
+    written: u64,
+    buf: Vec<u8>,
+}
+
+impl CheckpointWriter {
+    pub fn new(dir: &Path, upto: u32) -> Result<Self> {
+        let tmp_dir = dir.join(format!("checkpoint.{upto:08}.tmp"));
+        if tmp_dir.exists() {
+            fs::remove_dir_all(&tmp_dir).ctx(|| format!("remove {}", tmp_dir.display()))?;
+        }
+        fs::create_dir_all(&tmp_dir).ctx(|| format!("create {}", tmp_dir.display()))?;
+        let file = File::create(tmp_dir.join(segment_name(0)))
+            .ctx(|| format!("create checkpoint segment in {}", tmp_dir.display()))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            upto,
+            tmp_dir,
+            file,
+            index: 0,
+            written: 0,
+            buf: Vec::with_capacity(1 << 20),
+        })
+    }
+
+    pub fn write(&mut self, payload: &[u8]) -> Result<()> {
+        frame(&mut self.buf, payload);
+        if self.buf.len() >= 1 << 20 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.file
+            .write_all(&self.buf)
+            .ctx(|| "write checkpoint".to_string())?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        if self.written >= DEFAULT_SEGMENT_SIZE {
+            self.file.sync_all().ctx(|| "sync checkpoint".to_string())?;
+            self.index += 1;
+            self.written = 0;
+            self.file = File::create(self.tmp_dir.join(segment_name(self.index)))
+                .ctx(|| "create checkpoint segment".to_string())?;
+        }
+        Ok(())
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        self.file.sync_all().ctx(|| "sync checkpoint".to_string())?;
+        crate::fsutil::sync_dir(&self.tmp_dir)?;
+        let dir = self.dir.clone();
+        let upto = self.upto;
+        let final_dir = dir.join(format!("checkpoint.{upto:08}"));
+        if final_dir.exists() {
+            fs::remove_dir_all(&final_dir).ctx(|| format!("remove {}", final_dir.display()))?;
+        }
+        fs::rename(&self.tmp_dir, &final_dir)
+            .ctx(|| format!("rename {}", self.tmp_dir.display()))?;
+        crate::fsutil::sync_dir(&dir)?;
+        // Everything the checkpoint covers can go now.
+        for segment in list_segments(&dir)? {
+            if segment <= upto {
+                let path = dir.join(segment_name(segment));
+                fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
+            }
+        }
+        let entries = fs::read_dir(&dir).ctx(|| format!("read {}", dir.display()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if let Some(rest) = name.strip_prefix("checkpoint.")
+                && rest.parse::<u32>().is_ok_and(|i| i < upto)
+            {
+                fs::remove_dir_all(entry.path()).ctx(|| format!("remove {name}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes a whole checkpoint from already-encoded payloads (see [`CheckpointWriter`]).
 pub fn write_checkpoint<'a>(
     dir: &Path,
     upto: u32,
     payloads: impl Iterator<Item = &'a [u8]>,
 ) -> Result<()> {
-    let final_dir = dir.join(format!("checkpoint.{upto:08}"));
-    let tmp_dir = dir.join(format!("checkpoint.{upto:08}.tmp"));
-    if tmp_dir.exists() {
-        fs::remove_dir_all(&tmp_dir).ctx(|| format!("remove {}", tmp_dir.display()))?;
-    }
-    fs::create_dir_all(&tmp_dir).ctx(|| format!("create {}", tmp_dir.display()))?;
-    let mut index = 0u32;
-    let mut file = File::create(tmp_dir.join(segment_name(index)))
-        .ctx(|| format!("create checkpoint segment in {}", tmp_dir.display()))?;
-    let mut written = 0u64;
-    let mut buf = Vec::with_capacity(1 << 20);
+    let mut writer = CheckpointWriter::new(dir, upto)?;
     for payload in payloads {
-        frame(&mut buf, payload);
-        if buf.len() >= 1 << 20 {
-            file.write_all(&buf)
-                .ctx(|| "write checkpoint".to_string())?;
-            written += buf.len() as u64;
-            buf.clear();
-            if written >= DEFAULT_SEGMENT_SIZE {
-                file.sync_all().ctx(|| "sync checkpoint".to_string())?;
-                index += 1;
-                written = 0;
-                file = File::create(tmp_dir.join(segment_name(index)))
-                    .ctx(|| "create checkpoint segment".to_string())?;
-            }
-        }
+        writer.write(payload)?;
     }
-    file.write_all(&buf)
-        .ctx(|| "write checkpoint".to_string())?;
-    file.sync_all().ctx(|| "sync checkpoint".to_string())?;
-    crate::fsutil::sync_dir(&tmp_dir)?;
-    if final_dir.exists() {
-        fs::remove_dir_all(&final_dir).ctx(|| format!("remove {}", final_dir.display()))?;
-    }
-    fs::rename(&tmp_dir, &final_dir).ctx(|| format!("rename {}", tmp_dir.display()))?;
-    crate::fsutil::sync_dir(dir)?;
-    // Everything the checkpoint covers can go now.
-    for segment in list_segments(dir)? {
-        if segment <= upto {
-            let path = dir.join(segment_name(segment));
-            fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
-        }
-    }
-    let entries = fs::read_dir(dir).ctx(|| format!("read {}", dir.display()))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(rest) = name.strip_prefix("checkpoint.")
-            && rest.parse::<u32>().is_ok_and(|i| i < upto)
-        {
-            fs::remove_dir_all(entry.path()).ctx(|| format!("remove {name}"))?;
-        }
-    }
-    Ok(())
+    writer.finish()
 }
 
 impl From<DecodeError> for Error {

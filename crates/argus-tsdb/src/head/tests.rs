@@ -1,15 +1,19 @@
 use super::*;
 
-fn head() -> Head {
-    Head::new(HeadOptions {
-        chunk_range_ms: 1000 * 1000,
-        ooo_window_ms: 0,
-    })
+fn head(dir: &tempfile::TempDir) -> Head {
+    Head::new(
+        HeadOptions {
+            chunk_range_ms: 1000 * 1000,
+            ooo_window_ms: 0,
+        },
+        HeadChunkStore::open(&dir.path().join("chunks_head")).unwrap(),
+    )
 }
 
 #[test]
 fn chunks_cut_at_120_samples_and_at_range_boundaries() {
-    let h = head();
+    let dir = tempfile::tempdir().unwrap();
+    let h = head(&dir);
     let s = h.get_or_create(&Labels::from_pairs(&[("__name__", "x")]));
     for t in 0..300 {
         h.append_now(&s, t, t as f64).unwrap();
@@ -29,7 +33,8 @@ fn chunks_cut_at_120_samples_and_at_range_boundaries() {
 
 #[test]
 fn postings_follow_series_lifecycle() {
-    let h = head();
+    let dir = tempfile::tempdir().unwrap();
+    let h = head(&dir);
     let a = h.get_or_create(&Labels::from_pairs(&[("__name__", "x"), ("job", "a")]));
     h.append_now(&a, 10, 1.0).unwrap();
     let m = [argus_model::Matcher::equal("job", "a")];
@@ -38,4 +43,28 @@ fn postings_follow_series_lifecycle() {
     assert_eq!(h.num_series(), 0);
     assert!(h.select_refs(&m).is_empty());
     assert!(h.label_values("job").is_empty());
+}
+
+#[test]
+fn closed_chunks_are_spilled_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = head(&dir);
+    let s = h.get_or_create(&Labels::from_pairs(&[("__name__", "x")]));
+    for t in 0..1000 {
+        h.append_now(&s, t, t as f64 * 0.5).unwrap();
+    }
+    let data = s.data.lock();
+    assert!(
+        data.closed
+            .iter()
+            .all(|c| matches!(c.body, ChunkBody::Disk(_)))
+    );
+    let samples = data.samples_before(i64::MIN, i64::MAX, &h.chunks);
+    assert_eq!(samples.len(), 1000);
+    assert!(
+        samples
+            .iter()
+            .enumerate()
+            .all(|(i, (t, v))| *t == i as i64 && *v == i as f64 * 0.5)
+    );
 }

@@ -1,0 +1,219 @@
+//! Closed head chunks spilled to disk, so the head keeps only open chunks in memory (the same
+//! idea as Prometheus's memory-mapped head chunks).
+//!
+//! ```text
+//! chunks_head/000001  000002 …   append-only files of chunk bytes, cut at 128 MiB
+//! ```
+//! A closed chunk is addressed by (file, offset, length). Writes go through a small in-memory
+//! buffer; reads come from that buffer or from the file with `pread`. The files are a cache
+//! of what the WAL and checkpoints already hold: they are cleared at start-up and rebuilt by
+//! WAL replay, and a file is deleted once every chunk in it is older than the head.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+
+use crate::error::{IoContext, Result};
+
+const FILE_SIZE: u64 = 128 << 20;
+const BUFFER: usize = 1 << 20;
+
+/// Where a closed chunk lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLoc {
+    pub file: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
+struct FileEntry {
+    file: std::sync::Arc<File>,
+    /// Newest sample time of any chunk in the file.
+    max_time: i64,
+}
+
+struct Inner {
+    files: BTreeMap<u32, FileEntry>,
+    current: u32,
+    /// Bytes of the current file already on disk.
+    flushed: u64,
+    /// Bytes written after `flushed`, not yet on disk.
+    buffer: Vec<u8>,
+}
+
+pub struct HeadChunkStore {
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+fn file_path(dir: &Path, index: u32) -> PathBuf {
+    dir.join(format!("{index:06}"))
+}
+
+fn open_file(dir: &Path, index: u32) -> Result<File> {
+    let path = file_path(dir, index);
+    OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("create head chunk file {}", path.display()))
+}
+
+impl HeadChunkStore {
+    /// Opens `dir`, discarding whatever an earlier process left there.
+    pub fn open(dir: &Path) -> Result<Self> {
+        if dir.exists() {
+            fs::remove_dir_all(dir).ctx(|| format!("clear {}", dir.display()))?;
+        }
+        fs::create_dir_all(dir).ctx(|| format!("create {}", dir.display()))?;
+        let mut files = BTreeMap::new();
+        files.insert(
+            1,
+            FileEntry {
+                file: open_file(dir, 1)?.into(),
+                max_time: i64::MIN,
+            },
+        );
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(Inner {
+                files,
+                current: 1,
+                flushed: 0,
+                buffer: Vec::with_capacity(BUFFER),
+            }),
+        })
+    }
+
+    /// Stores chunk bytes; `max_time` is the chunk's newest sample time.
+    pub fn write(&self, bytes: &[u8], max_time: i64) -> Result<ChunkLoc> {
+        let mut inner = self.inner.lock();
+        if inner.flushed + (inner.buffer.len() + bytes.len()) as u64 > FILE_SIZE {
+            Self::flush_locked(&mut inner)?;
+            let next = inner.current + 1;
+            let file = open_file(&self.dir, next)?;
+            inner.files.insert(
+                next,
+                FileEntry {
+                    file: file.into(),
+                    max_time: i64::MIN,
+                },
+            );
+            inner.current = next;
+            inner.flushed = 0;
+        }
+        let loc = ChunkLoc {
+            file: inner.current,
+            offset: (inner.flushed + inner.buffer.len() as u64) as u32,
+            len: bytes.len() as u32,
+        };
+        inner.buffer.extend_from_slice(bytes);
+        let current = inner.current;
+        if let Some(entry) = inner.files.get_mut(&current) {
+            entry.max_time = entry.max_time.max(max_time);
+        }
+        if inner.buffer.len() >= BUFFER {
+            Self::flush_locked(&mut inner)?;
+        }
+        Ok(loc)
+    }
+
+    fn flush_locked(inner: &mut Inner) -> Result<()> {
+        if inner.buffer.is_empty() {
+            return Ok(());
+        }
+        let current = inner.current;
+        let flushed = inner.flushed;
+        let entry = inner
+            .files
+            .get(&current)
+            .ok_or_else(|| crate::Error::Invalid("head chunk file missing".into()))?;
+        entry
+            .file
+            .write_all_at(&inner.buffer, flushed)
+            .ctx(|| format!("write head chunk file {current}"))?;
+        inner.flushed += inner.buffer.len() as u64;
+        inner.buffer.clear();
+        Ok(())
+    }
+
+    /// Reads a chunk back. A location from another process or a deleted file is an error.
+    pub fn read(&self, loc: ChunkLoc) -> Result<Vec<u8>> {
+        let inner = self.inner.lock();
+        let start = loc.offset as u64;
+        if loc.file == inner.current && start >= inner.flushed {
+            let from = (start - inner.flushed) as usize;
+            return inner
+                .buffer
+                .get(from..from + loc.len as usize)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| crate::Error::Invalid(format!("head chunk {loc:?} out of range")));
+        }
+        let entry = inner.files.get(&loc.file).ok_or_else(|| {
+            crate::Error::Invalid(format!("head chunk file {} is gone", loc.file))
+        })?;
+        let file = entry.file.clone();
+        drop(inner);
+        let mut out = vec![0u8; loc.len as usize];
+        file.read_exact_at(&mut out, start)
+            .ctx(|| format!("read head chunk {loc:?}"))?;
+        Ok(out)
+    }
+
+    /// Deletes files whose chunks are all older than `before` (never the current file).
+    pub fn truncate_before(&self, before: i64) -> Result<()> {
+        let mut inner = self.inner.lock();
+        let current = inner.current;
+        let doomed: Vec<u32> = inner
+            .files
+            .iter()
+            .filter(|(i, e)| **i != current && e.max_time < before)
+            .map(|(i, _)| *i)
+            .collect();
+        for i in doomed {
+            inner.files.remove(&i);
+            let path = file_path(&self.dir, i);
+            fs::remove_file(&path).ctx(|| format!("remove {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Total bytes held on disk and in the buffer.
+    pub fn size_bytes(&self) -> u64 {
+        let inner = self.inner.lock();
+        let files: u64 = inner
+            .files
+            .values()
+            .map(|e| e.file.metadata().map(|m| m.len()).unwrap_or(0))
+            .sum();
+        files + inner.buffer.len() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_read_across_buffer_files_and_truncation() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = HeadChunkStore::open(&dir.path().join("chunks_head")).unwrap();
+        let mut locs = Vec::new();
+        for i in 0..3000u32 {
+            let bytes: Vec<u8> = (0..(i % 700)).map(|b| (b ^ i) as u8).collect();
+            locs.push((store.write(&bytes, i as i64).unwrap(), bytes));
+        }
+        for (loc, bytes) in &locs {
+            assert_eq!(&store.read(*loc).unwrap(), bytes);
+        }
+        store.truncate_before(i64::MAX).unwrap();
+        // The current file stays readable.
+        let (loc, bytes) = locs.last().unwrap();
+        assert_eq!(&store.read(*loc).unwrap(), bytes);
+    }
+}
