@@ -184,8 +184,8 @@ fn encode_index(entries: &[(Labels, Vec<(i64, i64, u64, u64)>)]) -> Vec<u8> {
     let mut symbols: BTreeSet<&str> = BTreeSet::new();
     for (labels, _) in entries {
         for l in labels.iter() {
-            symbols.insert(&l.name);
-            symbols.insert(&l.value);
+            symbols.insert(l.name);
+            symbols.insert(l.value);
         }
     }
     let symbol_ids: HashMap<&str, u64> = symbols
@@ -203,10 +203,10 @@ fn encode_index(entries: &[(Labels, Vec<(i64, i64, u64, u64)>)]) -> Vec<u8> {
         offsets.push(out.len() as u64);
         put_uvarint(&mut out, labels.len() as u64);
         for l in labels.iter() {
-            put_uvarint(&mut out, symbol_ids[&*l.name]);
-            put_uvarint(&mut out, symbol_ids[&*l.value]);
+            put_uvarint(&mut out, symbol_ids[l.name]);
+            put_uvarint(&mut out, symbol_ids[l.value]);
             postings
-                .entry((&l.name, &l.value))
+                .entry((l.name, l.value))
                 .or_default()
                 .push(id as u64);
         }

@@ -23,8 +23,8 @@ pub fn put_str(buf: &mut Vec<u8>, s: &str) {
 pub fn put_labels(buf: &mut Vec<u8>, labels: &Labels) {
     put_uvarint(buf, labels.len() as u64);
     for label in labels.iter() {
-        put_str(buf, &label.name);
-        put_str(buf, &label.value);
+        put_str(buf, label.name);
+        put_str(buf, label.value);
     }
 }
 

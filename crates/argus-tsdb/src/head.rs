@@ -337,7 +337,7 @@ pub fn labels_hash<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
 }
 
 fn labels_hash_of(labels: &Labels) -> u64 {
-    labels_hash(labels.iter().map(|l| (&*l.name, &*l.value)))
+    labels_hash(labels.iter().map(|l| (l.name, l.value)))
 }
 
 #[derive(Default)]
@@ -360,10 +360,10 @@ impl HeadIndex {
     }
 
     fn insert_hashed(&mut self, hash: u64, series: Arc<MemSeries>) {
-        if self.by_hash.contains_key(&hash) {
-            self.collisions.entry(hash).or_default().push(series);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(hash) {
+            e.insert(series);
         } else {
-            self.by_hash.insert(hash, series);
+            self.collisions.entry(hash).or_default().push(series);
         }
     }
 
@@ -555,7 +555,7 @@ impl Head {
             l.len() == pairs.len()
                 && l.iter()
                     .zip(pairs)
-                    .all(|(a, (n, v))| &*a.name == *n && &*a.value == *v)
+                    .all(|(a, (n, v))| a.name == *n && a.value == *v)
         };
         if let Some(series) = self.index.read().find(hash, same) {
             return series.clone();

@@ -52,9 +52,9 @@ proptest! {
         // Postings agree with a brute-force scan for every label pair.
         for (labels, _) in &series {
             for l in labels.iter() {
-                let m = [Matcher::new(MatchOp::Equal, &*l.name, &*l.value).unwrap()];
+                let m = [Matcher::new(MatchOp::Equal, l.name, l.value).unwrap()];
                 let got: Vec<Labels> = block.select(i64::MIN, i64::MAX, &m).into_iter().map(|s| s.labels).collect();
-                let want: Vec<Labels> = series.iter().filter(|(ls, _)| ls.get(&l.name) == Some(&*l.value)).map(|(ls, _)| ls.clone()).collect();
+                let want: Vec<Labels> = series.iter().filter(|(ls, _)| ls.get(l.name) == Some(&*l.value)).map(|(ls, _)| ls.clone()).collect();
                 prop_assert_eq!(got, want);
             }
         }
