@@ -4,7 +4,7 @@
 //! <ULID>/
 //!   meta.json        Prometheus's meta layout (ulid, minTime, maxTime [exclusive], stats, compaction)
 //!   index            symbols, series (labels as symbol ids + chunk refs), postings, label table
-//!   chunks/000001    XOR chunks back to back
+//!   chunks/000001    tagged chunks back to back (XOR or scaled integers, see chunk::scaled)
 //!   tombstones       deleted ranges per series (optional)
 //! ```
 //! The index ends with a fixed footer of section offsets, a CRC32C over everything before it
@@ -23,13 +23,15 @@ use memmap2::Mmap;
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 
-use crate::chunk::{SAMPLES_PER_CHUNK, XorChunk};
+use crate::chunk::SAMPLES_PER_CHUNK;
+use crate::chunk::scaled::encode_block_chunk;
 use crate::encoding::{Decoder, put_uvarint, put_varint};
 use crate::error::{Error, IoContext, Result};
 use crate::postings::{IndexLookup, select_postings};
 use crate::series::{ChunkData, ChunkMeta, Interval, SeriesChunks};
 
-const INDEX_MAGIC: &[u8; 8] = b"ARGUSIDX";
+/// Format 2: chunks carry an encoding tag (see `chunk::scaled`).
+const INDEX_MAGIC: &[u8; 8] = b"ARGUSIX2";
 const FOOTER_MAGIC: &[u8; 4] = b"ARGI";
 const FOOTER_LEN: usize = 6 * 8 + 4 + 4;
 const TOMBSTONE_MAGIC: &[u8; 4] = b"ARGT";
@@ -108,21 +110,15 @@ pub fn write_block(
             continue;
         }
         let mut metas = Vec::new();
+        let mut bytes = Vec::new();
         for group in samples.chunks(SAMPLES_PER_CHUNK) {
-            let mut chunk = XorChunk::new();
-            for &(t, v) in group {
-                chunk.append(t, v);
-            }
-            let bytes = chunk.bytes();
+            bytes.clear();
+            encode_block_chunk(group, &mut bytes);
             chunks_out
-                .write_all(bytes)
+                .write_all(&bytes)
                 .ctx(|| format!("write {}", chunks_path.display()))?;
-            metas.push((
-                chunk.min_time(),
-                chunk.max_time(),
-                chunk_offset,
-                bytes.len() as u64,
-            ));
+            let (min_time, max_time) = (group[0].0, group[group.len() - 1].0);
+            metas.push((min_time, max_time, chunk_offset, bytes.len() as u64));
             chunk_offset += bytes.len() as u64;
             stats.num_chunks += 1;
         }
@@ -437,7 +433,7 @@ impl Block {
             chunks.push(ChunkMeta {
                 min_time: mint,
                 max_time: maxt,
-                data: ChunkData::Mapped(self.chunks.clone(), start, end),
+                data: ChunkData::Block(self.chunks.clone(), start, end),
             });
         }
         Some((Labels::from_sorted_refs(&labels)?, chunks))

@@ -13,6 +13,49 @@
 
 use crate::bstream::{BitReader, BitWriter};
 
+pub mod scaled;
+
+/// Writes a delta-of-delta in Prometheus's buckets (0 / 14 / 17 / 20 / 64 bits).
+pub(crate) fn write_dod(stream: &mut BitWriter, dod: i64) {
+    match dod {
+        0 => stream.write_bit(false),
+        d if (-8191..=8192).contains(&d) => {
+            stream.write_bits(0b10, 2);
+            stream.write_bits(d as u64, 14);
+        }
+        d if (-65535..=65536).contains(&d) => {
+            stream.write_bits(0b110, 3);
+            stream.write_bits(d as u64, 17);
+        }
+        d if (-524_287..=524_288).contains(&d) => {
+            stream.write_bits(0b1110, 4);
+            stream.write_bits(d as u64, 20);
+        }
+        d => {
+            stream.write_bits(0b1111, 4);
+            stream.write_bits(d as u64, 64);
+        }
+    }
+}
+
+/// Reads what [`write_dod`] wrote.
+pub(crate) fn read_dod(reader: &mut BitReader<'_>) -> Option<i64> {
+    let mut prefix = 0;
+    for _ in 0..4 {
+        if !reader.read_bit()? {
+            break;
+        }
+        prefix += 1;
+    }
+    Some(match prefix {
+        0 => 0,
+        1 => sign_extend(reader.read_bits(14)?, 14),
+        2 => sign_extend(reader.read_bits(17)?, 17),
+        3 => sign_extend(reader.read_bits(20)?, 20),
+        _ => reader.read_bits(64)? as i64,
+    })
+}
+
 /// A chunk is cut after this many samples (as Prometheus does).
 pub const SAMPLES_PER_CHUNK: usize = 120;
 
@@ -79,26 +122,7 @@ impl XorChunk {
             }
             _ => {
                 let delta = t.wrapping_sub(self.t);
-                let dod = delta.wrapping_sub(self.t_delta);
-                match dod {
-                    0 => self.stream.write_bit(false),
-                    d if (-8191..=8192).contains(&d) => {
-                        self.stream.write_bits(0b10, 2);
-                        self.stream.write_bits(d as u64, 14);
-                    }
-                    d if (-65535..=65536).contains(&d) => {
-                        self.stream.write_bits(0b110, 3);
-                        self.stream.write_bits(d as u64, 17);
-                    }
-                    d if (-524_287..=524_288).contains(&d) => {
-                        self.stream.write_bits(0b1110, 4);
-                        self.stream.write_bits(d as u64, 20);
-                    }
-                    d => {
-                        self.stream.write_bits(0b1111, 4);
-                        self.stream.write_bits(d as u64, 64);
-                    }
-                }
+                write_dod(&mut self.stream, delta.wrapping_sub(self.t_delta));
                 self.write_xor(v);
                 self.t_delta = delta;
             }
@@ -210,20 +234,7 @@ impl<'a> XorIter<'a> {
                 self.read_xor()?;
             }
             _ => {
-                let mut prefix = 0;
-                for _ in 0..4 {
-                    if !self.reader.read_bit()? {
-                        break;
-                    }
-                    prefix += 1;
-                }
-                let dod = match prefix {
-                    0 => 0,
-                    1 => sign_extend(self.reader.read_bits(14)?, 14),
-                    2 => sign_extend(self.reader.read_bits(17)?, 17),
-                    3 => sign_extend(self.reader.read_bits(20)?, 20),
-                    _ => self.reader.read_bits(64)? as i64,
-                };
+                let dod = read_dod(&mut self.reader)?;
                 self.t_delta = self.t_delta.wrapping_add(dod);
                 self.t = self.t.wrapping_add(self.t_delta);
                 self.read_xor()?;

@@ -12,8 +12,8 @@ use crate::chunk::XorIter;
 pub enum ChunkData {
     /// An XOR chunk owned by the head (or copied from its open chunk).
     Xor(Arc<[u8]>),
-    /// An XOR chunk inside a block's memory-mapped chunk file.
-    Mapped(Arc<memmap2::Mmap>, usize, usize),
+    /// A tagged chunk (`chunk::scaled`) inside a block's memory-mapped chunk file.
+    Block(Arc<memmap2::Mmap>, usize, usize),
     /// Plain samples (out-of-order buffer), sorted by time.
     Samples(Arc<[(i64, f64)]>),
 }
@@ -22,9 +22,9 @@ impl ChunkData {
     fn for_each(&self, mut f: impl FnMut(i64, f64)) {
         match self {
             ChunkData::Xor(bytes) => XorIter::new(bytes).for_each(|(t, v)| f(t, v)),
-            ChunkData::Mapped(map, start, end) => {
+            ChunkData::Block(map, start, end) => {
                 if let Some(bytes) = map.get(*start..*end) {
-                    XorIter::new(bytes).for_each(|(t, v)| f(t, v));
+                    crate::chunk::scaled::decode_block_chunk(bytes, f);
                 }
             }
             ChunkData::Samples(samples) => samples.iter().for_each(|&(t, v)| f(t, v)),
