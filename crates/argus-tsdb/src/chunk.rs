@@ -106,6 +106,11 @@ impl XorChunk {
         self.t
     }
 
+    /// Bits of the newest value.
+    pub fn last_value_bits(&self) -> u64 {
+        self.v
+    }
+
     pub fn append(&mut self, t: i64, value: f64) {
         let v = value.to_bits();
         match self.num_samples {

@@ -205,8 +205,14 @@ impl Db {
         (blocks, crate::fsutil::dir_size(&self.dir.join("wal")))
     }
 
-    /// fsyncs the WAL (shutdown).
+    /// Shutdown: writes a checkpoint of the head (so the next start restores chunks instead
+    /// of replaying every sample, like Prometheus's memory snapshot on shutdown) and fsyncs
+    /// the WAL. Call it after appends have stopped.
     pub fn close(&self) -> Result<()> {
+        let _guard = self.maintenance.lock();
+        if self.head.num_series() > 0 {
+            self.checkpoint()?;
+        }
         self.wal.lock().sync()
     }
 
@@ -383,16 +389,36 @@ impl Db {
             writer.write(&buf)?;
             for s in batch {
                 let data = s.data.lock();
-                for c in &data.closed {
+                let n_closed = data.closed.len();
+                for (i, c) in data.closed.iter().enumerate() {
                     if let Some(bytes) = c.bytes(store) {
+                        // Only the newest chunk's last value matters on restore (duplicate
+                        // detection); decode for it only when there is no open chunk.
+                        let last_value_bits = if i + 1 == n_closed && data.open.is_none() {
+                            crate::chunk::XorIter::new(&bytes)
+                                .last()
+                                .map_or(0, |(_, v)| v.to_bits())
+                        } else {
+                            0
+                        };
+                        let meta = wal::ChunkRecordMeta {
+                            min_time: c.min_time,
+                            max_time: c.max_time,
+                            last_value_bits,
+                        };
                         buf.clear();
-                        wal::encode_chunk(&mut buf, s.series_ref, &bytes);
+                        wal::encode_chunk(&mut buf, s.series_ref, meta, &bytes);
                         writer.write(&buf)?;
                     }
                 }
                 if let Some(open) = &data.open {
+                    let meta = wal::ChunkRecordMeta {
+                        min_time: open.min_time(),
+                        max_time: open.max_time(),
+                        last_value_bits: open.last_value_bits(),
+                    };
                     buf.clear();
-                    wal::encode_chunk(&mut buf, s.series_ref, open.bytes());
+                    wal::encode_chunk(&mut buf, s.series_ref, meta, open.bytes());
                     writer.write(&buf)?;
                 }
                 if !data.ooo.is_empty() {
@@ -674,11 +700,14 @@ fn replay_record(head: &Head, stats: &DbStats, record: Record, floor: i64) {
                 }
             }
         }
-        Record::Chunk { series_ref, bytes } => match head.get_by_ref(series_ref) {
+        Record::Chunk {
+            series_ref,
+            meta,
+            bytes,
+        } => match head.get_by_ref(series_ref) {
             Some(series) => {
-                let all_valid = crate::chunk::XorIter::new(&bytes).all(|(t, _)| t >= floor);
-                if all_valid {
-                    head.restore_chunk(&series, &bytes);
+                if meta.min_time >= floor {
+                    head.restore_chunk(&series, meta, &bytes);
                 } else {
                     for (t, v) in crate::chunk::XorIter::new(&bytes) {
                         if t >= floor {

@@ -119,33 +119,32 @@ impl SeriesData {
         }
     }
 
-    /// Restores a full chunk (checkpoint replay) without re-encoding it. Refuses (false)
-    /// when the chunk is damaged or does not start after the series' newest sample.
-    fn restore_closed(&mut self, bytes: &[u8], store: &HeadChunkStore) -> bool {
-        let mut iter = crate::chunk::XorIter::new(bytes);
-        let Some((min_time, first)) = iter.next() else {
+    /// Restores a full chunk (checkpoint replay) without decoding it. Refuses (false) when
+    /// the chunk does not start after the series' newest sample.
+    fn restore_closed(
+        &mut self,
+        bytes: &[u8],
+        meta: crate::wal::ChunkRecordMeta,
+        store: &HeadChunkStore,
+    ) -> bool {
+        if bytes.len() < 2 || meta.max_time < meta.min_time {
             return false;
-        };
-        let (mut max_time, mut last_bits) = (min_time, first.to_bits());
-        for (t, v) in iter.by_ref() {
-            max_time = t;
-            last_bits = v.to_bits();
         }
-        if iter.error() || self.max_time.is_some_and(|m| min_time <= m) {
+        if self.max_time.is_some_and(|m| meta.min_time <= m) {
             return false;
         }
         self.close_open(store);
-        let body = match store.write(bytes, max_time) {
+        let body = match store.write(bytes, meta.max_time) {
             Ok(loc) => ChunkBody::Disk(loc),
             Err(_) => ChunkBody::Mem(bytes.into()),
         };
         self.closed.push(ClosedChunk {
-            min_time,
-            max_time,
+            min_time: meta.min_time,
+            max_time: meta.max_time,
             body,
         });
-        self.max_time = Some(max_time);
-        self.last_value = last_bits;
+        self.max_time = Some(meta.max_time);
+        self.last_value = meta.last_value_bits;
         true
     }
 
@@ -801,17 +800,20 @@ impl Head {
 
     /// Restores a checkpointed chunk; falls back to appending its samples one by one when it
     /// overlaps what the series already holds.
-    pub fn restore_chunk(&self, series: &MemSeries, bytes: &[u8]) {
+    pub fn restore_chunk(
+        &self,
+        series: &MemSeries,
+        meta: crate::wal::ChunkRecordMeta,
+        bytes: &[u8],
+    ) {
         let mut data = series.data.lock();
-        if data.restore_closed(bytes, &self.chunks) {
+        if data.restore_closed(bytes, meta, &self.chunks) {
             self.stats.samples_appended.fetch_add(
                 crate::chunk::XorIter::new(bytes).len_hint() as u64,
                 Ordering::Relaxed,
             );
-            if let Some(first) = data.closed.last() {
-                self.min_time.fetch_min(first.min_time, Ordering::Relaxed);
-                self.max_time.fetch_max(first.max_time, Ordering::Relaxed);
-            }
+            self.min_time.fetch_min(meta.min_time, Ordering::Relaxed);
+            self.max_time.fetch_max(meta.max_time, Ordering::Relaxed);
             return;
         }
         drop(data);

@@ -51,14 +51,23 @@ pub struct Tombstone {
     pub maxt: i64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChunkRecordMeta {
+    pub min_time: i64,
+    pub max_time: i64,
+    pub last_value_bits: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Series(Vec<(u64, Labels)>),
     Samples(Vec<RefSample>),
     Tombstones(Vec<Tombstone>),
-    /// An encoded XOR chunk of one series (written by checkpoints).
+    /// An encoded XOR chunk of one series (written by checkpoints), with its time range and
+    /// last value so that replay can restore it without decoding.
     Chunk {
         series_ref: u64,
+        meta: ChunkRecordMeta,
         bytes: Vec<u8>,
     },
 }
@@ -77,7 +86,11 @@ impl Record {
                     put_varint(buf, t.maxt);
                 }
             }
-            Record::Chunk { series_ref, bytes } => encode_chunk(buf, *series_ref, bytes),
+            Record::Chunk {
+                series_ref,
+                meta,
+                bytes,
+            } => encode_chunk(buf, *series_ref, *meta, bytes),
         }
     }
 
@@ -119,9 +132,17 @@ impl Record {
             }
             TYPE_CHUNK => {
                 let series_ref = d.uvarint()?;
+                let min_time = d.varint()?;
+                let max_time = d.varint()?;
+                let last_value_bits = d.u64_le()?;
                 let n = d.len()?;
                 Record::Chunk {
                     series_ref,
+                    meta: ChunkRecordMeta {
+                        min_time,
+                        max_time,
+                        last_value_bits,
+                    },
                     bytes: d.bytes(n)?.to_vec(),
                 }
             }
@@ -158,9 +179,12 @@ pub fn encode_samples(buf: &mut Vec<u8>, samples: &[RefSample]) {
     }
 }
 
-pub fn encode_chunk(buf: &mut Vec<u8>, series_ref: u64, bytes: &[u8]) {
+pub fn encode_chunk(buf: &mut Vec<u8>, series_ref: u64, meta: ChunkRecordMeta, bytes: &[u8]) {
     buf.push(TYPE_CHUNK);
     put_uvarint(buf, series_ref);
+    put_varint(buf, meta.min_time);
+    put_varint(buf, meta.max_time);
+    buf.extend_from_slice(&meta.last_value_bits.to_le_bytes());
     put_uvarint(buf, bytes.len() as u64);
     buf.extend_from_slice(bytes);
 }

@@ -277,3 +277,33 @@ fn directory_lock_refuses_second_open() {
         Err(Error::Locked { .. })
     ));
 }
+
+#[test]
+fn shutdown_checkpoint_restores_head_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let series: Vec<Labels> = (0..5).map(|i| lbl("r", &format!("i{i}"))).collect();
+    let before;
+    {
+        let db = Db::open(dir.path(), opts()).unwrap();
+        fill(&db, &series, 0, 15_000, 500);
+        before = all_samples(&db, &[eq("__name__", "r")]);
+        db.close().unwrap();
+    }
+    // Only the checkpoint and an empty segment remain: replay restores chunks.
+    let wal_dir = dir.path().join("wal");
+    assert!(wal::last_checkpoint(&wal_dir).unwrap().is_some());
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(all_samples(&db, &[eq("__name__", "r")]), before);
+    // The newest sample is known: an exact duplicate is accepted, a changed value refused,
+    // and appends continue after it.
+    let last_t = 499 * 15_000;
+    let mut app = db.appender();
+    app.append(&series[0], last_t, (499 * 10) as f64).unwrap();
+    assert!(matches!(
+        app.append(&series[0], last_t, -1.0),
+        Err(Error::DuplicateSampleForTimestamp)
+    ));
+    app.append(&series[0], last_t + 15_000, 1.0).unwrap();
+    app.commit().unwrap();
+    assert_eq!(all_samples(&db, &[eq("instance", "i0")])[0].1.len(), 501);
+}

@@ -37,8 +37,22 @@ fn record_strategy() -> impl Strategy<Value = Record> {
                     .collect()
             )
         ),
-        (any::<u64>(), proptest::collection::vec(any::<u8>(), 0..100))
-            .prop_map(|(series_ref, bytes)| Record::Chunk { series_ref, bytes }),
+        (
+            any::<u64>(),
+            any::<(i64, i64, u64)>(),
+            proptest::collection::vec(any::<u8>(), 0..100)
+        )
+            .prop_map(
+                |(series_ref, (min_time, max_time, last_value_bits), bytes)| Record::Chunk {
+                    series_ref,
+                    meta: ChunkRecordMeta {
+                        min_time,
+                        max_time,
+                        last_value_bits
+                    },
+                    bytes
+                }
+            ),
     ]
 }
 

@@ -154,7 +154,8 @@ fn torn_and_corrupted_wal_is_repaired_and_reported() {
     let data = dir.path().join("data");
     let argus = ArgusBuilder::new(&data).start();
     write_seq_series(&argus, "corrupt_test", 100);
-    argus.stop();
+    // A crash, so the data stays in WAL segments (a graceful stop checkpoints the head).
+    argus.kill9();
 
     // 1. The last segment is cut in the middle of its last record.
     let segment = last_nonempty_segment(&data);
@@ -177,7 +178,7 @@ fn torn_and_corrupted_wal_is_repaired_and_reported() {
         "{}",
         argus.log_text()
     );
-    argus.stop();
+    argus.kill9();
 
     // 2. Bytes flipped in the middle of the segment: everything before the damage stays.
     let mut bytes = std::fs::read(&segment).unwrap();
