@@ -8,22 +8,35 @@ mod server;
 use clap::Parser;
 
 /// Caps glibc's malloc arenas at two (unless `MALLOC_ARENA_MAX` is set): with one arena per
-/// busy thread, glibc kept ~15% more resident memory under remote-write load for no gain
-/// (measured with ../shared/bench; see docs/benchmarks.md).
+/// busy thread, glibc kept ~15% more resident memory under remote-write load for no gain.
+/// Also pins the mmap threshold at 256 KiB, so that large transient buffers (request bodies,
+/// compaction) are always mapped and unmapped instead of fragmenting the heap as glibc's
+/// self-raising threshold lets them do. Measured with ../shared/bench (docs/benchmarks.md).
 #[allow(unsafe_code)]
-fn limit_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-        return;
-    }
+fn tune_malloc() {
     // SAFETY: mallopt only changes allocator tuning; called once at start-up before any
-    // other thread exists. M_ARENA_MAX is -8 in glibc's malloc.h.
+    // other thread exists. M_ARENA_MAX is -8 and M_MMAP_THRESHOLD is -3 in glibc's malloc.h.
     unsafe {
-        libc::mallopt(-8, 2);
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            libc::mallopt(-8, 2);
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            libc::mallopt(-3, 256 * 1024);
+        }
+    }
+}
+
+/// Gives freed heap pages back to the kernel (after compaction frees its working set).
+#[allow(unsafe_code)]
+pub(crate) fn release_free_memory() {
+    // SAFETY: malloc_trim only returns unused pages of the allocator's own heaps.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
 fn main() -> std::process::ExitCode {
-    limit_malloc_arenas();
+    tune_malloc();
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Server(args) => server::run(*args),

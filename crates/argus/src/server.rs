@@ -298,8 +298,10 @@ fn compaction_loop(db: &Db, stop: &AtomicBool, every: StdDuration) {
             continue;
         }
         last = std::time::Instant::now();
-        if let Err(e) = db.compact() {
-            error!(error = %e, "compaction failed");
+        match db.compact() {
+            Ok(true) => crate::release_free_memory(),
+            Ok(false) => {}
+            Err(e) => error!(error = %e, "compaction failed"),
         }
     }
 }
