@@ -27,9 +27,18 @@ impl BitWriter {
         self.bytes.shrink_to_fit();
     }
 
+    /// Adds a zero byte, growing in 64-byte steps instead of doubling: head chunks stay
+    /// allocated for their whole life, so slack costs memory on every series.
+    fn push_byte(&mut self) {
+        if self.bytes.len() == self.bytes.capacity() {
+            self.bytes.reserve_exact(64);
+        }
+        self.bytes.push(0);
+    }
+
     pub fn write_bit(&mut self, bit: bool) {
         if self.free == 0 {
-            self.bytes.push(0);
+            self.push_byte();
             self.free = 8;
         }
         if bit {
@@ -44,7 +53,7 @@ impl BitWriter {
         let mut remaining = n;
         while remaining > 0 {
             if self.free == 0 {
-                self.bytes.push(0);
+                self.push_byte();
                 self.free = 8;
             }
             let take = remaining.min(self.free as u32);

@@ -80,7 +80,7 @@ impl Default for XorChunk {
 
 impl XorChunk {
     pub fn new() -> Self {
-        let mut stream = BitWriter::with_capacity(128);
+        let mut stream = BitWriter::with_capacity(64);
         stream.write_bits(0, 16);
         Self {
             stream,
