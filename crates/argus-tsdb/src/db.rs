@@ -403,7 +403,7 @@ impl Db {
                         };
                         let meta = wal::ChunkRecordMeta {
                             min_time: c.min_time,
-                            max_time: c.max_time,
+                            max_time: c.max_time(),
                             last_value_bits,
                         };
                         buf.clear();

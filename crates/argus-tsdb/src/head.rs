@@ -26,30 +26,36 @@ pub struct HeadOptions {
     pub ooo_window_ms: i64,
 }
 
-/// A full chunk: on disk in the head chunk store, or in memory if spilling failed.
-pub enum ChunkBody {
-    Disk(ChunkLoc),
-    Mem(Arc<[u8]>),
-}
-
+/// A full chunk, kept in the head chunk store. 24 bytes: the head holds several per series.
 pub struct ClosedChunk {
     pub min_time: i64,
-    pub max_time: i64,
-    pub body: ChunkBody,
+    /// `max_time - min_time`; chunks never span more than the block range (≤ 31d).
+    span: u32,
+    pub loc: ChunkLoc,
 }
 
 impl ClosedChunk {
+    fn new(min_time: i64, max_time: i64, loc: ChunkLoc) -> Self {
+        let span = u32::try_from(max_time.saturating_sub(min_time).max(0)).unwrap_or(u32::MAX);
+        Self {
+            min_time,
+            span,
+            loc,
+        }
+    }
+
+    pub fn max_time(&self) -> i64 {
+        self.min_time.saturating_add(self.span as i64)
+    }
+
     /// The chunk's bytes; `None` (logged) if the spill file cannot be read.
     pub fn bytes(&self, store: &HeadChunkStore) -> Option<Arc<[u8]>> {
-        match &self.body {
-            ChunkBody::Mem(b) => Some(b.clone()),
-            ChunkBody::Disk(loc) => match store.read(*loc) {
-                Ok(b) => Some(b.into()),
-                Err(e) => {
-                    tracing::error!(error = %e, "reading a head chunk failed; its samples are missing from this read");
-                    None
-                }
-            },
+        match store.read(self.loc) {
+            Ok(b) => Some(b.into()),
+            Err(e) => {
+                tracing::error!(error = %e, "reading a head chunk failed; its samples are missing from this read");
+                None
+            }
         }
     }
 }
@@ -104,18 +110,9 @@ impl SeriesData {
 
     fn close_open(&mut self, store: &HeadChunkStore) {
         if let Some(open) = self.open.take() {
-            let body = match store.write(open.bytes(), open.max_time()) {
-                Ok(loc) => ChunkBody::Disk(loc),
-                Err(e) => {
-                    tracing::error!(error = %e, "spilling a head chunk failed; keeping it in memory");
-                    ChunkBody::Mem(open.bytes().into())
-                }
-            };
-            self.closed.push(ClosedChunk {
-                min_time: open.min_time(),
-                max_time: open.max_time(),
-                body,
-            });
+            let loc = store.write(open.bytes(), open.max_time());
+            self.closed
+                .push(ClosedChunk::new(open.min_time(), open.max_time(), loc));
         }
     }
 
@@ -134,15 +131,9 @@ impl SeriesData {
             return false;
         }
         self.close_open(store);
-        let body = match store.write(bytes, meta.max_time) {
-            Ok(loc) => ChunkBody::Disk(loc),
-            Err(_) => ChunkBody::Mem(bytes.into()),
-        };
-        self.closed.push(ClosedChunk {
-            min_time: meta.min_time,
-            max_time: meta.max_time,
-            body,
-        });
+        let loc = store.write(bytes, meta.max_time);
+        self.closed
+            .push(ClosedChunk::new(meta.min_time, meta.max_time, loc));
         self.max_time = Some(meta.max_time);
         self.last_value = meta.last_value_bits;
         true
@@ -163,13 +154,13 @@ impl SeriesData {
     pub fn chunks_in(&self, mint: i64, maxt: i64, store: &HeadChunkStore) -> Vec<ChunkMeta> {
         let mut out = Vec::new();
         for c in &self.closed {
-            if c.max_time >= mint
+            if c.max_time() >= mint
                 && c.min_time <= maxt
                 && let Some(bytes) = c.bytes(store)
             {
                 out.push(ChunkMeta {
                     min_time: c.min_time,
-                    max_time: c.max_time,
+                    max_time: c.max_time(),
                     data: ChunkData::Xor(bytes),
                 });
             }
@@ -220,7 +211,7 @@ impl SeriesData {
     ) -> Vec<(i64, f64)> {
         let mut out: Vec<(i64, f64)> = Vec::new();
         for c in &self.closed {
-            if c.max_time >= from
+            if c.max_time() >= from
                 && c.min_time < before
                 && let Some(bytes) = c.bytes(store)
             {
@@ -244,7 +235,7 @@ impl SeriesData {
 
     /// Drops data older than `before` (already persisted in a block).
     fn truncate_before(&mut self, before: i64) {
-        self.closed.retain(|c| c.max_time >= before);
+        self.closed.retain(|c| c.max_time() >= before);
         if self.open.as_ref().is_some_and(|o| o.max_time() < before) {
             self.open = None;
         }
@@ -256,7 +247,7 @@ impl SeriesData {
         let overlaps = self
             .closed
             .iter()
-            .any(|c| c.max_time >= mint && c.min_time <= maxt)
+            .any(|c| c.max_time() >= mint && c.min_time <= maxt)
             || self
                 .open
                 .as_ref()
@@ -282,10 +273,7 @@ impl SeriesData {
     pub fn heap_bytes(&self) -> usize {
         self.closed
             .iter()
-            .map(|c| match &c.body {
-                ChunkBody::Mem(b) => b.len() + 48,
-                ChunkBody::Disk(_) => 48,
-            })
+            .map(|_| std::mem::size_of::<ClosedChunk>())
             .sum::<usize>()
             + self.open.as_ref().map_or(0, |o| o.heap_bytes())
             + self.ooo.capacity() * 16

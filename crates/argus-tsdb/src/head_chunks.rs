@@ -37,6 +37,9 @@ struct FileEntry {
 
 struct Inner {
     files: BTreeMap<u32, FileEntry>,
+    /// Chunks that could not be written (I/O error), kept in memory instead: file 0,
+    /// offset = index here. Freed by `truncate_before` like files.
+    overflow: Vec<Option<(i64, Box<[u8]>)>>,
     current: u32,
     /// Bytes of the current file already on disk.
     flushed: u64,
@@ -83,6 +86,7 @@ impl HeadChunkStore {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner {
                 files,
+                overflow: Vec::new(),
                 current: 1,
                 flushed: 0,
                 buffer: Vec::with_capacity(BUFFER),
@@ -90,13 +94,34 @@ impl HeadChunkStore {
         })
     }
 
-    /// Stores chunk bytes; `max_time` is the chunk's newest sample time.
-    pub fn write(&self, bytes: &[u8], max_time: i64) -> Result<ChunkLoc> {
+    /// Stores chunk bytes; `max_time` is the chunk's newest sample time. Never loses the
+    /// chunk: if the file cannot be written it is kept in memory (and the error logged).
+    pub fn write(&self, bytes: &[u8], max_time: i64) -> ChunkLoc {
         let mut inner = self.inner.lock();
+        match Self::write_locked(&self.dir, &mut inner, bytes, max_time) {
+            Ok(loc) => loc,
+            Err(e) => {
+                tracing::error!(error = %e, "spilling a head chunk failed; keeping it in memory");
+                inner.overflow.push(Some((max_time, bytes.into())));
+                ChunkLoc {
+                    file: 0,
+                    offset: (inner.overflow.len() - 1) as u32,
+                    len: bytes.len() as u32,
+                }
+            }
+        }
+    }
+
+    fn write_locked(
+        dir: &Path,
+        inner: &mut Inner,
+        bytes: &[u8],
+        max_time: i64,
+    ) -> Result<ChunkLoc> {
         if inner.flushed + (inner.buffer.len() + bytes.len()) as u64 > FILE_SIZE {
-            Self::flush_locked(&mut inner)?;
+            Self::flush_locked(inner)?;
             let next = inner.current + 1;
-            let file = open_file(&self.dir, next)?;
+            let file = open_file(dir, next)?;
             inner.files.insert(
                 next,
                 FileEntry {
@@ -118,7 +143,7 @@ impl HeadChunkStore {
             entry.max_time = entry.max_time.max(max_time);
         }
         if inner.buffer.len() >= BUFFER {
-            Self::flush_locked(&mut inner)?;
+            Self::flush_locked(inner)?;
         }
         Ok(loc)
     }
@@ -146,6 +171,14 @@ impl HeadChunkStore {
     pub fn read(&self, loc: ChunkLoc) -> Result<Vec<u8>> {
         let inner = self.inner.lock();
         let start = loc.offset as u64;
+        if loc.file == 0 {
+            return inner
+                .overflow
+                .get(loc.offset as usize)
+                .and_then(|e| e.as_ref())
+                .map(|(_, b)| b.to_vec())
+                .ok_or_else(|| crate::Error::Invalid(format!("head chunk {loc:?} is gone")));
+        }
         if loc.file == inner.current && start >= inner.flushed {
             let from = (start - inner.flushed) as usize;
             return inner
@@ -175,6 +208,14 @@ impl HeadChunkStore {
             .filter(|(i, e)| **i != current && e.max_time < before)
             .map(|(i, _)| *i)
             .collect();
+        for entry in inner.overflow.iter_mut() {
+            if entry
+                .as_ref()
+                .is_some_and(|(max_time, _)| *max_time < before)
+            {
+                *entry = None;
+            }
+        }
         for i in doomed {
             inner.files.remove(&i);
             let path = file_path(&self.dir, i);
@@ -206,7 +247,7 @@ mod tests {
         let mut locs = Vec::new();
         for i in 0..3000u32 {
             let bytes: Vec<u8> = (0..(i % 700)).map(|b| (b ^ i) as u8).collect();
-            locs.push((store.write(&bytes, i as i64).unwrap(), bytes));
+            locs.push((store.write(&bytes, i as i64), bytes));
         }
         for (loc, bytes) in &locs {
             assert_eq!(&store.read(*loc).unwrap(), bytes);
