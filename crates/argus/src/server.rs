@@ -179,9 +179,10 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         "storage.tsdb.compaction-check-interval",
         &args.compaction_check_interval,
     )?;
-    if block_range.is_zero() {
+    // Head chunks never span more than this, and chunk references store the span in 32 bits.
+    if block_range.is_zero() || block_range > Duration::from_millis(31 * 24 * 3600 * 1000) {
         return Err(anyhow!(
-            "--storage.tsdb.min-block-duration must be positive"
+            "--storage.tsdb.min-block-duration must be between 1ms and 31d, got {block_range}"
         ));
     }
     let opts = argus_tsdb::Options {
