@@ -82,11 +82,11 @@ fn bench(c: &mut Criterion) {
         Matcher::new(MatchOp::RegexMatch, "instance", "target-00(0|1).*").expect("m"),
         Matcher::new(MatchOp::Equal, "__name__", "bench_metric_1").expect("m"),
     ];
-    group.bench_function("regex_2000_of_1M_series", |b| {
+    group.bench_function("regex_20k_of_1M_series", |b| {
         b.iter(|| {
             let q = db.querier(i64::MIN, i64::MAX);
             let s = q.select(&regex);
-            assert_eq!(s.len(), 2000);
+            assert_eq!(s.len(), 20_000);
             s.iter()
                 .map(|x| x.samples(i64::MIN, i64::MAX).len())
                 .sum::<usize>()
