@@ -1,0 +1,12 @@
+//! PromQL: lexer and parser with byte spans on every node (the engine, functions and the
+//! upstream test-script runner follow). Error messages follow Prometheus's
+//! `line:col: parse error: …` form.
+//!
+//! This crate must never panic on any input: every query string is untrusted.
+
+pub mod ast;
+pub mod lexer;
+pub mod parser;
+
+pub use ast::Expr;
+pub use parser::{ParseError, parse};

@@ -1,0 +1,1027 @@
+//! Recursive-descent / precedence-climbing parser with type checks, producing [`Expr`].
+
+use argus_model::{MatchOp, Matcher};
+
+use crate::ast::*;
+use crate::lexer::{Tok, Token, lex};
+
+/// A parse or type error at a byte position; prints as Prometheus does:
+/// `1:9: parse error: unexpected end of input`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{line}:{col}: parse error: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub col: usize,
+    pub pos: usize,
+    pub message: String,
+}
+
+/// A PromQL function's signature.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Function {
+    pub name: &'static str,
+    pub args: &'static [ValueType],
+    /// How many trailing arguments may be left out (`-1`: the last one repeats freely).
+    pub optional: i32,
+    pub returns: ValueType,
+    /// Behind `--enable-feature=promql-experimental-functions` in Prometheus.
+    pub experimental: bool,
+}
+
+use ValueType::{Matrix as M, Scalar as S, String as Str, Vector as V};
+
+macro_rules! f {
+    ($name:literal, [$($a:expr),*], $opt:expr, $ret:expr) => {
+        Function { name: $name, args: &[$($a),*], optional: $opt, returns: $ret, experimental: false }
+    };
+    ($name:literal, [$($a:expr),*], $opt:expr, $ret:expr, experimental) => {
+        Function { name: $name, args: &[$($a),*], optional: $opt, returns: $ret, experimental: true }
+    };
+}
+
+/// Prometheus 3.x functions.
+pub static FUNCTIONS: &[Function] = &[
+    f!("abs", [V], 0, V),
+    f!("absent", [V], 0, V),
+    f!("absent_over_time", [M], 0, V),
+    f!("acos", [V], 0, V),
+    f!("acosh", [V], 0, V),
+    f!("asin", [V], 0, V),
+    f!("asinh", [V], 0, V),
+    f!("atan", [V], 0, V),
+    f!("atanh", [V], 0, V),
+    f!("avg_over_time", [M], 0, V),
+    f!("ceil", [V], 0, V),
+    f!("changes", [M], 0, V),
+    f!("clamp", [V, S, S], 0, V),
+    f!("clamp_max", [V, S], 0, V),
+    f!("clamp_min", [V, S], 0, V),
+    f!("cos", [V], 0, V),
+    f!("cosh", [V], 0, V),
+    f!("count_over_time", [M], 0, V),
+    f!("days_in_month", [V], 1, V),
+    f!("day_of_month", [V], 1, V),
+    f!("day_of_week", [V], 1, V),
+    f!("day_of_year", [V], 1, V),
+    f!("deg", [V], 0, V),
+    f!("delta", [M], 0, V),
+    f!("deriv", [M], 0, V),
+    f!(
+        "double_exponential_smoothing",
+        [M, S, S],
+        0,
+        V,
+        experimental
+    ),
+    f!("exp", [V], 0, V),
+    f!("first_over_time", [M], 0, V, experimental),
+    f!("floor", [V], 0, V),
+    f!("histogram_avg", [V], 0, V),
+    f!("histogram_count", [V], 0, V),
+    f!("histogram_fraction", [S, S, V], 0, V),
+    f!("histogram_quantile", [S, V], 0, V),
+    f!("histogram_quantiles", [V, Str, S], -1, V, experimental),
+    f!("histogram_stddev", [V], 0, V),
+    f!("histogram_stdvar", [V], 0, V),
+    f!("histogram_sum", [V], 0, V),
+    f!("hour", [V], 1, V),
+    f!("idelta", [M], 0, V),
+    f!("increase", [M], 0, V),
+    f!("info", [V, V], 1, V, experimental),
+    f!("irate", [M], 0, V),
+    f!("label_join", [V, Str, Str, Str], -1, V),
+    f!("label_replace", [V, Str, Str, Str, Str], 0, V),
+    f!("last_over_time", [M], 0, V),
+    f!("ln", [V], 0, V),
+    f!("log10", [V], 0, V),
+    f!("log2", [V], 0, V),
+    f!("mad_over_time", [M], 0, V, experimental),
+    f!("max_over_time", [M], 0, V),
+    f!("min_over_time", [M], 0, V),
+    f!("minute", [V], 1, V),
+    f!("month", [V], 1, V),
+    f!("pi", [], 0, S),
+    f!("predict_linear", [M, S], 0, V),
+    f!("present_over_time", [M], 0, V),
+    f!("quantile_over_time", [S, M], 0, V),
+    f!("rad", [V], 0, V),
+    f!("rate", [M], 0, V),
+    f!("resets", [M], 0, V),
+    f!("round", [V, S], 1, V),
+    f!("scalar", [V], 0, S),
+    f!("sgn", [V], 0, V),
+    f!("sin", [V], 0, V),
+    f!("sinh", [V], 0, V),
+    f!("sort", [V], 0, V),
+    f!("sort_by_label", [V, Str], -1, V, experimental),
+    f!("sort_by_label_desc", [V, Str], -1, V, experimental),
+    f!("sort_desc", [V], 0, V),
+    f!("sqrt", [V], 0, V),
+    f!("stddev_over_time", [M], 0, V),
+    f!("stdvar_over_time", [M], 0, V),
+    f!("sum_over_time", [M], 0, V),
+    f!("tan", [V], 0, V),
+    f!("tanh", [V], 0, V),
+    f!("time", [], 0, S),
+    f!("timestamp", [V], 0, V),
+    f!("ts_of_first_over_time", [M], 0, V, experimental),
+    f!("ts_of_last_over_time", [M], 0, V, experimental),
+    f!("ts_of_max_over_time", [M], 0, V, experimental),
+    f!("ts_of_min_over_time", [M], 0, V, experimental),
+    f!("vector", [S], 0, V),
+    f!("year", [V], 1, V),
+];
+
+pub fn function(name: &str) -> Option<&'static Function> {
+    FUNCTIONS.iter().find(|f| f.name == name)
+}
+
+/// Parses and type-checks a PromQL expression.
+pub fn parse(input: &str) -> Result<Expr, ParseError> {
+    let tokens = lex(input).map_err(|e| error_at(input, e.pos, e.message))?;
+    let mut p = Parser {
+        input,
+        tokens,
+        pos: 0,
+    };
+    let expr = p.expr(0)?;
+    if p.peek() != &Tok::Eof {
+        return Err(p.unexpected(""));
+    }
+    check(input, &expr)?;
+    Ok(expr)
+}
+
+fn error_at(input: &str, pos: usize, message: String) -> ParseError {
+    let before = &input[..pos.min(input.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    ParseError {
+        line,
+        col,
+        pos,
+        message,
+    }
+}
+
+struct Parser<'a> {
+    input: &'a str,
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+fn binop(tok: &Tok) -> Option<BinOp> {
+    Some(match tok {
+        Tok::Add => BinOp::Add,
+        Tok::Sub => BinOp::Sub,
+        Tok::Mul => BinOp::Mul,
+        Tok::Div => BinOp::Div,
+        Tok::Mod => BinOp::Mod,
+        Tok::Pow => BinOp::Pow,
+        Tok::Eql => BinOp::Eql,
+        Tok::Neq => BinOp::Neq,
+        Tok::Gtr => BinOp::Gtr,
+        Tok::Lss => BinOp::Lss,
+        Tok::Gte => BinOp::Gte,
+        Tok::Lte => BinOp::Lte,
+        Tok::Ident(w) => match w.to_ascii_lowercase().as_str() {
+            "and" => BinOp::And,
+            "or" => BinOp::Or,
+            "unless" => BinOp::Unless,
+            "atan2" => BinOp::Atan2,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Tok {
+        &self.tokens[self.pos.min(self.tokens.len() - 1)].tok
+    }
+
+    fn token(&self) -> &Token {
+        &self.tokens[self.pos.min(self.tokens.len() - 1)]
+    }
+
+    fn next(&mut self) -> Token {
+        let t = self.token().clone();
+        if self.pos < self.tokens.len() - 1 {
+            self.pos += 1;
+        }
+        t
+    }
+
+    fn err(&self, pos: usize, message: impl Into<String>) -> ParseError {
+        error_at(self.input, pos, message.into())
+    }
+
+    fn unexpected(&self, context: &str) -> ParseError {
+        let t = self.token();
+        let what = if context.is_empty() {
+            format!("unexpected {}", t.tok)
+        } else {
+            format!("unexpected {} in {context}", t.tok)
+        };
+        self.err(t.start, what)
+    }
+
+    fn expect(&mut self, tok: Tok, context: &str) -> Result<Token, ParseError> {
+        if *self.peek() == tok {
+            Ok(self.next())
+        } else {
+            Err(self.unexpected(context))
+        }
+    }
+
+    fn is_keyword(&self, word: &str) -> bool {
+        matches!(self.peek(), Tok::Ident(w) if w.eq_ignore_ascii_case(word))
+    }
+
+    /// Precedence climbing over binary operators.
+    fn expr(&mut self, min_prec: u8) -> Result<Expr, ParseError> {
+        let mut lhs = self.unary()?;
+        while let Some(op) = binop(self.peek()) {
+            let prec = op.precedence();
+            if prec < min_prec {
+                break;
+            }
+            self.next();
+            let (return_bool, matching) = self.bin_modifiers(op)?;
+            // `^` is right-associative; the rest left-associative.
+            let next_min = if op == BinOp::Pow { prec } else { prec + 1 };
+            let rhs = self.expr(next_min)?;
+            let span = lhs.span().to(rhs.span());
+            lhs = Expr::Binary {
+                op,
+                lhs: Box::new(lhs),
+                rhs: Box::new(rhs),
+                matching,
+                return_bool,
+                span,
+            };
+        }
+        Ok(lhs)
+    }
+
+    fn bin_modifiers(&mut self, op: BinOp) -> Result<(bool, Option<VectorMatching>), ParseError> {
+        let mut return_bool = false;
+        if self.is_keyword("bool") {
+            let t = self.next();
+            if !op.is_comparison() {
+                return Err(self.err(
+                    t.start,
+                    "bool modifier can only be used on comparison operators",
+                ));
+            }
+            return_bool = true;
+        }
+        let mut matching = None;
+        if self.is_keyword("on") || self.is_keyword("ignoring") {
+            let on = self.is_keyword("on");
+            self.next();
+            let labels = self.label_list()?;
+            let mut m = VectorMatching {
+                card: if op.is_set() {
+                    Cardinality::ManyToMany
+                } else {
+                    Cardinality::OneToOne
+                },
+                on,
+                labels,
+                include: Vec::new(),
+            };
+            if self.is_keyword("group_left") || self.is_keyword("group_right") {
+                let left = self.is_keyword("group_left");
+                let t = self.next();
+                if op.is_set() {
+                    return Err(self.err(
+                        t.start,
+                        "no grouping allowed for \"and\", \"or\", \"unless\" operations",
+                    ));
+                }
+                m.card = if left {
+                    Cardinality::ManyToOne
+                } else {
+                    Cardinality::OneToMany
+                };
+                if *self.peek() == Tok::LParen {
+                    m.include = self.label_list()?;
+                }
+            }
+            matching = Some(m);
+        } else if op.is_set() {
+            matching = Some(VectorMatching {
+                card: Cardinality::ManyToMany,
+                on: false,
+                labels: Vec::new(),
+                include: Vec::new(),
+            });
+        }
+        Ok((return_bool, matching))
+    }
+
+    fn label_list(&mut self) -> Result<Vec<String>, ParseError> {
+        self.expect(Tok::LParen, "grouping opts")?;
+        let mut out = Vec::new();
+        loop {
+            match self.peek().clone() {
+                Tok::RParen => {
+                    self.next();
+                    return Ok(out);
+                }
+                Tok::Ident(name) => {
+                    self.next();
+                    out.push(name);
+                }
+                Tok::Str(name) => {
+                    self.next();
+                    out.push(name);
+                }
+                _ => return Err(self.unexpected("grouping opts")),
+            }
+            match self.peek() {
+                Tok::Comma => {
+                    self.next();
+                }
+                Tok::RParen => {}
+                _ => return Err(self.unexpected("grouping opts")),
+            }
+        }
+    }
+
+    fn unary(&mut self) -> Result<Expr, ParseError> {
+        match self.peek() {
+            Tok::Add | Tok::Sub => {
+                let t = self.next();
+                let negate = t.tok == Tok::Sub;
+                // Unary operators bind tighter than everything but `^`.
+                let operand = self.expr(BinOp::Pow.precedence())?;
+                let span = Span {
+                    start: t.start,
+                    end: operand.span().end,
+                };
+                // Fold signs on number literals, as Prometheus does.
+                if let Expr::Number { value, .. } = operand {
+                    return Ok(Expr::Number {
+                        value: if negate { -value } else { value },
+                        span,
+                    });
+                }
+                Ok(Expr::Unary {
+                    negate,
+                    expr: Box::new(operand),
+                    span,
+                })
+            }
+            _ => {
+                let primary = self.primary()?;
+                self.postfix(primary)
+            }
+        }
+    }
+
+    fn primary(&mut self) -> Result<Expr, ParseError> {
+        let t = self.token().clone();
+        match t.tok.clone() {
+            Tok::Number(value) => {
+                self.next();
+                Ok(Expr::Number {
+                    value,
+                    span: Span {
+                        start: t.start,
+                        end: t.end,
+                    },
+                })
+            }
+            Tok::Duration(ms) => {
+                // A bare duration is a number of seconds (duration expressions).
+                self.next();
+                Ok(Expr::Number {
+                    value: ms as f64 / 1000.0,
+                    span: Span {
+                        start: t.start,
+                        end: t.end,
+                    },
+                })
+            }
+            Tok::Str(value) => {
+                self.next();
+                Ok(Expr::String {
+                    value,
+                    span: Span {
+                        start: t.start,
+                        end: t.end,
+                    },
+                })
+            }
+            Tok::LParen => {
+                self.next();
+                let inner = self.expr(0)?;
+                let close = self.expect(Tok::RParen, "paren expression")?;
+                Ok(Expr::Paren {
+                    expr: Box::new(inner),
+                    span: Span {
+                        start: t.start,
+                        end: close.end,
+                    },
+                })
+            }
+            Tok::LBrace => {
+                let (matchers, end) = self.matchers(None)?;
+                Ok(Expr::Vector(VectorSelector {
+                    name: None,
+                    matchers,
+                    offset_ms: 0,
+                    at: None,
+                    span: Span {
+                        start: t.start,
+                        end,
+                    },
+                }))
+            }
+            Tok::Ident(word) => {
+                self.next();
+                if let Some(op) = AggOp::from_name(&word)
+                    && (matches!(self.peek(), Tok::LParen)
+                        || self.is_keyword("by")
+                        || self.is_keyword("without"))
+                {
+                    return self.aggregate(op, t.start);
+                }
+                if *self.peek() == Tok::LParen {
+                    return self.call(&word, t.start);
+                }
+                if binop(&Tok::Ident(word.clone())).is_some() || is_reserved(&word) {
+                    return Err(self.err(t.start, format!("unexpected {}", Tok::Ident(word))));
+                }
+                let mut matchers = vec![Matcher::equal(
+                    argus_model::labels::METRIC_NAME,
+                    word.clone(),
+                )];
+                let mut end = t.end;
+                if *self.peek() == Tok::LBrace {
+                    let (more, e) = self.matchers(Some(&word))?;
+                    matchers.extend(more);
+                    end = e;
+                }
+                Ok(Expr::Vector(VectorSelector {
+                    name: Some(word),
+                    matchers,
+                    offset_ms: 0,
+                    at: None,
+                    span: Span {
+                        start: t.start,
+                        end,
+                    },
+                }))
+            }
+            Tok::Eof => Err(self.err(t.start, "unexpected end of input")),
+            _ => Err(self.unexpected("")),
+        }
+    }
+
+    /// `{a="b", ...}`; returns the matchers and the end offset.
+    fn matchers(&mut self, metric: Option<&str>) -> Result<(Vec<Matcher>, usize), ParseError> {
+        let open = self.expect(Tok::LBrace, "label matching")?;
+        let mut out = Vec::new();
+        loop {
+            if *self.peek() == Tok::RBrace {
+                let close = self.next();
+                if metric.is_none() && out.iter().all(|m: &Matcher| m.matches_empty()) {
+                    return Err(self.err(
+                        open.start,
+                        "vector selector must contain at least one non-empty matcher",
+                    ));
+                }
+                return Ok((out, close.end));
+            }
+            let name_tok = self.next();
+            let name = match name_tok.tok {
+                Tok::Ident(n) => n,
+                Tok::Str(n) => n,
+                Tok::Eof => {
+                    return Err(self.err(name_tok.start, "unexpected end of input inside braces"));
+                }
+                other => {
+                    return Err(self.err(
+                        name_tok.start,
+                        format!(
+                            "unexpected {other} in label matching, expected label matching operator"
+                        ),
+                    ));
+                }
+            };
+            let op = match self.peek() {
+                Tok::Assign => Some(MatchOp::Equal),
+                Tok::Neq => Some(MatchOp::NotEqual),
+                Tok::EqlRegex => Some(MatchOp::RegexMatch),
+                Tok::NeqRegex => Some(MatchOp::RegexNoMatch),
+                _ => None,
+            };
+            match op {
+                Some(op) => {
+                    self.next();
+                    let value_tok = self.next();
+                    let Tok::Str(value) = value_tok.tok else {
+                        return Err(self.err(
+                            value_tok.start,
+                            format!(
+                                "unexpected {} in label matching, expected string",
+                                value_tok.tok
+                            ),
+                        ));
+                    };
+                    if metric.is_some() && name == argus_model::labels::METRIC_NAME {
+                        return Err(self.err(
+                            name_tok.start,
+                            format!(
+                                "metric name must not be set twice: {:?} or {:?}",
+                                metric.unwrap_or(""),
+                                value
+                            ),
+                        ));
+                    }
+                    let m = Matcher::new(op, name, value)
+                        .map_err(|e| self.err(value_tok.start, e.to_string()))?;
+                    out.push(m);
+                }
+                None => {
+                    // A bare quoted string is the metric name (UTF-8 names).
+                    if metric.is_some()
+                        || out
+                            .iter()
+                            .any(|m: &Matcher| m.name == argus_model::labels::METRIC_NAME)
+                    {
+                        return Err(self.err(name_tok.start, "metric name must not be set twice"));
+                    }
+                    out.push(Matcher::equal(argus_model::labels::METRIC_NAME, name));
+                }
+            }
+            match self.peek() {
+                Tok::Comma => {
+                    self.next();
+                }
+                Tok::RBrace => {}
+                Tok::Eof => {
+                    return Err(
+                        self.err(self.token().start, "unexpected end of input inside braces")
+                    );
+                }
+                _ => return Err(self.unexpected("label matching, expected \",\" or \"}\"")),
+            }
+        }
+    }
+
+    fn aggregate(&mut self, op: AggOp, start: usize) -> Result<Expr, ParseError> {
+        let mut grouping = Vec::new();
+        let mut without = false;
+        let mut have_grouping = false;
+        if self.is_keyword("by") || self.is_keyword("without") {
+            without = self.is_keyword("without");
+            self.next();
+            grouping = self.label_list()?;
+            have_grouping = true;
+        }
+        self.expect(Tok::LParen, "aggregation")?;
+        let mut args = Vec::new();
+        if *self.peek() != Tok::RParen {
+            loop {
+                args.push(self.expr(0)?);
+                if *self.peek() == Tok::Comma {
+                    self.next();
+                    continue;
+                }
+                break;
+            }
+        }
+        let close = self.expect(Tok::RParen, "aggregation")?;
+        let mut end = close.end;
+        if !have_grouping && (self.is_keyword("by") || self.is_keyword("without")) {
+            without = self.is_keyword("without");
+            self.next();
+            grouping = self.label_list()?;
+            end = self.tokens[self.pos.saturating_sub(1)].end;
+        }
+        let wanted = if op.param_type().is_some() { 2 } else { 1 };
+        if args.len() != wanted {
+            return Err(self.err(start, format!("wrong number of arguments for aggregate expression provided, expected {wanted}, got {}", args.len())));
+        }
+        let expr = args
+            .pop()
+            .map(Box::new)
+            .ok_or_else(|| self.err(start, "missing aggregation argument"))?;
+        let param = args.pop().map(Box::new);
+        Ok(Expr::Aggregate {
+            op,
+            expr,
+            param,
+            grouping,
+            without,
+            span: Span { start, end },
+        })
+    }
+
+    fn call(&mut self, name: &str, start: usize) -> Result<Expr, ParseError> {
+        let func = function(name)
+            .ok_or_else(|| self.err(start, format!("unknown function with name {name:?}")))?;
+        self.expect(Tok::LParen, "function call")?;
+        let mut args = Vec::new();
+        if *self.peek() != Tok::RParen {
+            loop {
+                args.push(self.expr(0)?);
+                if *self.peek() == Tok::Comma {
+                    self.next();
+                    continue;
+                }
+                break;
+            }
+        }
+        let close = self.expect(Tok::RParen, "function call")?;
+        Ok(Expr::Call {
+            func,
+            args,
+            span: Span {
+                start,
+                end: close.end,
+            },
+        })
+    }
+
+    /// `[range]`, `[range:step]`, `offset`, `@` after an expression.
+    fn postfix(&mut self, mut expr: Expr) -> Result<Expr, ParseError> {
+        loop {
+            if *self.peek() == Tok::LBracket {
+                let open = self.next();
+                let range = self.duration("range")?;
+                if *self.peek() == Tok::Colon {
+                    self.next();
+                    let step = if *self.peek() == Tok::RBracket {
+                        None
+                    } else {
+                        Some(self.duration("subquery step")?)
+                    };
+                    let close = self.expect(Tok::RBracket, "subquery selector")?;
+                    let span = expr.span().to(Span {
+                        start: open.start,
+                        end: close.end,
+                    });
+                    expr = Expr::Subquery {
+                        expr: Box::new(expr),
+                        range_ms: range,
+                        step_ms: step,
+                        offset_ms: 0,
+                        at: None,
+                        span,
+                    };
+                    continue;
+                }
+                let close = self.expect(Tok::RBracket, "matrix selector")?;
+                match expr {
+                    Expr::Vector(selector) if selector.offset_ms == 0 && selector.at.is_none() => {
+                        let span = selector.span.to(Span {
+                            start: open.start,
+                            end: close.end,
+                        });
+                        expr = Expr::Matrix {
+                            selector,
+                            range_ms: range,
+                            span,
+                        };
+                    }
+                    Expr::Vector(_) => {
+                        return Err(
+                            self.err(open.start, "no offset or @ modifiers allowed before range")
+                        );
+                    }
+                    other => {
+                        return Err(self.err(
+                            other.span().start,
+                            "ranges only allowed for vector selectors",
+                        ));
+                    }
+                }
+                continue;
+            }
+            if self.is_keyword("offset") {
+                let t = self.next();
+                let negative = if *self.peek() == Tok::Sub {
+                    self.next();
+                    true
+                } else {
+                    if *self.peek() == Tok::Add {
+                        self.next();
+                    }
+                    false
+                };
+                let d = self.duration("offset")?;
+                let d = if negative { -d } else { d };
+                expr = self.set_offset(expr, d, t.start)?;
+                continue;
+            }
+            if *self.peek() == Tok::At {
+                let t = self.next();
+                let at = match self.peek().clone() {
+                    Tok::Ident(w) if (w == "start" || w == "end") => {
+                        self.next();
+                        self.expect(Tok::LParen, "@ modifier")?;
+                        self.expect(Tok::RParen, "@ modifier")?;
+                        if w == "start" {
+                            AtModifier::Start
+                        } else {
+                            AtModifier::End
+                        }
+                    }
+                    Tok::Number(_) | Tok::Add | Tok::Sub | Tok::Duration(_) => {
+                        let negative = if *self.peek() == Tok::Sub {
+                            self.next();
+                            true
+                        } else {
+                            if *self.peek() == Tok::Add {
+                                self.next();
+                            }
+                            false
+                        };
+                        let n = self.next();
+                        let secs = match n.tok {
+                            Tok::Number(v) => v,
+                            Tok::Duration(ms) => ms as f64 / 1000.0,
+                            _ => return Err(self.err(n.start, "unexpected token in @ modifier")),
+                        };
+                        let secs = if negative { -secs } else { secs };
+                        if !secs.is_finite() {
+                            return Err(self.err(n.start, "timestamp out of bounds for @ modifier"));
+                        }
+                        AtModifier::Timestamp((secs * 1000.0).round() as i64)
+                    }
+                    _ => return Err(self.unexpected("@ modifier")),
+                };
+                expr = self.set_at(expr, at, t.start)?;
+                continue;
+            }
+            return Ok(expr);
+        }
+    }
+
+    fn duration(&mut self, what: &str) -> Result<i64, ParseError> {
+        let t = self.next();
+        match t.tok {
+            Tok::Duration(ms) => Ok(ms),
+            // Plain numbers are seconds.
+            Tok::Number(v) if v.is_finite() => Ok((v * 1000.0).round() as i64),
+            other => Err(self.err(
+                t.start,
+                format!("unexpected {other} in {what}, expected duration"),
+            )),
+        }
+    }
+
+    fn set_offset(&self, expr: Expr, offset: i64, pos: usize) -> Result<Expr, ParseError> {
+        Ok(match expr {
+            Expr::Vector(mut v) => {
+                if v.offset_ms != 0 {
+                    return Err(self.err(pos, "offset may not be set multiple times"));
+                }
+                v.offset_ms = offset;
+                Expr::Vector(v)
+            }
+            Expr::Matrix { mut selector, range_ms, span } => {
+                if selector.offset_ms != 0 {
+                    return Err(self.err(pos, "offset may not be set multiple times"));
+                }
+                selector.offset_ms = offset;
+                Expr::Matrix { selector, range_ms, span }
+            }
+            Expr::Subquery { expr, range_ms, step_ms, offset_ms, at, span } => {
+                if offset_ms != 0 {
+                    return Err(self.err(pos, "offset may not be set multiple times"));
+                }
+                Expr::Subquery { expr, range_ms, step_ms, offset_ms: offset, at, span }
+            }
+            _ => return Err(self.err(pos, "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery")),
+        })
+    }
+
+    fn set_at(&self, expr: Expr, at: AtModifier, pos: usize) -> Result<Expr, ParseError> {
+        Ok(match expr {
+            Expr::Vector(mut v) => {
+                if v.at.is_some() {
+                    return Err(self.err(pos, "@ <timestamp> may not be set multiple times"));
+                }
+                v.at = Some(at);
+                Expr::Vector(v)
+            }
+            Expr::Matrix { mut selector, range_ms, span } => {
+                if selector.at.is_some() {
+                    return Err(self.err(pos, "@ <timestamp> may not be set multiple times"));
+                }
+                selector.at = Some(at);
+                Expr::Matrix { selector, range_ms, span }
+            }
+            Expr::Subquery { expr, range_ms, step_ms, offset_ms, at: existing, span } => {
+                if existing.is_some() {
+                    return Err(self.err(pos, "@ <timestamp> may not be set multiple times"));
+                }
+                Expr::Subquery { expr, range_ms, step_ms, offset_ms, at: Some(at), span }
+            }
+            _ => return Err(self.err(pos, "@ modifier must be preceded by an instant vector selector or range vector selector or a subquery")),
+        })
+    }
+}
+
+fn is_reserved(word: &str) -> bool {
+    matches!(
+        word.to_ascii_lowercase().as_str(),
+        "by" | "without" | "on" | "ignoring" | "group_left" | "group_right" | "bool" | "offset"
+    )
+}
+
+/// Type checks, as Prometheus's `checkAST`.
+fn check(input: &str, expr: &Expr) -> Result<(), ParseError> {
+    let err = |span: Span, msg: String| Err(error_at(input, span.start, msg));
+    match expr {
+        Expr::Number { .. } | Expr::String { .. } | Expr::Vector(_) | Expr::Matrix { .. } => Ok(()),
+        Expr::Paren { expr, .. } => check(input, expr),
+        Expr::Unary {
+            expr: inner, span, ..
+        } => {
+            check(input, inner)?;
+            match inner.value_type() {
+                ValueType::Scalar | ValueType::Vector => Ok(()),
+                t => err(
+                    *span,
+                    format!(
+                        "unary expression only allowed on expressions of type scalar or instant vector, got {:?}",
+                        t.name()
+                    ),
+                ),
+            }
+        }
+        Expr::Subquery {
+            expr: inner, span, ..
+        } => {
+            check(input, inner)?;
+            if inner.value_type() != ValueType::Vector {
+                return err(
+                    *span,
+                    format!(
+                        "subquery is only allowed on instant vector, got {} instead",
+                        inner.value_type().name()
+                    ),
+                );
+            }
+            Ok(())
+        }
+        Expr::Binary {
+            op,
+            lhs,
+            rhs,
+            matching,
+            return_bool,
+            span,
+        } => {
+            check(input, lhs)?;
+            check(input, rhs)?;
+            let (lt, rt) = (lhs.value_type(), rhs.value_type());
+            for t in [lt, rt] {
+                if t != ValueType::Scalar && t != ValueType::Vector {
+                    return err(
+                        *span,
+                        "binary expression must contain only scalar and instant vector types"
+                            .into(),
+                    );
+                }
+            }
+            if *return_bool && !op.is_comparison() {
+                return err(
+                    *span,
+                    "bool modifier can only be used on comparison operators".into(),
+                );
+            }
+            if op.is_comparison()
+                && lt == ValueType::Scalar
+                && rt == ValueType::Scalar
+                && !return_bool
+            {
+                return err(
+                    *span,
+                    "comparisons between scalars must use BOOL modifier".into(),
+                );
+            }
+            if op.is_set() && (lt == ValueType::Scalar || rt == ValueType::Scalar) {
+                return err(
+                    *span,
+                    format!(
+                        "set operator {:?} not allowed in binary scalar expression",
+                        op.as_str()
+                    ),
+                );
+            }
+            if matching.is_some()
+                && (lt == ValueType::Scalar || rt == ValueType::Scalar)
+                && !op.is_set()
+            {
+                let m = matching.as_ref();
+                if m.is_some_and(|m| {
+                    !m.labels.is_empty() || m.on || m.card != Cardinality::OneToOne
+                }) {
+                    return err(
+                        *span,
+                        "vector matching only allowed between instant vectors".into(),
+                    );
+                }
+            }
+            if let Some(m) = matching
+                && m.on
+                && m.include.iter().any(|l| m.labels.contains(l))
+            {
+                let l = m
+                    .include
+                    .iter()
+                    .find(|l| m.labels.contains(l))
+                    .cloned()
+                    .unwrap_or_default();
+                return err(
+                    *span,
+                    format!("label {l:?} must not occur in ON and GROUP clause at once"),
+                );
+            }
+            Ok(())
+        }
+        Expr::Aggregate {
+            op,
+            expr: inner,
+            param,
+            span,
+            ..
+        } => {
+            check(input, inner)?;
+            if inner.value_type() != ValueType::Vector {
+                return err(
+                    *span,
+                    format!(
+                        "expected type instant vector in aggregation expression, got {}",
+                        inner.value_type().name()
+                    ),
+                );
+            }
+            if let (Some(want), Some(p)) = (op.param_type(), param) {
+                check(input, p)?;
+                if p.value_type() != want {
+                    return err(
+                        p.span(),
+                        format!(
+                            "expected type {} in aggregation parameter, got {}",
+                            want.name(),
+                            p.value_type().name()
+                        ),
+                    );
+                }
+            }
+            Ok(())
+        }
+        Expr::Call { func, args, span } => {
+            let n = func.args.len();
+            let min = if func.optional > 0 {
+                n - func.optional as usize
+            } else {
+                n
+            };
+            let variadic = func.optional < 0;
+            if args.len() < min || (!variadic && args.len() > n) {
+                let expected = if func.optional > 0 || variadic {
+                    min
+                } else {
+                    n
+                };
+                return err(
+                    *span,
+                    format!(
+                        "expected {expected} argument(s) in call to {:?}, got {}",
+                        func.name,
+                        args.len()
+                    ),
+                );
+            }
+            for (i, arg) in args.iter().enumerate() {
+                check(input, arg)?;
+                let want = func.args[i.min(n.saturating_sub(1))];
+                if arg.value_type() != want {
+                    return err(
+                        arg.span(),
+                        format!(
+                            "expected type {} in call to function {:?}, got {}",
+                            want.name(),
+                            func.name,
+                            arg.value_type().name()
+                        ),
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,259 @@
+use super::*;
+use proptest::prelude::*;
+
+fn show_err(q: &str) -> String {
+    match parse(q) {
+        Ok(e) => panic!("{q:?} parsed: {e:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn shapes() {
+    let e = parse("sum by (job) (rate(http_requests_total{code=~\"5..\"}[5m] offset 1h))").unwrap();
+    let Expr::Aggregate {
+        op: AggOp::Sum,
+        grouping,
+        expr,
+        ..
+    } = e
+    else {
+        panic!()
+    };
+    assert_eq!(grouping, vec!["job"]);
+    let Expr::Call { func, args, .. } = *expr else {
+        panic!()
+    };
+    assert_eq!(func.name, "rate");
+    let Expr::Matrix {
+        selector, range_ms, ..
+    } = &args[0]
+    else {
+        panic!()
+    };
+    assert_eq!((*range_ms, selector.offset_ms), (300_000, 3_600_000));
+    assert_eq!(selector.matchers.len(), 2);
+
+    // Precedence: 1 + 2 * 3 ^ 2 ^ 2; unary minus below ^.
+    let Expr::Binary {
+        op: BinOp::Add,
+        rhs,
+        ..
+    } = parse("1 + 2 * 3 ^ 2 ^ 2").unwrap()
+    else {
+        panic!()
+    };
+    let Expr::Binary {
+        op: BinOp::Mul,
+        rhs,
+        ..
+    } = *rhs
+    else {
+        panic!()
+    };
+    let Expr::Binary {
+        op: BinOp::Pow,
+        rhs,
+        ..
+    } = *rhs
+    else {
+        panic!()
+    };
+    assert!(matches!(*rhs, Expr::Binary { op: BinOp::Pow, .. }));
+    assert!(
+        matches!(parse("-2 ^ 2").unwrap(), Expr::Unary { negate: true, .. })
+            || matches!(parse("-2 ^ 2").unwrap(), Expr::Number { .. })
+    );
+
+    // Aggregation clause after the body, upper-case keywords.
+    let Expr::Aggregate {
+        grouping, without, ..
+    } = parse("SUM(x) WITHOUT (a, b)").unwrap()
+    else {
+        panic!()
+    };
+    assert!(without);
+    assert_eq!(grouping, vec!["a", "b"]);
+
+    // Matching modifiers.
+    let Expr::Binary {
+        matching: Some(m),
+        return_bool,
+        ..
+    } = parse("a > bool on(x) group_left(y) b").unwrap()
+    else {
+        panic!()
+    };
+    assert!(return_bool && m.on && m.card == Cardinality::ManyToOne);
+    assert_eq!(
+        (m.labels, m.include),
+        (vec!["x".to_string()], vec!["y".to_string()])
+    );
+
+    // Subqueries, @, negative offsets.
+    let Expr::Subquery {
+        range_ms,
+        step_ms,
+        offset_ms,
+        at,
+        ..
+    } = parse("rate(x[1m])[5m:30s] offset -1m @ 100").unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (range_ms, step_ms, offset_ms, at),
+        (
+            300_000,
+            Some(30_000),
+            -60_000,
+            Some(AtModifier::Timestamp(100_000))
+        )
+    );
+    assert!(matches!(
+        parse("x @ start()").unwrap(),
+        Expr::Vector(VectorSelector {
+            at: Some(AtModifier::Start),
+            ..
+        })
+    ));
+    assert!(matches!(
+        parse("max_over_time(x[10m:])").unwrap(),
+        Expr::Call { .. }
+    ));
+}
+
+#[test]
+fn errors_read_like_prometheus() {
+    let cases = [
+        ("sum(", "1:5: parse error: unexpected end of input"),
+        ("foo{", "unexpected end of input inside braces"),
+        (
+            "rate(x)",
+            "expected type range vector in call to function \"rate\", got instant vector",
+        ),
+        ("nosuchfn(x)", "unknown function with name \"nosuchfn\""),
+        (
+            "x[5m] + 1",
+            "binary expression must contain only scalar and instant vector types",
+        ),
+        (
+            "1 > 2",
+            "comparisons between scalars must use BOOL modifier",
+        ),
+        (
+            "x + bool y",
+            "bool modifier can only be used on comparison operators",
+        ),
+        (
+            "{a=\"\"}",
+            "vector selector must contain at least one non-empty matcher",
+        ),
+        (
+            "topk(x)",
+            "wrong number of arguments for aggregate expression provided, expected 2, got 1",
+        ),
+        (
+            "x offset 1m offset 1m",
+            "offset may not be set multiple times",
+        ),
+        ("(x)[5m]", "ranges only allowed for vector selectors"),
+        ("x{a=~\"(\"}", "invalid regular expression"),
+        (
+            "1 and 2",
+            "set operator \"and\" not allowed in binary scalar expression",
+        ),
+        (
+            "clamp(x, 1)",
+            "expected 3 argument(s) in call to \"clamp\", got 2",
+        ),
+        ("a\n  + )", "2:5: parse error: unexpected \")\""),
+    ];
+    for (q, want) in cases {
+        let got = show_err(q);
+        assert!(got.contains(want), "{q:?}: {got}");
+    }
+}
+
+/// Every query of the public compliance tester parses (placeholders filled with one value each).
+#[test]
+fn compliance_queries_parse() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/compliance/promql-test-queries.yml"
+    );
+    let text =
+        std::fs::read_to_string(path).expect("../shared/compliance must sit beside the checkout");
+    let fill = [
+        ("{{.arithBinOp}}", "+"),
+        ("{{.binOp}}", "/"),
+        ("{{.clampFunc}}", "clamp_min"),
+        ("{{.compBinOp}}", ">"),
+        ("{{.dateFunc}}", "hour"),
+        ("{{.extrapolatedRateFunc}}", "rate"),
+        ("{{.instantRateFunc}}", "irate"),
+        ("{{.offset}}", "1m"),
+        ("{{.quantile}}", "0.5"),
+        ("{{.range}}", "5m"),
+        ("{{.simpleAggrOp}}", "sum"),
+        ("{{.simpleMathFunc}}", "abs"),
+        ("{{.simpleTimeAggrOp}}", "avg"),
+        ("{{.topBottomOp}}", "topk"),
+    ];
+    let mut failures = Vec::new();
+    let mut lines = text.lines().peekable();
+    let mut count = 0;
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.trim_start().strip_prefix("- query: ") else {
+            continue;
+        };
+        let should_fail = lines
+            .peek()
+            .is_some_and(|l| l.contains("should_fail: true"));
+        let mut q = rest.trim().to_string();
+        if (q.starts_with('\'') && q.ends_with('\'')) || (q.starts_with('"') && q.ends_with('"')) {
+            q = q[1..q.len() - 1].replace("''", "'");
+        }
+        for (k, v) in fill {
+            q = q.replace(k, v);
+        }
+        count += 1;
+        match parse(&q) {
+            Ok(_) if should_fail => {} // should_fail cases fail at evaluation, not parsing
+            Ok(_) => {}
+            Err(e) if !should_fail => failures.push(format!("{q}: {e}")),
+            Err(_) => {}
+        }
+    }
+    assert!(count > 100, "only {count} queries found");
+    assert!(
+        failures.is_empty(),
+        "{} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+proptest! {
+    #[test]
+    fn never_panics_on_bytes(s in "\\PC{0,40}") {
+        let _ = parse(&s);
+    }
+
+    #[test]
+    fn never_panics_on_mutated_queries(base in prop::sample::select(vec![
+        "sum by (job) (rate(x{a=\"b\"}[5m]))", "a + on(b) group_left c", "x[5m:1m] offset -2m @ 3",
+        "histogram_quantile(0.9, sum by (le) (rate(b[1m])))", "-x ^ 2 % 3 unless y",
+    ]), at in 0usize..60, insert in "[\\[\\](){}@:,=~!\"'` a-z0-9+*/^%-]{0,3}") {
+        let mut s = base.to_string();
+        let at = (at % (s.len() + 1)).min(s.len());
+        if s.is_char_boundary(at) {
+            s.insert_str(at, &insert);
+        }
+        let _ = parse(&s);
+        let cut = at.min(s.len());
+        if s.is_char_boundary(cut) {
+            let _ = parse(&s[..cut]);
+        }
+    }
+}
