@@ -4,9 +4,14 @@
 //!
 //! This crate must never panic on any input: every query string is untrusted.
 
+pub mod aggregate;
 pub mod ast;
+pub mod binary;
+pub mod engine;
+pub mod functions;
 pub mod lexer;
 pub mod parser;
 
 pub use ast::Expr;
+pub use engine::{Engine, EngineOptions, EvalError, Queryable, Value};
 pub use parser::{ParseError, parse};

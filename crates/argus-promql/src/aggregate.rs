@@ -1,0 +1,238 @@
+//! Aggregation operators with Prometheus's numerics (Kahan–Neumaier sums, Welford variance,
+//! its quantile interpolation, NaN handling in min/max).
+
+use std::collections::HashMap;
+
+use argus_model::Labels;
+
+use crate::ast::AggOp;
+use crate::engine::{EvalError, Result, Sample, Value, group_labels};
+
+/// Prometheus's `kahanSumInc`.
+pub fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Prometheus's `quantile` over unsorted values.
+pub fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+fn scalar_param(op: AggOp, param: &Option<Value>) -> Result<f64> {
+    match param {
+        Some(Value::Scalar { v, .. }) => Ok(*v),
+        _ => Err(EvalError::Execution(format!(
+            "{} expects a scalar parameter",
+            op.as_str()
+        ))),
+    }
+}
+
+pub fn eval(
+    op: AggOp,
+    vec: Vec<Sample>,
+    param: Option<Value>,
+    grouping: &[String],
+    without: bool,
+    t: i64,
+) -> Result<Value> {
+    match op {
+        AggOp::Topk | AggOp::Bottomk => {
+            let k = scalar_param(op, &param)?;
+            if k.is_nan() {
+                return Err(EvalError::Execution("Parameter value is NaN".into()));
+            }
+            let k = if k >= 1.0 { k.min(9.0e18) as usize } else { 0 };
+            let mut groups: HashMap<Labels, Vec<Sample>> = HashMap::new();
+            let mut order = Vec::new();
+            for s in vec {
+                let key = group_labels(&s.labels, grouping, without);
+                let g = groups.entry(key.clone()).or_insert_with(|| {
+                    order.push(key);
+                    Vec::new()
+                });
+                g.push(s);
+            }
+            let mut out = Vec::new();
+            for key in order {
+                let Some(mut g) = groups.remove(&key) else {
+                    continue;
+                };
+                // NaN sorts last for both directions, as in Prometheus.
+                g.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ if op == AggOp::Topk => b.v.total_cmp(&a.v),
+                    _ => a.v.total_cmp(&b.v),
+                });
+                g.truncate(k);
+                out.extend(g.into_iter().map(|s| Sample { t, ..s }));
+            }
+            Ok(Value::Vector(out))
+        }
+        AggOp::CountValues => {
+            let Some(Value::String { v: label, .. }) = param else {
+                return Err(EvalError::Execution(
+                    "count_values expects a string parameter".into(),
+                ));
+            };
+            if !valid_label_name(&label) {
+                return Err(EvalError::Execution(format!(
+                    "invalid label name {label:?}"
+                )));
+            }
+            let mut counts: HashMap<Labels, f64> = HashMap::new();
+            let mut order = Vec::new();
+            for s in vec {
+                let mut b = group_labels(&s.labels, grouping, without).to_builder();
+                b.set(&label, &argus_model::gofmt::format_f(s.v));
+                let key = b.build();
+                let c = counts.entry(key.clone()).or_insert_with(|| {
+                    order.push(key);
+                    0.0
+                });
+                *c += 1.0;
+            }
+            Ok(Value::Vector(
+                order
+                    .into_iter()
+                    .map(|labels| {
+                        let v = counts[&labels];
+                        Sample { labels, t, v }
+                    })
+                    .collect(),
+            ))
+        }
+        AggOp::Limitk | AggOp::LimitRatio => Err(EvalError::Unsupported(format!(
+            "aggregation {}",
+            op.as_str()
+        ))),
+        _ => {
+            let q = if op == AggOp::Quantile {
+                Some(scalar_param(op, &param)?)
+            } else {
+                None
+            };
+            struct Acc {
+                sum: f64,
+                c: f64,
+                count: f64,
+                min: f64,
+                max: f64,
+                mean: f64,
+                m2: f64,
+                values: Vec<f64>,
+            }
+            let mut groups: HashMap<Labels, Acc> = HashMap::new();
+            let mut order = Vec::new();
+            for s in vec {
+                let key = group_labels(&s.labels, grouping, without);
+                let acc = groups.entry(key.clone()).or_insert_with(|| {
+                    order.push(key);
+                    Acc {
+                        sum: 0.0,
+                        c: 0.0,
+                        count: 0.0,
+                        min: s.v,
+                        max: s.v,
+                        mean: 0.0,
+                        m2: 0.0,
+                        values: Vec::new(),
+                    }
+                });
+                let (sum, c) = kahan_inc(s.v, acc.sum, acc.c);
+                acc.sum = sum;
+                acc.c = c;
+                acc.count += 1.0;
+                if acc.min > s.v || acc.min.is_nan() {
+                    acc.min = s.v;
+                }
+                if acc.max < s.v || acc.max.is_nan() {
+                    acc.max = s.v;
+                }
+                let delta = s.v - acc.mean;
+                acc.mean += delta / acc.count;
+                acc.m2 += delta * (s.v - acc.mean);
+                if q.is_some() {
+                    acc.values.push(s.v);
+                }
+            }
+            let mut out = Vec::with_capacity(order.len());
+            for key in order {
+                let Some(mut acc) = groups.remove(&key) else {
+                    continue;
+                };
+                let v = match op {
+                    AggOp::Sum => {
+                        if acc.sum.is_infinite() {
+                            acc.sum
+                        } else {
+                            acc.sum + acc.c
+                        }
+                    }
+                    AggOp::Avg => {
+                        let total = if acc.sum.is_infinite() {
+                            acc.sum
+                        } else {
+                            acc.sum + acc.c
+                        };
+                        if total.is_infinite() {
+                            acc.mean
+                        } else {
+                            total / acc.count
+                        }
+                    }
+                    AggOp::Count => acc.count,
+                    AggOp::Min => acc.min,
+                    AggOp::Max => acc.max,
+                    AggOp::Group => 1.0,
+                    AggOp::Stdvar => acc.m2 / acc.count,
+                    AggOp::Stddev => (acc.m2 / acc.count).sqrt(),
+                    AggOp::Quantile => quantile(q.unwrap_or(f64::NAN), &mut acc.values),
+                    _ => unreachable_op(op)?,
+                };
+                out.push(Sample { labels: key, t, v });
+            }
+            Ok(Value::Vector(out))
+        }
+    }
+}
+
+fn unreachable_op(op: AggOp) -> Result<f64> {
+    Err(EvalError::Unsupported(format!(
+        "aggregation {}",
+        op.as_str()
+    )))
+}
+
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

@@ -1,0 +1,503 @@
+//! Query evaluation.
+//!
+//! Every selector's data is loaded once per query (the union of the time ranges all steps
+//! need), then the expression is evaluated step by step. Features that are parsed but not
+//! evaluated yet fail with an `unsupported` error instead of producing an answer.
+
+use std::collections::HashMap;
+
+use argus_model::{Labels, LabelsBuilder, Matcher, is_stale_nan};
+
+use crate::ast::*;
+
+/// Prometheus's default lookback delta.
+pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60 * 1000;
+
+/// Where the engine reads series from.
+pub trait Queryable {
+    /// Series matching all matchers with their samples in `[mint, maxt]`, sorted by time.
+    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(Labels, Vec<(i64, f64)>)>;
+}
+
+impl Queryable for argus_tsdb::Db {
+    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        self.querier(mint, maxt)
+            .select(matchers)
+            .into_iter()
+            .map(|s| {
+                let samples = s
+                    .samples(mint, maxt)
+                    .into_iter()
+                    .map(|x| (x.timestamp_ms, x.value))
+                    .collect();
+                (s.labels, samples)
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    #[error("{0}")]
+    Execution(String),
+    #[error("not supported yet: {0}")]
+    Unsupported(String),
+    #[error("query processing would load too many samples into memory in query execution")]
+    TooManySamples,
+}
+
+pub type Result<T, E = EvalError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    pub t: i64,
+    pub v: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    pub points: Vec<(i64, f64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar { t: i64, v: f64 },
+    String { t: i64, v: String },
+    Vector(Vec<Sample>),
+    Matrix(Vec<Series>),
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    pub lookback_ms: i64,
+    /// `--query.max-samples`.
+    pub max_samples: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            lookback_ms: DEFAULT_LOOKBACK_MS,
+            max_samples: 50_000_000,
+        }
+    }
+}
+
+pub struct Engine {
+    pub opts: EngineOptions,
+}
+
+/// Loaded data per selector (keyed by the selector's span, unique within a query).
+type Loaded = HashMap<(usize, usize), Vec<(Labels, Vec<(i64, f64)>)>>;
+
+struct Ctx<'a> {
+    engine: &'a Engine,
+    data: Loaded,
+    start: i64,
+    end: i64,
+    /// Default subquery step (the query step, or 1m for instant queries).
+    interval: i64,
+    _q: std::marker::PhantomData<&'a ()>,
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Self { opts }
+    }
+
+    /// Evaluates at one time (milliseconds).
+    pub fn instant(&self, q: &dyn Queryable, expr: &Expr, t: i64) -> Result<Value> {
+        let mut ctx = self.context(q, expr, t, t, 60_000)?;
+        let v = ctx.eval(expr, t)?;
+        Ok(match v {
+            Value::Vector(mut vec) => {
+                check_duplicates(&vec)?;
+                vec.iter_mut().for_each(|s| s.t = t);
+                Value::Vector(vec)
+            }
+            other => other,
+        })
+    }
+
+    /// Evaluates at every step of `[start, end]`; the result is a matrix (or, for a scalar
+    /// expression, a matrix with one unlabelled series), as the HTTP API returns it.
+    pub fn range(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Vec<Series>> {
+        if step <= 0 {
+            return Err(EvalError::Execution(
+                "zero or negative query resolution step widths are not accepted".into(),
+            ));
+        }
+        match expr.value_type() {
+            ValueType::Scalar | ValueType::Vector => {}
+            t => {
+                return Err(EvalError::Execution(format!(
+                    "invalid expression type {:?} for range query, must be Scalar or instant Vector",
+                    t.name()
+                )));
+            }
+        }
+        let mut ctx = self.context(q, expr, start, end, step)?;
+        let mut out: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+        let mut total = 0usize;
+        let mut t = start;
+        while t <= end {
+            match ctx.eval(expr, t)? {
+                Value::Scalar { v, .. } => out.entry(Labels::empty()).or_default().push((t, v)),
+                Value::Vector(vec) => {
+                    check_duplicates(&vec)?;
+                    for s in vec {
+                        out.entry(s.labels).or_default().push((t, s.v));
+                    }
+                }
+                _ => {
+                    return Err(EvalError::Execution(
+                        "unexpected value type in range query".into(),
+                    ));
+                }
+            }
+            total = out.values().map(Vec::len).sum();
+            if total > self.opts.max_samples {
+                return Err(EvalError::TooManySamples);
+            }
+            t += step;
+        }
+        let _ = total;
+        let mut series: Vec<Series> = out
+            .into_iter()
+            .map(|(labels, points)| Series { labels, points })
+            .collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(series)
+    }
+
+    fn context<'a>(
+        &'a self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        interval: i64,
+    ) -> Result<Ctx<'a>> {
+        let mut data = Loaded::new();
+        let mut loaded = 0usize;
+        self.load(q, expr, start, end, interval, &mut data, &mut loaded)?;
+        Ok(Ctx {
+            engine: self,
+            data,
+            start,
+            end,
+            interval,
+            _q: std::marker::PhantomData,
+        })
+    }
+
+    /// Loads every selector's data for evaluation times `[start, end]`.
+    #[allow(clippy::too_many_arguments)]
+    fn load(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        interval: i64,
+        data: &mut Loaded,
+        loaded: &mut usize,
+    ) -> Result<()> {
+        let mut put = |sel: &VectorSelector, range: i64, data: &mut Loaded| -> Result<()> {
+            let (s, e) = match sel.at {
+                Some(AtModifier::Timestamp(at)) => (at, at),
+                Some(AtModifier::Start) => (start, start),
+                Some(AtModifier::End) => (end, end),
+                None => (start, end),
+            };
+            let lookback = if range > 0 {
+                range
+            } else {
+                self.opts.lookback_ms
+            };
+            let mint = s - sel.offset_ms - lookback;
+            let maxt = e - sel.offset_ms;
+            let key = (sel.span.start, sel.span.end);
+            let series = q.select(mint, maxt, &sel.matchers);
+            *loaded += series.iter().map(|(_, p)| p.len()).sum::<usize>();
+            if *loaded > self.opts.max_samples {
+                return Err(EvalError::TooManySamples);
+            }
+            data.insert(key, series);
+            Ok(())
+        };
+        match expr {
+            Expr::Vector(sel) => put(sel, 0, data),
+            Expr::Matrix {
+                selector, range_ms, ..
+            } => put(selector, *range_ms, data),
+            Expr::Subquery {
+                expr: inner,
+                range_ms,
+                step_ms,
+                offset_ms,
+                at,
+                ..
+            } => {
+                let (s, e) = match at {
+                    Some(AtModifier::Timestamp(a)) => (*a, *a),
+                    Some(AtModifier::Start) => (start, start),
+                    Some(AtModifier::End) => (end, end),
+                    None => (start, end),
+                };
+                let step = step_ms.unwrap_or(interval);
+                self.load(
+                    q,
+                    inner,
+                    s - offset_ms - range_ms,
+                    e - offset_ms,
+                    step,
+                    data,
+                    loaded,
+                )
+            }
+            Expr::Number { .. } | Expr::String { .. } => Ok(()),
+            Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => {
+                self.load(q, expr, start, end, interval, data, loaded)
+            }
+            Expr::Binary { lhs, rhs, .. } => {
+                self.load(q, lhs, start, end, interval, data, loaded)?;
+                self.load(q, rhs, start, end, interval, data, loaded)
+            }
+            Expr::Aggregate { expr, param, .. } => {
+                if let Some(p) = param {
+                    self.load(q, p, start, end, interval, data, loaded)?;
+                }
+                self.load(q, expr, start, end, interval, data, loaded)
+            }
+            Expr::Call { args, .. } => {
+                for a in args {
+                    self.load(q, a, start, end, interval, data, loaded)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn check_duplicates(vec: &[Sample]) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(vec.len());
+    for s in vec {
+        if !seen.insert(&s.labels) {
+            return Err(EvalError::Execution(
+                "vector cannot contain metrics with the same labelset".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn drop_name(labels: &Labels) -> Labels {
+    if labels.get(argus_model::labels::METRIC_NAME).is_none() {
+        return labels.clone();
+    }
+    let mut b = labels.to_builder();
+    b.delete(argus_model::labels::METRIC_NAME);
+    b.build()
+}
+
+impl Ctx<'_> {
+    fn eval(&mut self, expr: &Expr, t: i64) -> Result<Value> {
+        match expr {
+            Expr::Number { value, .. } => Ok(Value::Scalar { t, v: *value }),
+            Expr::String { value, .. } => Ok(Value::String {
+                t,
+                v: value.clone(),
+            }),
+            Expr::Paren { expr, .. } => self.eval(expr, t),
+            Expr::Vector(sel) => Ok(Value::Vector(self.vector(sel, t))),
+            Expr::Matrix {
+                selector, range_ms, ..
+            } => Ok(Value::Matrix(self.matrix(selector, *range_ms, t))),
+            Expr::Subquery {
+                expr: inner,
+                range_ms,
+                step_ms,
+                offset_ms,
+                at,
+                ..
+            } => {
+                let base = self.at_time(*at, t) - offset_ms;
+                let step = step_ms.unwrap_or(self.interval).max(1);
+                // Steps are aligned to multiples of the step, in (base - range, base].
+                let first = (base - range_ms).div_euclid(step) * step + step;
+                let mut out: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+                let mut ts = first;
+                while ts <= base {
+                    match self.eval(inner, ts)? {
+                        Value::Vector(vec) => {
+                            for s in vec {
+                                out.entry(s.labels).or_default().push((ts, s.v));
+                            }
+                        }
+                        Value::Scalar { v, .. } => {
+                            out.entry(Labels::empty()).or_default().push((ts, v))
+                        }
+                        _ => return Err(EvalError::Execution("subquery over a non-vector".into())),
+                    }
+                    ts += step;
+                }
+                let mut series: Vec<Series> = out
+                    .into_iter()
+                    .map(|(labels, points)| Series { labels, points })
+                    .collect();
+                series.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Ok(Value::Matrix(series))
+            }
+            Expr::Unary { negate, expr, .. } => match self.eval(expr, t)? {
+                Value::Scalar { t, v } => Ok(Value::Scalar {
+                    t,
+                    v: if *negate { -v } else { v },
+                }),
+                Value::Vector(vec) => Ok(Value::Vector(
+                    vec.into_iter()
+                        .map(|s| Sample {
+                            labels: if *negate {
+                                drop_name(&s.labels)
+                            } else {
+                                s.labels
+                            },
+                            t: s.t,
+                            v: if *negate { -s.v } else { s.v },
+                        })
+                        .collect(),
+                )),
+                _ => Err(EvalError::Execution("unary on a non-numeric value".into())),
+            },
+            Expr::Binary {
+                op,
+                lhs,
+                rhs,
+                matching,
+                return_bool,
+                ..
+            } => {
+                let l = self.eval(lhs, t)?;
+                let r = self.eval(rhs, t)?;
+                crate::binary::eval(*op, l, r, matching.as_ref(), *return_bool, t)
+            }
+            Expr::Aggregate {
+                op,
+                expr,
+                param,
+                grouping,
+                without,
+                ..
+            } => {
+                let param = match param {
+                    Some(p) => Some(self.eval(p, t)?),
+                    None => None,
+                };
+                let Value::Vector(vec) = self.eval(expr, t)? else {
+                    return Err(EvalError::Execution("aggregation over a non-vector".into()));
+                };
+                crate::aggregate::eval(*op, vec, param, grouping, *without, t)
+            }
+            Expr::Call { func, args, .. } => {
+                let mut values = Vec::with_capacity(args.len());
+                for a in args {
+                    values.push(self.eval(a, t)?);
+                }
+                crate::functions::call(func.name, values, args, t, self.start, self.end)
+            }
+        }
+    }
+
+    fn at_time(&self, at: Option<AtModifier>, t: i64) -> i64 {
+        match at {
+            Some(AtModifier::Timestamp(a)) => a,
+            Some(AtModifier::Start) => self.start,
+            Some(AtModifier::End) => self.end,
+            None => t,
+        }
+    }
+
+    /// The newest non-stale sample in `(t' - lookback, t']` of every series.
+    fn vector(&self, sel: &VectorSelector, t: i64) -> Vec<Sample> {
+        let ts = self.at_time(sel.at, t) - sel.offset_ms;
+        let lookback = self.engine.opts.lookback_ms;
+        let Some(series) = self.data.get(&(sel.span.start, sel.span.end)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (labels, points) in series {
+            let idx = points.partition_point(|p| p.0 <= ts);
+            if idx == 0 {
+                continue;
+            }
+            let (pt, pv) = points[idx - 1];
+            if pt <= ts - lookback || is_stale_nan(pv) {
+                continue;
+            }
+            out.push(Sample {
+                labels: labels.clone(),
+                t,
+                v: pv,
+            });
+        }
+        out
+    }
+
+    /// Non-stale samples in `(t' - range, t']` of every series.
+    fn matrix(&self, sel: &VectorSelector, range: i64, t: i64) -> Vec<Series> {
+        let ts = self.at_time(sel.at, t) - sel.offset_ms;
+        let Some(series) = self.data.get(&(sel.span.start, sel.span.end)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (labels, points) in series {
+            let lo = points.partition_point(|p| p.0 <= ts - range);
+            let hi = points.partition_point(|p| p.0 <= ts);
+            let pts: Vec<(i64, f64)> = points[lo..hi]
+                .iter()
+                .copied()
+                .filter(|p| !is_stale_nan(p.1))
+                .collect();
+            if !pts.is_empty() {
+                out.push(Series {
+                    labels: labels.clone(),
+                    points: pts,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Builds the output labels of a grouping (`by` keeps only the listed labels, `without`
+/// removes them and the metric name).
+pub fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
+    if without {
+        let mut b = labels.to_builder();
+        b.delete(argus_model::labels::METRIC_NAME);
+        for g in grouping {
+            b.delete(g);
+        }
+        b.build()
+    } else {
+        let mut b = LabelsBuilder::new();
+        for g in grouping {
+            if let Some(v) = labels.get(g) {
+                b.set(g, v);
+            }
+        }
+        b.build()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,270 @@
+use super::*;
+use crate::parse;
+
+/// In-memory store for tests.
+struct Mem(Vec<(Labels, Vec<(i64, f64)>)>);
+
+impl Queryable for Mem {
+    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        self.0
+            .iter()
+            .filter(|(l, _)| {
+                matchers
+                    .iter()
+                    .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
+            })
+            .map(|(l, p)| {
+                (
+                    l.clone(),
+                    p.iter()
+                        .copied()
+                        .filter(|x| x.0 >= mint && x.0 <= maxt)
+                        .collect(),
+                )
+            })
+            .filter(|(_, p): &(Labels, Vec<(i64, f64)>)| !p.is_empty())
+            .collect()
+    }
+}
+
+const M: i64 = 60_000;
+
+/// `metric{labels} start+step x n` every `interval`.
+fn series(
+    labels: &[(&str, &str)],
+    interval: i64,
+    start: f64,
+    step: f64,
+    n: usize,
+) -> (Labels, Vec<(i64, f64)>) {
+    (
+        Labels::from_pairs(labels),
+        (0..=n)
+            .map(|i| (i as i64 * interval, start + step * i as f64))
+            .collect(),
+    )
+}
+
+fn data() -> Mem {
+    Mem(vec![
+        series(
+            &[
+                ("__name__", "http_requests"),
+                ("job", "api"),
+                ("path", "/foo"),
+            ],
+            5 * M,
+            0.0,
+            10.0,
+            10,
+        ),
+        series(
+            &[
+                ("__name__", "http_requests"),
+                ("job", "api"),
+                ("path", "/bar"),
+            ],
+            5 * M,
+            0.0,
+            20.0,
+            10,
+        ),
+        series(
+            &[
+                ("__name__", "http_requests"),
+                ("job", "web"),
+                ("path", "/foo"),
+            ],
+            5 * M,
+            0.0,
+            30.0,
+            10,
+        ),
+        series(
+            &[("__name__", "limit"), ("job", "api")],
+            5 * M,
+            100.0,
+            0.0,
+            10,
+        ),
+    ])
+}
+
+fn instant(q: &str, t: i64) -> Vec<(String, f64)> {
+    let engine = Engine::new(EngineOptions::default());
+    let expr = parse(q).unwrap();
+    match engine.instant(&data(), &expr, t).unwrap() {
+        Value::Vector(v) => {
+            let mut out: Vec<(String, f64)> =
+                v.into_iter().map(|s| (s.labels.to_string(), s.v)).collect();
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            out
+        }
+        Value::Scalar { v, .. } => vec![("scalar".into(), v)],
+        other => panic!("{other:?}"),
+    }
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+#[test]
+fn selectors_lookback_offset_and_staleness() {
+    assert_eq!(
+        instant("http_requests{path=\"/foo\", job=\"api\"}", 50 * M),
+        vec![(
+            r#"{__name__="http_requests", job="api", path="/foo"}"#.into(),
+            100.0
+        )]
+    );
+    // 4m after the last sample still within the 5m lookback, 6m after it not.
+    assert_eq!(instant("limit", 54 * M).len(), 1);
+    assert!(instant("limit", 56 * M).is_empty());
+    assert_eq!(instant("limit offset 10m", 60 * M)[0].1, 100.0);
+    // `@ 25` is 25 s: the sample at 0 is inside the lookback.
+    assert_eq!(
+        instant("http_requests{path=\"/bar\"} @ 25", 50 * M)[0].1,
+        0.0
+    );
+    assert!(instant("http_requests{path=\"/bar\"} @ -301", 50 * M).is_empty());
+    assert_eq!(
+        instant("http_requests{path=\"/bar\"} @ 300", 50 * M)[0].1,
+        20.0
+    );
+    let stale = Mem(vec![(
+        Labels::from_pairs(&[("__name__", "s")]),
+        vec![(0, 1.0), (M, argus_model::stale_nan())],
+    )]);
+    let engine = Engine::new(EngineOptions::default());
+    let Value::Vector(v) = engine.instant(&stale, &parse("s").unwrap(), 2 * M).unwrap() else {
+        panic!()
+    };
+    assert!(v.is_empty(), "stale marker must hide the series");
+}
+
+#[test]
+fn rate_increase_irate_match_prometheus() {
+    // Values from Prometheus's extrapolation rules (see functions.test).
+    let inc = instant(
+        "increase(http_requests{path=\"/foo\",job=\"api\"}[50m])",
+        50 * M,
+    );
+    assert_eq!(inc, vec![(r#"{job="api", path="/foo"}"#.into(), 100.0)]);
+    let rate = instant(
+        "rate(http_requests{path=\"/foo\",job=\"api\"}[50m])",
+        50 * M,
+    );
+    assert!(close(rate[0].1, 100.0 / 3000.0), "{rate:?}");
+    let irate = instant("irate(http_requests{path=\"/bar\"}[50m])", 50 * M);
+    assert!(close(irate[0].1, 20.0 / 300.0));
+    let delta = instant("delta(limit[50m])", 50 * M);
+    assert_eq!(delta[0].1, 0.0);
+    assert_eq!(instant("count_over_time(limit[50m])", 50 * M)[0].1, 10.0);
+    assert_eq!(
+        instant("max_over_time(http_requests{job=\"web\"}[50m])", 50 * M)[0].1,
+        300.0
+    );
+}
+
+#[test]
+fn aggregations_and_binary_operators() {
+    assert_eq!(
+        instant("sum by (job) (http_requests)", 50 * M),
+        vec![
+            (r#"{job="api"}"#.into(), 300.0),
+            (r#"{job="web"}"#.into(), 300.0),
+        ]
+    );
+    assert_eq!(
+        instant("count without (path) (http_requests)", 50 * M),
+        vec![
+            (r#"{job="api"}"#.into(), 2.0),
+            (r#"{job="web"}"#.into(), 1.0),
+        ]
+    );
+    assert_eq!(instant("topk(1, http_requests)", 50 * M)[0].1, 300.0);
+    assert_eq!(instant("quantile(0.5, http_requests)", 50 * M)[0].1, 200.0);
+    assert_eq!(instant("avg(http_requests)", 50 * M)[0].1, 200.0);
+    assert!(close(
+        instant("stddev(http_requests)", 50 * M)[0].1,
+        (20000.0f64 / 3.0).sqrt()
+    ));
+    // Vector/scalar: name dropped for arithmetic, kept by a filtering comparison.
+    assert_eq!(
+        instant("limit * 2", 50 * M),
+        vec![(r#"{job="api"}"#.into(), 200.0)]
+    );
+    assert_eq!(instant("http_requests > 150", 50 * M).len(), 2);
+    assert_eq!(
+        instant("http_requests > bool 150", 50 * M)
+            .iter()
+            .filter(|s| s.1 == 1.0)
+            .count(),
+        2
+    );
+    // Vector matching.
+    assert_eq!(
+        instant("http_requests / on(job) group_left limit", 50 * M),
+        vec![
+            (r#"{job="api", path="/bar"}"#.into(), 2.0),
+            (r#"{job="api", path="/foo"}"#.into(), 1.0),
+        ]
+    );
+    assert_eq!(instant("http_requests and on(job) limit", 50 * M).len(), 2);
+    assert_eq!(
+        instant("http_requests unless on(job) limit", 50 * M).len(),
+        1
+    );
+    assert_eq!(instant("1 + 2 * 3", 0), vec![("scalar".into(), 7.0)]);
+    let engine = Engine::new(EngineOptions::default());
+    let err = engine
+        .instant(
+            &data(),
+            &parse("http_requests + on(job) limit").unwrap_or_else(|e| panic!("{e}")),
+            50 * M,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("many-to-one matching must be explicit"),
+        "{err}"
+    );
+}
+
+#[test]
+fn range_query_and_subquery() {
+    let engine = Engine::new(EngineOptions::default());
+    let expr = parse("sum(http_requests)").unwrap();
+    let series = engine.range(&data(), &expr, 0, 50 * M, 10 * M).unwrap();
+    assert_eq!(series.len(), 1);
+    assert_eq!(
+        series[0].points,
+        vec![
+            (0, 0.0),
+            (10 * M, 120.0),
+            (20 * M, 240.0),
+            (30 * M, 360.0),
+            (40 * M, 480.0),
+            (50 * M, 600.0)
+        ]
+    );
+    let sub = instant("max_over_time(sum(http_requests)[30m:10m])", 50 * M);
+    assert_eq!(sub[0].1, 600.0);
+    let err = engine
+        .instant(&data(), &parse("limitk(1, limit)").unwrap(), 0)
+        .unwrap_err();
+    assert!(matches!(err, EvalError::Unsupported(_)));
+}
+
+#[test]
+fn sample_limit_is_enforced() {
+    let engine = Engine::new(EngineOptions {
+        max_samples: 5,
+        ..EngineOptions::default()
+    });
+    let err = engine
+        .instant(&data(), &parse("http_requests[1h]").unwrap(), 50 * M)
+        .unwrap_err();
+    assert_eq!(err, EvalError::TooManySamples);
+}

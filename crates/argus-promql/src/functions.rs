@@ -1,0 +1,512 @@
+//! PromQL functions. Those not implemented yet return `EvalError::Unsupported`.
+
+use argus_model::Labels;
+
+use crate::aggregate::{kahan_inc, quantile};
+use crate::ast::Expr;
+use crate::engine::{EvalError, Result, Sample, Series, Value};
+
+fn drop_name(labels: &Labels) -> Labels {
+    let mut b = labels.to_builder();
+    b.delete(argus_model::labels::METRIC_NAME);
+    b.build()
+}
+
+fn scalar(v: &Value) -> Result<f64> {
+    match v {
+        Value::Scalar { v, .. } => Ok(*v),
+        _ => Err(EvalError::Execution("expected a scalar argument".into())),
+    }
+}
+
+fn string(v: &Value) -> Result<&str> {
+    match v {
+        Value::String { v, .. } => Ok(v),
+        _ => Err(EvalError::Execution("expected a string argument".into())),
+    }
+}
+
+fn vector(v: Value) -> Result<Vec<Sample>> {
+    match v {
+        Value::Vector(v) => Ok(v),
+        _ => Err(EvalError::Execution(
+            "expected an instant vector argument".into(),
+        )),
+    }
+}
+
+fn matrix(v: Value) -> Result<Vec<Series>> {
+    match v {
+        Value::Matrix(m) => Ok(m),
+        _ => Err(EvalError::Execution(
+            "expected a range vector argument".into(),
+        )),
+    }
+}
+
+/// The range of a matrix argument (`x[5m]` or a subquery), in milliseconds.
+fn range_of(arg: &Expr) -> i64 {
+    match arg {
+        Expr::Matrix { range_ms, .. } => *range_ms,
+        Expr::Subquery { range_ms, .. } => *range_ms,
+        Expr::Paren { expr, .. } => range_of(expr),
+        _ => 0,
+    }
+}
+
+fn map_vector(v: Value, f: impl Fn(f64) -> f64) -> Result<Value> {
+    Ok(Value::Vector(
+        vector(v)?
+            .into_iter()
+            .map(|s| Sample {
+                labels: drop_name(&s.labels),
+                t: s.t,
+                v: f(s.v),
+            })
+            .collect(),
+    ))
+}
+
+/// Applies `f` to every series of a matrix; series for which it returns `None` are dropped.
+fn over_time(
+    v: Value,
+    t: i64,
+    keep_name: bool,
+    f: impl Fn(&[(i64, f64)]) -> Option<f64>,
+) -> Result<Value> {
+    let mut out = Vec::new();
+    for s in matrix(v)? {
+        if let Some(v) = f(&s.points) {
+            let labels = if keep_name {
+                s.labels
+            } else {
+                drop_name(&s.labels)
+            };
+            out.push(Sample { labels, t, v });
+        }
+    }
+    Ok(Value::Vector(out))
+}
+
+/// Prometheus's `extrapolatedRate` for `rate`, `increase` and `delta`.
+fn extrapolated(
+    points: &[(i64, f64)],
+    range_ms: i64,
+    t: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let range_start = t - range_ms;
+    let range_end = t;
+    let (first_t, first_v) = points[0];
+    let (last_t, last_v) = points[points.len() - 1];
+    let mut result = last_v - first_v;
+    if is_counter {
+        let mut prev = first_v;
+        for &(_, v) in &points[1..] {
+            if v < prev {
+                result += prev;
+            }
+            prev = v;
+        }
+    }
+    let mut duration_to_start = (first_t - range_start) as f64 / 1000.0;
+    let mut duration_to_end = (range_end - last_t) as f64 / 1000.0;
+    let sampled = (last_t - first_t) as f64 / 1000.0;
+    let avg_between = sampled / (points.len() - 1) as f64;
+    if is_counter && result > 0.0 && first_v >= 0.0 {
+        let to_zero = sampled * (first_v / result);
+        if to_zero < duration_to_start {
+            duration_to_start = to_zero;
+        }
+    }
+    let threshold = avg_between * 1.1;
+    let mut extrapolate_to = sampled;
+    if duration_to_start >= threshold {
+        duration_to_start = avg_between / 2.0;
+    }
+    extrapolate_to += duration_to_start;
+    if duration_to_end >= threshold {
+        duration_to_end = avg_between / 2.0;
+    }
+    extrapolate_to += duration_to_end;
+    result *= extrapolate_to / sampled;
+    if is_rate {
+        result /= range_ms as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+fn instant_delta(points: &[(i64, f64)], is_rate: bool) -> Option<f64> {
+    if points.len() < 2 {
+        return None;
+    }
+    let (lt, lv) = points[points.len() - 1];
+    let (pt, pv) = points[points.len() - 2];
+    let mut result = if is_rate && lv < pv { lv } else { lv - pv };
+    let interval = lt - pt;
+    if interval == 0 {
+        return None;
+    }
+    if is_rate {
+        result /= interval as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// Least-squares slope and intercept at `intercept_t` (seconds), as Prometheus's
+/// `linearRegression`.
+fn linear_regression(points: &[(i64, f64)], intercept_t: i64) -> (f64, f64) {
+    let n = points.len() as f64;
+    let (mut sum_x, mut cx, mut sum_y, mut cy, mut sum_xy, mut cxy, mut sum_x2, mut cx2) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let const_y = points.iter().all(|p| p.1 == points[0].1);
+    if const_y {
+        return (0.0, points[0].1);
+    }
+    for &(t, v) in points {
+        let x = (t - intercept_t) as f64 / 1000.0;
+        (sum_x, cx) = kahan_inc(x, sum_x, cx);
+        (sum_y, cy) = kahan_inc(v, sum_y, cy);
+        (sum_xy, cxy) = kahan_inc(x * v, sum_xy, cxy);
+        (sum_x2, cx2) = kahan_inc(x * x, sum_x2, cx2);
+    }
+    let (sum_x, sum_y, sum_xy, sum_x2) = (sum_x + cx, sum_y + cy, sum_xy + cxy, sum_x2 + cx2);
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+fn kahan_sum(points: &[(i64, f64)]) -> f64 {
+    let (mut sum, mut c) = (0.0, 0.0);
+    for &(_, v) in points {
+        (sum, c) = kahan_inc(v, sum, c);
+    }
+    if sum.is_infinite() { sum } else { sum + c }
+}
+
+fn variance(points: &[(i64, f64)]) -> f64 {
+    let (mut count, mut mean, mut m2) = (0.0, 0.0, 0.0);
+    for &(_, v) in points {
+        count += 1.0;
+        let delta = v - mean;
+        mean += delta / count;
+        m2 += delta * (v - mean);
+    }
+    m2 / count
+}
+
+/// Civil date-time parts of a Unix time in seconds (UTC).
+fn date_parts(secs: f64) -> (i64, i64, i64, i64, i64, i64) {
+    let s = secs.floor() as i64;
+    let days = s.div_euclid(86400);
+    let rem = s.rem_euclid(86400);
+    let (y, m, d) = argus_model::time::civil_from_days(days);
+    let weekday = (days + 4).rem_euclid(7); // 1970-01-01 was a Thursday
+    (y, m, d, rem / 3600, rem % 3600 / 60, weekday)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    let next = if m == 12 {
+        argus_model::time::days_from_civil(y + 1, 1, 1)
+    } else {
+        argus_model::time::days_from_civil(y, m + 1, 1)
+    };
+    next - argus_model::time::days_from_civil(y, m, 1)
+}
+
+fn date_fn(values: Vec<Value>, t: i64, f: impl Fn(f64) -> f64) -> Result<Value> {
+    if values.is_empty() {
+        return Ok(Value::Vector(vec![Sample {
+            labels: Labels::empty(),
+            t,
+            v: f(t as f64 / 1000.0),
+        }]));
+    }
+    let arg = values
+        .into_iter()
+        .next()
+        .unwrap_or(Value::Vector(Vec::new()));
+    map_vector(arg, f)
+}
+
+pub fn call(
+    name: &str,
+    values: Vec<Value>,
+    args: &[Expr],
+    t: i64,
+    start: i64,
+    end: i64,
+) -> Result<Value> {
+    let _ = (start, end);
+    let mut values = values.into_iter();
+    let mut next = || {
+        values
+            .next()
+            .ok_or_else(|| EvalError::Execution(format!("missing argument to {name}")))
+    };
+    let range = args.first().map(range_of).unwrap_or(0);
+    match name {
+        "time" => Ok(Value::Scalar {
+            t,
+            v: t as f64 / 1000.0,
+        }),
+        "pi" => Ok(Value::Scalar {
+            t,
+            v: std::f64::consts::PI,
+        }),
+        "vector" => {
+            let v = scalar(&next()?)?;
+            Ok(Value::Vector(vec![Sample {
+                labels: Labels::empty(),
+                t,
+                v,
+            }]))
+        }
+        "scalar" => {
+            let vec = vector(next()?)?;
+            let v = if vec.len() == 1 { vec[0].v } else { f64::NAN };
+            Ok(Value::Scalar { t, v })
+        }
+        "rate" => over_time(next()?, t, false, |p| extrapolated(p, range, t, true, true)),
+        "increase" => over_time(next()?, t, false, |p| {
+            extrapolated(p, range, t, true, false)
+        }),
+        "delta" => over_time(next()?, t, false, |p| {
+            extrapolated(p, range, t, false, false)
+        }),
+        "irate" => over_time(next()?, t, false, |p| instant_delta(p, true)),
+        "idelta" => over_time(next()?, t, false, |p| instant_delta(p, false)),
+        "deriv" => over_time(next()?, t, false, |p| {
+            (p.len() >= 2).then(|| linear_regression(p, p[0].0).0)
+        }),
+        "predict_linear" => {
+            let m = next()?;
+            let d = scalar(&next()?)?;
+            over_time(m, t, false, |p| {
+                (p.len() >= 2).then(|| {
+                    let (slope, intercept) = linear_regression(p, t);
+                    slope * d + intercept
+                })
+            })
+        }
+        "changes" => over_time(next()?, t, false, |p| {
+            Some(
+                p.windows(2)
+                    .filter(|w| w[0].1 != w[1].1 && !(w[0].1.is_nan() && w[1].1.is_nan()))
+                    .count() as f64,
+            )
+        }),
+        "resets" => over_time(next()?, t, false, |p| {
+            Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64)
+        }),
+        "avg_over_time" => over_time(next()?, t, false, |p| {
+            let sum = kahan_sum(p);
+            Some(if sum.is_infinite() {
+                p.iter().map(|x| x.1).sum::<f64>() / p.len() as f64
+            } else {
+                sum / p.len() as f64
+            })
+        }),
+        "sum_over_time" => over_time(next()?, t, false, |p| Some(kahan_sum(p))),
+        "count_over_time" => over_time(next()?, t, false, |p| Some(p.len() as f64)),
+        "min_over_time" => over_time(next()?, t, false, |p| {
+            p.iter()
+                .map(|x| x.1)
+                .reduce(|a, b| if b < a || a.is_nan() { b } else { a })
+        }),
+        "max_over_time" => over_time(next()?, t, false, |p| {
+            p.iter()
+                .map(|x| x.1)
+                .reduce(|a, b| if b > a || a.is_nan() { b } else { a })
+        }),
+        "last_over_time" => over_time(next()?, t, true, |p| p.last().map(|x| x.1)),
+        "present_over_time" => over_time(next()?, t, false, |_| Some(1.0)),
+        "stdvar_over_time" => over_time(next()?, t, false, |p| Some(variance(p))),
+        "stddev_over_time" => over_time(next()?, t, false, |p| Some(variance(p).sqrt())),
+        "quantile_over_time" => {
+            let q = scalar(&next()?)?;
+            over_time(next()?, t, false, |p| {
+                let mut vals: Vec<f64> = p.iter().map(|x| x.1).collect();
+                Some(quantile(q, &mut vals))
+            })
+        }
+        "abs" => map_vector(next()?, f64::abs),
+        "ceil" => map_vector(next()?, f64::ceil),
+        "floor" => map_vector(next()?, f64::floor),
+        "exp" => map_vector(next()?, f64::exp),
+        "sqrt" => map_vector(next()?, f64::sqrt),
+        "ln" => map_vector(next()?, f64::ln),
+        "log2" => map_vector(next()?, f64::log2),
+        "log10" => map_vector(next()?, f64::log10),
+        "sgn" => map_vector(next()?, |v| {
+            if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                v
+            }
+        }),
+        "sin" => map_vector(next()?, f64::sin),
+        "cos" => map_vector(next()?, f64::cos),
+        "tan" => map_vector(next()?, f64::tan),
+        "asin" => map_vector(next()?, f64::asin),
+        "acos" => map_vector(next()?, f64::acos),
+        "atan" => map_vector(next()?, f64::atan),
+        "sinh" => map_vector(next()?, f64::sinh),
+        "cosh" => map_vector(next()?, f64::cosh),
+        "tanh" => map_vector(next()?, f64::tanh),
+        "asinh" => map_vector(next()?, f64::asinh),
+        "acosh" => map_vector(next()?, f64::acosh),
+        "atanh" => map_vector(next()?, f64::atanh),
+        "deg" => map_vector(next()?, |v| v * 180.0 / std::f64::consts::PI),
+        "rad" => map_vector(next()?, |v| v * std::f64::consts::PI / 180.0),
+        "round" => {
+            let v = next()?;
+            let to = match next() {
+                Ok(s) => scalar(&s)?,
+                Err(_) => 1.0,
+            };
+            // Prometheus: round half up to the nearest multiple of `to`.
+            let inv = 1.0 / to;
+            map_vector(v, move |x| (x * inv + 0.5).floor() / inv)
+        }
+        "clamp" => {
+            let v = next()?;
+            let (lo, hi) = (scalar(&next()?)?, scalar(&next()?)?);
+            if lo > hi {
+                return Ok(Value::Vector(Vec::new()));
+            }
+            map_vector(v, move |x| x.max(lo).min(hi))
+        }
+        "clamp_min" => {
+            let v = next()?;
+            let lo = scalar(&next()?)?;
+            map_vector(v, move |x| x.max(lo))
+        }
+        "clamp_max" => {
+            let v = next()?;
+            let hi = scalar(&next()?)?;
+            map_vector(v, move |x| x.min(hi))
+        }
+        "timestamp" => {
+            // The sample's own timestamp needs the raw sample; selectors report eval time.
+            Err(EvalError::Unsupported("timestamp()".into()))
+        }
+        "sort" | "sort_desc" => {
+            let mut vec = vector(next()?)?;
+            vec.sort_by(|a, b| {
+                let o = a.v.total_cmp(&b.v);
+                if name == "sort" { o } else { o.reverse() }
+            });
+            Ok(Value::Vector(vec))
+        }
+        "label_replace" => {
+            let vec = vector(next()?)?;
+            let dst = string(&next()?)?.to_string();
+            let repl = string(&next()?)?.to_string();
+            let src = string(&next()?)?.to_string();
+            let re_text = string(&next()?)?.to_string();
+            let re = argus_model::regex_go::compile_anchored(&re_text).map_err(|_| {
+                EvalError::Execution(format!(
+                    "invalid regular expression in label_replace(): {re_text}"
+                ))
+            })?;
+            if !valid_label_name(&dst) {
+                return Err(EvalError::Execution(format!(
+                    "invalid destination label name in label_replace(): {dst}"
+                )));
+            }
+            let template = go_template(&repl);
+            Ok(Value::Vector(
+                vec.into_iter()
+                    .map(|s| {
+                        let value = s.labels.get(&src).unwrap_or("").to_string();
+                        match re.captures(&value) {
+                            Some(caps) => {
+                                let mut out = String::new();
+                                caps.expand(&template, &mut out);
+                                let mut b = s.labels.to_builder();
+                                b.set(&dst, &out);
+                                Sample {
+                                    labels: b.build(),
+                                    ..s
+                                }
+                            }
+                            None => s,
+                        }
+                    })
+                    .collect(),
+            ))
+        }
+        "label_join" => {
+            let vec = vector(next()?)?;
+            let dst = string(&next()?)?.to_string();
+            let sep = string(&next()?)?.to_string();
+            let mut srcs = Vec::new();
+            while let Ok(v) = next() {
+                srcs.push(string(&v)?.to_string());
+            }
+            if !valid_label_name(&dst) {
+                return Err(EvalError::Execution(format!(
+                    "invalid destination label name in label_join(): {dst}"
+                )));
+            }
+            Ok(Value::Vector(
+                vec.into_iter()
+                    .map(|s| {
+                        let joined: Vec<&str> =
+                            srcs.iter().map(|l| s.labels.get(l).unwrap_or("")).collect();
+                        let mut b = s.labels.to_builder();
+                        b.set(&dst, &joined.join(&sep));
+                        Sample {
+                            labels: b.build(),
+                            ..s
+                        }
+                    })
+                    .collect(),
+            ))
+        }
+        "minute" => date_fn(values_rest(next), t, |s| date_parts(s).4 as f64),
+        "hour" => date_fn(values_rest(next), t, |s| date_parts(s).3 as f64),
+        "day_of_month" => date_fn(values_rest(next), t, |s| date_parts(s).2 as f64),
+        "day_of_week" => date_fn(values_rest(next), t, |s| date_parts(s).5 as f64),
+        "day_of_year" => date_fn(values_rest(next), t, |s| {
+            let (y, m, d, ..) = date_parts(s);
+            (argus_model::time::days_from_civil(y, m, d)
+                - argus_model::time::days_from_civil(y, 1, 1)
+                + 1) as f64
+        }),
+        "month" => date_fn(values_rest(next), t, |s| date_parts(s).1 as f64),
+        "year" => date_fn(values_rest(next), t, |s| date_parts(s).0 as f64),
+        "days_in_month" => date_fn(values_rest(next), t, |s| {
+            let (y, m, ..) = date_parts(s);
+            days_in_month(y, m) as f64
+        }),
+        other => Err(EvalError::Unsupported(format!("function {other}()"))),
+    }
+}
+
+fn values_rest(mut next: impl FnMut() -> Result<Value>) -> Vec<Value> {
+    next().map(|v| vec![v]).unwrap_or_default()
+}
+
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Go's `$1`/`${1}`/`$name` expansion maps onto Rust's, except that Go treats `$1x` as the
+/// group named `1x`; Rust does the same, so the template passes through unchanged.
+fn go_template(s: &str) -> String {
+    s.to_string()
+}
