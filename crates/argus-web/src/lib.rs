@@ -7,6 +7,7 @@
 pub mod api;
 pub mod params;
 pub mod process;
+pub mod query;
 pub mod server;
 
 pub use server::{AppState, BuildInfo, Lifecycle, router};

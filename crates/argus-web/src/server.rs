@@ -51,6 +51,7 @@ pub struct AppState {
     pub write_limits: argus_remote::WriteLimits,
     pub registry: Registry,
     pub lifecycle: Arc<dyn Lifecycle>,
+    pub engine: argus_promql::EngineOptions,
 }
 
 type Shared = Arc<AppState>;
@@ -59,6 +60,8 @@ pub fn router(state: AppState) -> Router {
     let state = Arc::new(state);
     let api = Router::new()
         .route("/write", post(remote_write))
+        .route("/query", get(query).post(query))
+        .route("/query_range", get(query_range).post(query_range))
         .route("/series", get(series).post(series))
         .route("/labels", get(labels).post(labels))
         .route("/label/{name}/values", get(label_values))
@@ -513,4 +516,42 @@ async fn remote_write(State(s): State<Shared>, headers: HeaderMap, body: Bytes) 
         }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     }
+}
+
+async fn query(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = params(q, &headers, &body);
+    let expr = crate::query::parse_query(&p)?;
+    let t = p.time("time", argus_model::time::now_ms())?;
+    let engine = crate::query::engine_for(&p, &s.engine)?;
+    let db = s.db.clone();
+    let value = blocking(move || engine.instant(&*db, &expr, t))
+        .await?
+        .map_err(crate::query::eval_error)?;
+    Ok(crate::query::success_raw(&crate::query::result_json(
+        &value,
+    )))
+}
+
+async fn query_range(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = params(q, &headers, &body);
+    let expr = crate::query::parse_query(&p)?;
+    let (start, end, step) = crate::query::range_params(&p)?;
+    let engine = crate::query::engine_for(&p, &s.engine)?;
+    let db = s.db.clone();
+    let series = blocking(move || engine.range(&*db, &expr, start, end, step))
+        .await?
+        .map_err(crate::query::eval_error)?;
+    Ok(crate::query::success_raw(&crate::query::matrix_json(
+        &series,
+    )))
 }

@@ -93,6 +93,14 @@ pub struct ServerArgs {
     )]
     pub compaction_check_interval: String,
 
+    /// The maximum lookback duration for retrieving metrics during expression evaluations.
+    #[arg(long = "query.lookback-delta", default_value = "5m")]
+    pub query_lookback_delta: String,
+
+    /// Maximum number of samples a single query can load into memory.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    pub query_max_samples: usize,
+
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value = "info")]
     pub log_level: LogLevel,
@@ -134,6 +142,8 @@ impl ServerArgs {
             "storage.tsdb.max-block-duration",
             self.max_block_duration.clone().unwrap_or_default(),
         );
+        put("query.lookback-delta", self.query_lookback_delta.clone());
+        put("query.max-samples", self.query_max_samples.to_string());
         put("log.level", format!("{:?}", self.log_level).to_lowercase());
         put(
             "log.format",

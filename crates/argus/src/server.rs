@@ -243,6 +243,11 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         write_limits,
         registry,
         lifecycle: process.clone(),
+        engine: argus_promql::EngineOptions {
+            lookback_ms: duration_flag("query.lookback-delta", &args.query_lookback_delta)?
+                .as_millis(),
+            max_samples: args.query_max_samples,
+        },
     };
     let app = argus_web::router(state).layer(axum::extract::DefaultBodyLimit::max(
         write_limits.max_body_bytes,

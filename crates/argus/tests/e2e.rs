@@ -6,5 +6,6 @@
 mod e2e {
     pub mod harness;
     mod interop;
+    mod query;
     mod storage;
 }

@@ -1,0 +1,110 @@
+//! The query API on the real binary: JSON exactly as Prometheus writes it, errors with
+//! Prometheus's errorType and status.
+
+use super::harness::*;
+
+fn raw(argus: &Argus, path: &str) -> (u16, String) {
+    let r = client().get(argus.url(path)).send().unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+#[test]
+fn instant_and_range_queries_answer_like_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
+    // Two counters sampled every 15s for 10 minutes, at fixed times.
+    let base = 1_700_000_000_000i64;
+    let ts: Vec<TimeSeries> = ["a", "b"]
+        .iter()
+        .enumerate()
+        .map(|(k, inst)| {
+            let samples: Vec<(i64, f64)> = (0..=40)
+                .map(|i| (base + i * 15_000, (i * (k as i64 + 1)) as f64))
+                .collect();
+            series(
+                &[("__name__", "reqs_total"), ("instance", inst), ("job", "j")],
+                &samples,
+            )
+        })
+        .collect();
+    assert_eq!(argus.write(&WriteRequest { timeseries: ts }).status(), 204);
+    let t = (base + 600_000) / 1000;
+
+    let (status, body) = raw(&argus, &format!("/api/v1/query?query=reqs_total&time={t}"));
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"reqs_total","instance":"a","job":"j"},"value":[1700000600,"40"]},{"metric":{"__name__":"reqs_total","instance":"b","job":"j"},"value":[1700000600,"80"]}]}}"#
+    );
+    let (_, body) = raw(
+        &argus,
+        &format!(
+            "/api/v1/query?query={}&time={t}",
+            urlencode("sum by (job) (rate(reqs_total[5m]))")
+        ),
+    );
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"job":"j"},"value":[1700000600,"0.2"]}]}}"#
+    );
+    let (_, body) = raw(
+        &argus,
+        &format!("/api/v1/query?query={}&time={t}", urlencode("1/3")),
+    );
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"scalar","result":[1700000600,"0.3333333333333333"]}}"#
+    );
+
+    let (status, body) = raw(
+        &argus,
+        &format!(
+            "/api/v1/query_range?query={}&start={}&end={t}&step=300",
+            urlencode("reqs_total{instance=\"a\"} * 2"),
+            t - 600
+        ),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"instance":"a","job":"j"},"values":[[1700000000,"0"],[1700000300,"40"],[1700000600,"80"]]}]}}"#
+    );
+
+    // Errors.
+    let (status, body) = raw(&argus, "/api/v1/query?query=sum(");
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error: unexpected end of input"}"#
+    );
+    let (status, body) = raw(
+        &argus,
+        &format!("/api/v1/query_range?query=x&start={t}&end={t}&step=0"),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("zero or negative query resolution step widths are not accepted"),
+        "{body}"
+    );
+    let (status, body) = raw(
+        &argus,
+        &format!("/api/v1/query_range?query=x&start=0&end={t}&step=1"),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("exceeded maximum resolution of 11,000 points"),
+        "{body}"
+    );
+    let (status, body) = raw(
+        &argus,
+        &format!(
+            "/api/v1/query?query={}&time={t}",
+            urlencode("limitk(1, reqs_total)")
+        ),
+    );
+    assert_eq!(status, 422);
+    assert!(
+        body.contains("\"errorType\":\"execution\"") && body.contains("not supported yet"),
+        "{body}"
+    );
+}
