@@ -54,6 +54,25 @@ fn range_of(arg: &Expr) -> i64 {
     }
 }
 
+/// Where the range of a matrix argument ends: the evaluation time moved by `@` and `offset`.
+fn range_end_of(arg: &Expr, t: i64, start: i64, end: i64) -> i64 {
+    use crate::ast::AtModifier;
+    let at = |a: &Option<AtModifier>| match a {
+        Some(AtModifier::Timestamp(x)) => *x,
+        Some(AtModifier::Start) => start,
+        Some(AtModifier::End) => end,
+        None => t,
+    };
+    match arg {
+        Expr::Matrix { selector, .. } => at(&selector.at) - selector.offset_ms,
+        Expr::Subquery {
+            offset_ms, at: a, ..
+        } => at(a) - offset_ms,
+        Expr::Paren { expr, .. } => range_end_of(expr, t, start, end),
+        _ => t,
+    }
+}
+
 fn map_vector(v: Value, f: impl Fn(f64) -> f64) -> Result<Value> {
     Ok(Value::Vector(
         vector(v)?
@@ -251,6 +270,7 @@ pub fn call(
             .ok_or_else(|| EvalError::Execution(format!("missing argument to {name}")))
     };
     let range = args.first().map(range_of).unwrap_or(0);
+    let range_end = args.first().map_or(t, |a| range_end_of(a, t, start, end));
     match name {
         "time" => Ok(Value::Scalar {
             t,
@@ -273,12 +293,14 @@ pub fn call(
             let v = if vec.len() == 1 { vec[0].v } else { f64::NAN };
             Ok(Value::Scalar { t, v })
         }
-        "rate" => over_time(next()?, t, false, |p| extrapolated(p, range, t, true, true)),
+        "rate" => over_time(next()?, t, false, |p| {
+            extrapolated(p, range, range_end, true, true)
+        }),
         "increase" => over_time(next()?, t, false, |p| {
-            extrapolated(p, range, t, true, false)
+            extrapolated(p, range, range_end, true, false)
         }),
         "delta" => over_time(next()?, t, false, |p| {
-            extrapolated(p, range, t, false, false)
+            extrapolated(p, range, range_end, false, false)
         }),
         "irate" => over_time(next()?, t, false, |p| instant_delta(p, true)),
         "idelta" => over_time(next()?, t, false, |p| instant_delta(p, false)),
@@ -290,7 +312,7 @@ pub fn call(
             let d = scalar(&next()?)?;
             over_time(m, t, false, |p| {
                 (p.len() >= 2).then(|| {
-                    let (slope, intercept) = linear_regression(p, t);
+                    let (slope, intercept) = linear_regression(p, range_end);
                     slope * d + intercept
                 })
             })

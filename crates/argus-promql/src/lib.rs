@@ -11,6 +11,7 @@ pub mod engine;
 pub mod functions;
 pub mod lexer;
 pub mod parser;
+pub mod promqltest;
 
 pub use ast::Expr;
 pub use engine::{Engine, EngineOptions, EvalError, Queryable, Value};

@@ -22,6 +22,20 @@ pub struct Cli {
 pub enum Command {
     /// Run the server: storage, remote-write receiver and HTTP API (as `prometheus`).
     Server(Box<ServerArgs>),
+    /// Tools (what promtool does).
+    #[command(subcommand)]
+    Tool(ToolCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ToolCommand {
+    /// Run upstream PromQL test scripts (the promqltest format); prints each failing case and
+    /// `N passed, M failed`, exits 1 if any case failed.
+    PromqlTest {
+        /// Script files (`*.test`).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

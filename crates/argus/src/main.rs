@@ -40,5 +40,44 @@ fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Server(args) => server::run(*args),
+        cli::Command::Tool(cli::ToolCommand::PromqlTest { files }) => promql_test(&files),
+    }
+}
+
+fn promql_test(files: &[std::path::PathBuf]) -> std::process::ExitCode {
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for file in files {
+        let name = file.display();
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(e) => {
+                println!("{name}: cannot read: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        match argus_promql::promqltest::run_script(&text) {
+            Ok(results) => {
+                for r in results {
+                    match r.failure {
+                        None => passed += 1,
+                        Some(why) => {
+                            failed += 1;
+                            println!("{name}:{}: {}: {why}", r.line, r.query);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                println!("{name}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed == 0 {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
     }
 }
