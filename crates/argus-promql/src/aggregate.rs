@@ -21,6 +21,66 @@ pub fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     (t, c)
 }
 
+/// Prometheus's mean: a Kahan sum, switching to an incremental mean once the sum would
+/// overflow (so that `avg` of huge values or of ±Inf stays finite or keeps its sign).
+#[derive(Debug, Clone, Copy)]
+pub struct Mean {
+    sum: f64,
+    c: f64,
+    mean: f64,
+    count: f64,
+    incremental: bool,
+}
+
+impl Mean {
+    pub fn new(first: f64) -> Self {
+        Self {
+            sum: first,
+            c: 0.0,
+            mean: first,
+            count: 1.0,
+            incremental: false,
+        }
+    }
+
+    pub fn add(&mut self, f: f64) {
+        self.count += 1.0;
+        if !self.incremental {
+            let (t, c) = kahan_inc(f, self.sum, self.c);
+            if !t.is_infinite() {
+                self.sum = t;
+                self.c = c;
+                return;
+            }
+            self.incremental = true;
+            self.mean = self.sum / (self.count - 1.0);
+            self.c /= self.count - 1.0;
+        }
+        let q = (self.count - 1.0) / self.count;
+        let (m, c) = kahan_inc(f / self.count, q * self.mean, q * self.c);
+        self.mean = m;
+        self.c = c;
+    }
+
+    pub fn value(&self) -> f64 {
+        if self.incremental {
+            self.mean + self.c
+        } else {
+            (self.sum + self.c) / self.count
+        }
+    }
+}
+
+/// Sorts floats as Go's `slices.Sort` does: NaN first, then ascending.
+pub fn go_sort(values: &mut [f64]) {
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.total_cmp(b),
+    });
+}
+
 /// Prometheus's `quantile` over unsorted values.
 pub fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if values.is_empty() || q.is_nan() {
@@ -32,7 +92,7 @@ pub fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(|a, b| a.total_cmp(b));
+    go_sort(values);
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0);
@@ -145,6 +205,7 @@ pub fn eval(
                 max: f64,
                 mean: f64,
                 m2: f64,
+                avg: Mean,
                 values: Vec<f64>,
             }
             let mut groups: HashMap<Labels, Acc> = HashMap::new();
@@ -161,9 +222,13 @@ pub fn eval(
                         max: s.v,
                         mean: 0.0,
                         m2: 0.0,
+                        avg: Mean::new(s.v),
                         values: Vec::new(),
                     }
                 });
+                if acc.count > 0.0 {
+                    acc.avg.add(s.v);
+                }
                 let (sum, c) = kahan_inc(s.v, acc.sum, acc.c);
                 acc.sum = sum;
                 acc.c = c;
@@ -194,18 +259,7 @@ pub fn eval(
                             acc.sum + acc.c
                         }
                     }
-                    AggOp::Avg => {
-                        let total = if acc.sum.is_infinite() {
-                            acc.sum
-                        } else {
-                            acc.sum + acc.c
-                        };
-                        if total.is_infinite() {
-                            acc.mean
-                        } else {
-                            total / acc.count
-                        }
-                    }
+                    AggOp::Avg => acc.avg.value(),
                     AggOp::Count => acc.count,
                     AggOp::Min => acc.min,
                     AggOp::Max => acc.max,

@@ -35,9 +35,7 @@ fn drops_name(op: BinOp) -> bool {
 }
 
 fn without_name(labels: &Labels) -> Labels {
-    let mut b = labels.to_builder();
-    b.delete(METRIC_NAME);
-    b.build()
+    crate::engine::drop_name(labels)
 }
 
 pub fn eval(
@@ -133,8 +131,7 @@ fn signature(labels: &Labels, m: &VectorMatching) -> Labels {
         }
         b.build()
     } else {
-        let mut b = labels.to_builder();
-        b.delete(METRIC_NAME);
+        let mut b = without_name(labels).to_builder();
         for name in &m.labels {
             b.delete(name);
         }
@@ -229,10 +226,11 @@ fn vector_vector(
         if !keep {
             continue;
         }
-        let mut b = s.labels.to_builder();
-        if drops_name(op) {
-            b.delete(METRIC_NAME);
-        }
+        let mut b = if drops_name(op) {
+            without_name(&s.labels).to_builder()
+        } else {
+            s.labels.to_builder()
+        };
         if m.card == Cardinality::OneToOne {
             if m.on {
                 let mut kept = LabelsBuilder::new();
@@ -260,7 +258,9 @@ fn vector_vector(
             }
         }
         if return_bool {
-            b.delete(METRIC_NAME);
+            for n in [METRIC_NAME, "__type__", "__unit__"] {
+                b.delete(n);
+            }
         }
         out.push(Sample {
             labels: b.build(),

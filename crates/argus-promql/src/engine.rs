@@ -301,12 +301,16 @@ fn check_duplicates(vec: &[Sample]) -> Result<()> {
     Ok(())
 }
 
-fn drop_name(labels: &Labels) -> Labels {
-    if labels.get(argus_model::labels::METRIC_NAME).is_none() {
+/// Drops the metric name — and with it `__type__` and `__unit__`, which describe it.
+pub fn drop_name(labels: &Labels) -> Labels {
+    const DERIVED: [&str; 3] = [argus_model::labels::METRIC_NAME, "__type__", "__unit__"];
+    if DERIVED.iter().all(|n| labels.get(n).is_none()) {
         return labels.clone();
     }
     let mut b = labels.to_builder();
-    b.delete(argus_model::labels::METRIC_NAME);
+    for n in DERIVED {
+        b.delete(n);
+    }
     b.build()
 }
 
@@ -482,8 +486,7 @@ impl Ctx<'_> {
 /// removes them and the metric name).
 pub fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
     if without {
-        let mut b = labels.to_builder();
-        b.delete(argus_model::labels::METRIC_NAME);
+        let mut b = drop_name(labels).to_builder();
         for g in grouping {
             b.delete(g);
         }

@@ -2,14 +2,12 @@
 
 use argus_model::Labels;
 
-use crate::aggregate::{kahan_inc, quantile};
+use crate::aggregate::{Mean, kahan_inc, quantile};
 use crate::ast::Expr;
 use crate::engine::{EvalError, Result, Sample, Series, Value};
 
 fn drop_name(labels: &Labels) -> Labels {
-    let mut b = labels.to_builder();
-    b.delete(argus_model::labels::METRIC_NAME);
-    b.build()
+    crate::engine::drop_name(labels)
 }
 
 fn scalar(v: &Value) -> Result<f64> {
@@ -328,12 +326,11 @@ pub fn call(
             Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64)
         }),
         "avg_over_time" => over_time(next()?, t, false, |p| {
-            let sum = kahan_sum(p);
-            Some(if sum.is_infinite() {
-                p.iter().map(|x| x.1).sum::<f64>() / p.len() as f64
-            } else {
-                sum / p.len() as f64
-            })
+            let mut mean = Mean::new(p.first()?.1);
+            for &(_, v) in &p[1..] {
+                mean.add(v);
+            }
+            Some(mean.value())
         }),
         "sum_over_time" => over_time(next()?, t, false, |p| Some(kahan_sum(p))),
         "count_over_time" => over_time(next()?, t, false, |p| Some(p.len() as f64)),

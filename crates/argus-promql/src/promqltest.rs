@@ -17,6 +17,9 @@ use crate::lexer::{Tok, lex};
 #[derive(Default)]
 pub struct MemStore {
     series: BTreeMap<Labels, Vec<(i64, f64)>>,
+    /// Series that could not be loaded (native histograms, NHCB conversions, start
+    /// timestamps), with the reason: an eval that selects one of them is unsupported.
+    skipped: Vec<(Labels, String)>,
 }
 
 impl Queryable for MemStore {
@@ -274,28 +277,52 @@ pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
             let nhcb = first == "load_with_nhcb";
             i += 1;
             let mut block: BTreeMap<Labels, Slots> = BTreeMap::new();
-            let mut load_error = None;
             while i < lines.len() && !lines[i].is_empty() {
                 let l = &lines[i];
-                if l.split_whitespace()
+                let st_line = l
+                    .split_whitespace()
                     .next()
-                    .is_some_and(|t| t.ends_with("@st"))
-                {
-                    load_error = Some("start-timestamp lines are not supported yet".to_string());
+                    .is_some_and(|t| t.ends_with("@st"));
+                let text = if st_line {
+                    l.replacen("@st", "", 1)
                 } else {
-                    match parse_metric(l)
-                        .and_then(|(labels, rest)| parse_items(rest).map(|s| (labels, s)))
-                    {
-                        Ok((labels, slots)) => {
-                            block.insert(labels, slots);
+                    l.clone()
+                };
+                match parse_metric(&text) {
+                    Ok((labels, rest)) => {
+                        if st_line {
+                            store
+                                .skipped
+                                .push((labels, "start timestamps are not supported yet".into()));
+                        } else {
+                            match parse_items(rest) {
+                                Ok(slots) => {
+                                    block.insert(labels, slots);
+                                }
+                                Err(e) => store.skipped.push((labels, e)),
+                            }
                         }
-                        Err(e) => load_error = Some(e),
                     }
+                    Err(e) => return Err(format!("line {}: {e}", i + 1)),
                 }
                 i += 1;
             }
             if nhcb {
-                load_error.get_or_insert_with(|| "load_with_nhcb is not supported yet".into());
+                // The converted histograms are stored under the base name, without `le`.
+                for labels in block.keys() {
+                    let name = labels.metric_name();
+                    let base = ["_bucket", "_count", "_sum"]
+                        .iter()
+                        .find_map(|s| name.strip_suffix(s));
+                    if let Some(base) = base {
+                        let mut b = labels.to_builder();
+                        b.set("__name__", base);
+                        b.delete("le");
+                        store
+                            .skipped
+                            .push((b.build(), "load_with_nhcb is not supported yet".into()));
+                    }
+                }
             }
             for (labels, slots) in block {
                 let points = store.series.entry(labels).or_default();
@@ -307,20 +334,22 @@ pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
                 points.sort_by_key(|p| p.0);
                 points.dedup_by_key(|p| p.0);
             }
-            if let Some(e) = load_error {
-                // Later evals may depend on what could not be loaded: mark them.
-                store.series.insert(
-                    Labels::from_pairs(&[("__argus_unsupported_load__", e.as_str())]),
-                    vec![],
-                );
-            }
         } else if first.starts_with("eval") {
             let (ev, next) = parse_eval(&lines, i)?;
             i = next;
-            let unsupported_load = store
-                .series
-                .keys()
-                .find_map(|l| l.get("__argus_unsupported_load__").map(str::to_string));
+            let unsupported_load = crate::parse(&ev.query).ok().and_then(|expr| {
+                let mut selectors = Vec::new();
+                collect_selectors(&expr, &mut selectors);
+                store.skipped.iter().find_map(|(labels, why)| {
+                    selectors
+                        .iter()
+                        .any(|ms| {
+                            ms.iter()
+                                .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+                        })
+                        .then(|| why.clone())
+                })
+            });
             let failure = run_eval(&engine, &store, &ev, unsupported_load);
             results.push(CaseResult {
                 line: ev.line,
@@ -332,6 +361,30 @@ pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
         }
     }
     Ok(results)
+}
+
+/// The matchers of every selector in an expression.
+fn collect_selectors<'a>(expr: &'a crate::ast::Expr, out: &mut Vec<&'a [Matcher]>) {
+    use crate::ast::Expr;
+    match expr {
+        Expr::Vector(v) => out.push(&v.matchers),
+        Expr::Matrix { selector, .. } => out.push(&selector.matchers),
+        Expr::Subquery { expr, .. } | Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => {
+            collect_selectors(expr, out)
+        }
+        Expr::Binary { lhs, rhs, .. } => {
+            collect_selectors(lhs, out);
+            collect_selectors(rhs, out);
+        }
+        Expr::Aggregate { expr, param, .. } => {
+            collect_selectors(expr, out);
+            if let Some(p) = param {
+                collect_selectors(p, out);
+            }
+        }
+        Expr::Call { args, .. } => args.iter().for_each(|a| collect_selectors(a, out)),
+        Expr::Number { .. } | Expr::String { .. } => {}
+    }
 }
 
 fn parse_eval(lines: &[String], start: usize) -> Result<(Eval, usize), String> {
