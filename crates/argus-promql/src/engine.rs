@@ -316,6 +316,21 @@ pub fn drop_name(labels: &Labels) -> Labels {
 
 impl Ctx<'_> {
     fn eval(&mut self, expr: &Expr, t: i64) -> Result<Value> {
+        let value = self.eval_inner(expr, t)?;
+        // Only a plain selector (for `timestamp()`) keeps sample times; everything else is at
+        // the evaluation time.
+        let keeps_time = matches!(expr, Expr::Vector(_))
+            || matches!(expr, Expr::Paren { expr, .. } if matches!(**expr, Expr::Vector(_)));
+        Ok(match value {
+            Value::Vector(mut v) if !keeps_time => {
+                v.iter_mut().for_each(|s| s.t = t);
+                Value::Vector(v)
+            }
+            other => other,
+        })
+    }
+
+    fn eval_inner(&mut self, expr: &Expr, t: i64) -> Result<Value> {
         match expr {
             Expr::Number { value, .. } => Ok(Value::Scalar { t, v: *value }),
             Expr::String { value, .. } => Ok(Value::String {

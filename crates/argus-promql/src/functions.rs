@@ -134,22 +134,27 @@ fn extrapolated(
     let mut duration_to_end = (range_end - last_t) as f64 / 1000.0;
     let sampled = (last_t - first_t) as f64 / 1000.0;
     let avg_between = sampled / (points.len() - 1) as f64;
-    if is_counter && result > 0.0 && first_v >= 0.0 {
-        let to_zero = sampled * (first_v / result);
+    // Extrapolate to a boundary only if a sample sits within 110% of the average spacing of
+    // it; otherwise by half the average spacing (Prometheus 3).
+    let threshold = avg_between * 1.1;
+    if duration_to_start >= threshold {
+        duration_to_start = avg_between / 2.0;
+    }
+    if is_counter {
+        // A counter never goes below zero: do not extrapolate past its zero point.
+        let to_zero = if result > 0.0 && first_v >= 0.0 {
+            sampled * (first_v / result)
+        } else {
+            duration_to_start
+        };
         if to_zero < duration_to_start {
             duration_to_start = to_zero;
         }
     }
-    let threshold = avg_between * 1.1;
-    let mut extrapolate_to = sampled;
-    if duration_to_start >= threshold {
-        duration_to_start = avg_between / 2.0;
-    }
-    extrapolate_to += duration_to_start;
     if duration_to_end >= threshold {
         duration_to_end = avg_between / 2.0;
     }
-    extrapolate_to += duration_to_end;
+    let extrapolate_to = sampled + duration_to_start + duration_to_end;
     result *= extrapolate_to / sampled;
     if is_rate {
         result /= range_ms as f64 / 1000.0;
@@ -415,8 +420,89 @@ pub fn call(
             map_vector(v, move |x| x.min(hi))
         }
         "timestamp" => {
-            // The sample's own timestamp needs the raw sample; selectors report eval time.
-            Err(EvalError::Unsupported("timestamp()".into()))
+            // Samples of a plain selector carry their own timestamp (see Ctx::eval).
+            map_times(next()?)
+        }
+        "absent" | "absent_over_time" => {
+            let present = match next()? {
+                Value::Vector(v) => !v.is_empty(),
+                Value::Matrix(m) => !m.is_empty(),
+                _ => false,
+            };
+            if present {
+                return Ok(Value::Vector(Vec::new()));
+            }
+            Ok(Value::Vector(vec![Sample {
+                labels: absent_labels(args.first()),
+                t,
+                v: 1.0,
+            }]))
+        }
+        "first_over_time" => over_time(next()?, t, true, |p| p.first().map(|x| x.1)),
+        "ts_of_first_over_time" => over_time(next()?, t, false, |p| {
+            p.first().map(|x| x.0 as f64 / 1000.0)
+        }),
+        "ts_of_last_over_time" => {
+            over_time(next()?, t, false, |p| p.last().map(|x| x.0 as f64 / 1000.0))
+        }
+        "ts_of_max_over_time" => over_time(next()?, t, false, |p| {
+            // The last of equal maxima, as upstream; NaN only when everything is NaN.
+            let mut best: Option<(i64, f64)> = None;
+            for &(ts, v) in p {
+                if best.is_none_or(|(_, b)| v >= b || b.is_nan()) {
+                    best = Some((ts, v));
+                }
+            }
+            best.map(|(ts, _)| ts as f64 / 1000.0)
+        }),
+        "ts_of_min_over_time" => over_time(next()?, t, false, |p| {
+            let mut best: Option<(i64, f64)> = None;
+            for &(ts, v) in p {
+                if best.is_none_or(|(_, b)| v <= b || b.is_nan()) {
+                    best = Some((ts, v));
+                }
+            }
+            best.map(|(ts, _)| ts as f64 / 1000.0)
+        }),
+        "mad_over_time" => over_time(next()?, t, false, |p| {
+            let mut vals: Vec<f64> = p.iter().map(|x| x.1).collect();
+            let median = quantile(0.5, &mut vals);
+            let mut dev: Vec<f64> = vals.iter().map(|v| (v - median).abs()).collect();
+            Some(quantile(0.5, &mut dev))
+        }),
+        "double_exponential_smoothing" => {
+            let m = next()?;
+            let sf = scalar(&next()?)?;
+            let tf = scalar(&next()?)?;
+            if sf <= 0.0 || sf >= 1.0 {
+                return Err(EvalError::Execution(format!(
+                    "invalid smoothing factor. Expected: 0 < sf < 1, got: {}",
+                    go_f(sf)
+                )));
+            }
+            if tf <= 0.0 || tf >= 1.0 {
+                return Err(EvalError::Execution(format!(
+                    "invalid trend factor. Expected: 0 < tf < 1, got: {}",
+                    go_f(tf)
+                )));
+            }
+            over_time(m, t, false, |p| {
+                if p.len() < 2 {
+                    return None;
+                }
+                let (mut s0, mut s1) = (0.0, p[0].1);
+                let mut b = p[1].1 - p[0].1;
+                for (i, &(_, v)) in p.iter().enumerate().skip(1) {
+                    let x = sf * v;
+                    if i > 1 {
+                        b = tf * (s1 - s0) + (1.0 - tf) * b;
+                    }
+                    let y = (1.0 - sf) * (s1 + b);
+                    s0 = s1;
+                    s1 = x + y;
+                }
+                Some(s1)
+            })
         }
         "sort" | "sort_desc" => {
             let mut vec = vector(next()?)?;
@@ -510,6 +596,52 @@ pub fn call(
         }),
         other => Err(EvalError::Unsupported(format!("function {other}()"))),
     }
+}
+
+/// Go's `%f`.
+fn go_f(v: f64) -> String {
+    format!("{v:.6}")
+}
+
+/// `timestamp()`: the samples' own timestamps in seconds, name dropped.
+fn map_times(v: Value) -> Result<Value> {
+    Ok(Value::Vector(
+        vector(v)?
+            .into_iter()
+            .map(|s| Sample {
+                labels: drop_name(&s.labels),
+                t: s.t,
+                v: s.t as f64 / 1000.0,
+            })
+            .collect(),
+    ))
+}
+
+/// Labels of `absent(...)`'s output: the equality matchers of its selector (not the name),
+/// unless a label is matched twice.
+fn absent_labels(arg: Option<&Expr>) -> Labels {
+    use argus_model::MatchOp;
+    let matchers = match arg {
+        Some(Expr::Vector(v)) => &v.matchers,
+        Some(Expr::Matrix { selector, .. }) => &selector.matchers,
+        _ => return Labels::empty(),
+    };
+    let mut b = argus_model::LabelsBuilder::new();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut twice: Vec<&str> = Vec::new();
+    for m in matchers {
+        if seen.contains(&m.name.as_str()) {
+            twice.push(&m.name);
+        }
+        seen.push(&m.name);
+        if m.op == MatchOp::Equal && m.name != argus_model::labels::METRIC_NAME {
+            b.set(&m.name, &m.value);
+        }
+    }
+    for n in twice {
+        b.delete(n);
+    }
+    b.build()
 }
 
 fn values_rest(mut next: impl FnMut() -> Result<Value>) -> Vec<Value> {
