@@ -45,12 +45,74 @@ pub enum AtModifier {
     End,
 }
 
+/// A duration expression (`[26m+4m]`, `offset (step() * 2)`), in seconds. Constant ones
+/// are folded by the parser; those using `step()`/`range()` are resolved per query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DurExpr {
+    Num(f64),
+    Step,
+    Range,
+    Neg(Box<DurExpr>),
+    Bin(BinOp, Box<DurExpr>, Box<DurExpr>),
+    MinOf(Box<DurExpr>, Box<DurExpr>),
+    MaxOf(Box<DurExpr>, Box<DurExpr>),
+}
+
+impl DurExpr {
+    /// Seconds, given the query step and range (both seconds; 0 for instant queries).
+    pub fn eval(&self, step: f64, range: f64) -> f64 {
+        match self {
+            DurExpr::Num(v) => *v,
+            DurExpr::Step => step,
+            DurExpr::Range => range,
+            DurExpr::Neg(e) => -e.eval(step, range),
+            DurExpr::MinOf(a, b) => a.eval(step, range).min(b.eval(step, range)),
+            DurExpr::MaxOf(a, b) => a.eval(step, range).max(b.eval(step, range)),
+            DurExpr::Bin(op, a, b) => {
+                let (a, b) = (a.eval(step, range), b.eval(step, range));
+                match op {
+                    BinOp::Add => a + b,
+                    BinOp::Sub => a - b,
+                    BinOp::Mul => a * b,
+                    BinOp::Div => a / b,
+                    BinOp::Mod => a % b,
+                    BinOp::Pow => a.powf(b),
+                    _ => f64::NAN,
+                }
+            }
+        }
+    }
+
+    pub fn is_const(&self) -> bool {
+        match self {
+            DurExpr::Num(_) => true,
+            DurExpr::Step | DurExpr::Range => false,
+            DurExpr::Neg(e) => e.is_const(),
+            DurExpr::Bin(_, a, b) | DurExpr::MinOf(a, b) | DurExpr::MaxOf(a, b) => {
+                a.is_const() && b.is_const()
+            }
+        }
+    }
+
+    /// Milliseconds.
+    pub fn millis(&self, step_ms: i64, range_ms: i64) -> i64 {
+        let secs = self.eval(step_ms as f64 / 1000.0, range_ms as f64 / 1000.0);
+        if secs.is_finite() {
+            (secs * 1000.0).round() as i64
+        } else {
+            0
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct VectorSelector {
     pub name: Option<String>,
     pub matchers: Vec<Matcher>,
     /// Milliseconds; positive looks back.
     pub offset_ms: i64,
+    /// Set when the offset uses `step()`/`range()`.
+    pub offset_expr: Option<DurExpr>,
     pub at: Option<AtModifier>,
     pub span: Span,
 }
@@ -223,6 +285,8 @@ pub enum Expr {
     Matrix {
         selector: VectorSelector,
         range_ms: i64,
+        /// Set when the range uses `step()`/`range()`.
+        range_expr: Option<DurExpr>,
         span: Span,
     },
     Subquery {
@@ -232,6 +296,8 @@ pub enum Expr {
         step_ms: Option<i64>,
         offset_ms: i64,
         at: Option<AtModifier>,
+        /// Range, step and offset expressions that use `step()`/`range()`.
+        dur_exprs: Option<Box<[Option<DurExpr>; 3]>>,
         span: Span,
     },
     Paren {
@@ -267,6 +333,113 @@ pub enum Expr {
 }
 
 impl Expr {
+    /// Resolves `step()`/`range()` in duration expressions for one query.
+    pub fn resolve_durations(&self, step_ms: i64, range_ms: i64) -> Expr {
+        let r = |e: &Expr| Box::new(e.resolve_durations(step_ms, range_ms));
+        let sel = |v: &VectorSelector| {
+            let mut v = v.clone();
+            if let Some(e) = &v.offset_expr {
+                v.offset_ms = e.millis(step_ms, range_ms);
+            }
+            v
+        };
+        match self {
+            Expr::Vector(v) => Expr::Vector(sel(v)),
+            Expr::Matrix {
+                selector,
+                range_ms: rm,
+                range_expr,
+                span,
+            } => Expr::Matrix {
+                selector: sel(selector),
+                range_ms: range_expr
+                    .as_ref()
+                    .map_or(*rm, |e| e.millis(step_ms, range_ms)),
+                range_expr: range_expr.clone(),
+                span: *span,
+            },
+            Expr::Subquery {
+                expr,
+                range_ms: rm,
+                step_ms: sm,
+                offset_ms,
+                at,
+                dur_exprs,
+                span,
+            } => {
+                let (mut rm, mut sm, mut om) = (*rm, *sm, *offset_ms);
+                if let Some(d) = dur_exprs {
+                    if let Some(e) = &d[0] {
+                        rm = e.millis(step_ms, range_ms);
+                    }
+                    if let Some(e) = &d[1] {
+                        sm = Some(e.millis(step_ms, range_ms));
+                    }
+                    if let Some(e) = &d[2] {
+                        om = e.millis(step_ms, range_ms);
+                    }
+                }
+                Expr::Subquery {
+                    expr: r(expr),
+                    range_ms: rm,
+                    step_ms: sm,
+                    offset_ms: om,
+                    at: *at,
+                    dur_exprs: dur_exprs.clone(),
+                    span: *span,
+                }
+            }
+            Expr::Paren { expr, span } => Expr::Paren {
+                expr: r(expr),
+                span: *span,
+            },
+            Expr::Unary { negate, expr, span } => Expr::Unary {
+                negate: *negate,
+                expr: r(expr),
+                span: *span,
+            },
+            Expr::Binary {
+                op,
+                lhs,
+                rhs,
+                matching,
+                return_bool,
+                span,
+            } => Expr::Binary {
+                op: *op,
+                lhs: r(lhs),
+                rhs: r(rhs),
+                matching: matching.clone(),
+                return_bool: *return_bool,
+                span: *span,
+            },
+            Expr::Aggregate {
+                op,
+                expr,
+                param,
+                grouping,
+                without,
+                span,
+            } => Expr::Aggregate {
+                op: *op,
+                expr: r(expr),
+                param: param.as_ref().map(|p| r(p)),
+                grouping: grouping.clone(),
+                without: *without,
+                span: *span,
+            },
+            Expr::Call { func, args, span } => Expr::Call {
+                func,
+                args: args
+                    .iter()
+                    .map(|a| a.resolve_durations(step_ms, range_ms))
+                    .collect(),
+                span: *span,
+            },
+            Expr::Number { .. } | Expr::String { .. } => self.clone(),
+        }
+    }
+
     pub fn span(&self) -> Span {
         match self {
             Expr::Number { span, .. }

@@ -99,6 +99,8 @@ struct Ctx<'a> {
     end: i64,
     /// Default subquery step (the query step, or 1m for instant queries).
     interval: i64,
+    /// The query's step (0 for instant queries), for `step()`.
+    query_step: i64,
     _q: std::marker::PhantomData<&'a ()>,
 }
 
@@ -109,7 +111,9 @@ impl Engine {
 
     /// Evaluates at one time (milliseconds).
     pub fn instant(&self, q: &dyn Queryable, expr: &Expr, t: i64) -> Result<Value> {
-        let mut ctx = self.context(q, expr, t, t, 60_000)?;
+        let resolved = expr.resolve_durations(0, 0);
+        let expr = &resolved;
+        let mut ctx = self.context(q, expr, t, t, 60_000, 0)?;
         let v = ctx.eval(expr, t)?;
         Ok(match v {
             Value::Vector(mut vec) => {
@@ -145,7 +149,9 @@ impl Engine {
                 )));
             }
         }
-        let mut ctx = self.context(q, expr, start, end, step)?;
+        let resolved = expr.resolve_durations(step, end - start);
+        let expr = &resolved;
+        let mut ctx = self.context(q, expr, start, end, step, step)?;
         let mut out: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
         let mut total = 0usize;
         let mut t = start;
@@ -186,6 +192,7 @@ impl Engine {
         start: i64,
         end: i64,
         interval: i64,
+        query_step: i64,
     ) -> Result<Ctx<'a>> {
         let mut data = Loaded::new();
         let mut loaded = 0usize;
@@ -196,6 +203,7 @@ impl Engine {
             start,
             end,
             interval,
+            query_step,
             _q: std::marker::PhantomData,
         })
     }
@@ -430,6 +438,33 @@ impl Ctx<'_> {
                 let mut values = Vec::with_capacity(args.len());
                 for a in args {
                     values.push(self.eval(a, t)?);
+                }
+                match func.name {
+                    "start" => {
+                        return Ok(Value::Scalar {
+                            t,
+                            v: self.start as f64 / 1000.0,
+                        });
+                    }
+                    "end" => {
+                        return Ok(Value::Scalar {
+                            t,
+                            v: self.end as f64 / 1000.0,
+                        });
+                    }
+                    "step" => {
+                        return Ok(Value::Scalar {
+                            t,
+                            v: self.query_step as f64 / 1000.0,
+                        });
+                    }
+                    "range" => {
+                        return Ok(Value::Scalar {
+                            t,
+                            v: (self.end - self.start) as f64 / 1000.0,
+                        });
+                    }
+                    _ => {}
                 }
                 crate::functions::call(func.name, values, args, t, self.start, self.end)
             }

@@ -117,6 +117,10 @@ pub static FUNCTIONS: &[Function] = &[
     f!("sort_by_label_desc", [V, Str], -1, V, experimental),
     f!("sort_desc", [V], 0, V),
     f!("sqrt", [V], 0, V),
+    f!("start", [], 0, S, experimental),
+    f!("end", [], 0, S, experimental),
+    f!("step", [], 0, S, experimental),
+    f!("range", [], 0, S, experimental),
     f!("stddev_over_time", [M], 0, V),
     f!("stdvar_over_time", [M], 0, V),
     f!("sum_over_time", [M], 0, V),
@@ -433,6 +437,7 @@ impl Parser<'_> {
                     name: None,
                     matchers,
                     offset_ms: 0,
+                    offset_expr: None,
                     at: None,
                     span: Span {
                         start: t.start,
@@ -469,6 +474,7 @@ impl Parser<'_> {
                     name: Some(word),
                     matchers,
                     offset_ms: 0,
+                    offset_expr: None,
                     at: None,
                     span: Span {
                         start: t.start,
@@ -653,32 +659,40 @@ impl Parser<'_> {
         loop {
             if *self.peek() == Tok::LBracket {
                 let open = self.next();
-                let range = self.duration("range")?;
+                let (range, range_expr) = Self::folded(self.dur_expr(0)?);
                 if *self.peek() == Tok::Colon {
                     self.next();
-                    let step = if *self.peek() == Tok::RBracket {
-                        None
+                    let (step, step_expr) = if *self.peek() == Tok::RBracket {
+                        (None, None)
                     } else {
-                        Some(self.duration("subquery step")?)
+                        let (ms, e) = Self::folded(self.dur_expr(0)?);
+                        (Some(ms), e)
                     };
                     let close = self.expect(Tok::RBracket, "subquery selector")?;
                     let span = expr.span().to(Span {
                         start: open.start,
                         end: close.end,
                     });
+                    let dur_exprs = (range_expr.is_some() || step_expr.is_some())
+                        .then(|| Box::new([range_expr, step_expr, None]));
                     expr = Expr::Subquery {
                         expr: Box::new(expr),
                         range_ms: range,
                         step_ms: step,
                         offset_ms: 0,
                         at: None,
+                        dur_exprs,
                         span,
                     };
                     continue;
                 }
                 let close = self.expect(Tok::RBracket, "matrix selector")?;
                 match expr {
-                    Expr::Vector(selector) if selector.offset_ms == 0 && selector.at.is_none() => {
+                    Expr::Vector(selector)
+                        if selector.offset_ms == 0
+                            && selector.offset_expr.is_none()
+                            && selector.at.is_none() =>
+                    {
                         let span = selector.span.to(Span {
                             start: open.start,
                             end: close.end,
@@ -686,6 +700,7 @@ impl Parser<'_> {
                         expr = Expr::Matrix {
                             selector,
                             range_ms: range,
+                            range_expr,
                             span,
                         };
                     }
@@ -705,18 +720,21 @@ impl Parser<'_> {
             }
             if self.is_keyword("offset") {
                 let t = self.next();
-                let negative = if *self.peek() == Tok::Sub {
-                    self.next();
-                    true
-                } else {
-                    if *self.peek() == Tok::Add {
+                // One signed primary: `offset 5m`, `offset -(1m*2)`, `offset step()`; any
+                // arithmetic after it applies to the selector's result.
+                let d = match self.peek() {
+                    Tok::Sub => {
                         self.next();
+                        DurExpr::Neg(Box::new(self.dur_primary("offset")?))
                     }
-                    false
+                    Tok::Add => {
+                        self.next();
+                        self.dur_primary("offset")?
+                    }
+                    _ => self.dur_primary("offset")?,
                 };
-                let d = self.duration("offset")?;
-                let d = if negative { -d } else { d };
-                expr = self.set_offset(expr, d, t.start)?;
+                let (ms, e) = Self::folded(d);
+                expr = self.set_offset(expr, ms, e, t.start)?;
                 continue;
             }
             if *self.peek() == Tok::At {
@@ -763,12 +781,87 @@ impl Parser<'_> {
         }
     }
 
-    fn duration(&mut self, what: &str) -> Result<i64, ParseError> {
+    /// A constant expression becomes milliseconds; one using `step()`/`range()` is kept.
+    fn folded(e: DurExpr) -> (i64, Option<DurExpr>) {
+        if e.is_const() {
+            (e.millis(0, 0), None)
+        } else {
+            (0, Some(e))
+        }
+    }
+
+    /// Duration arithmetic (numbers are seconds), by precedence climbing.
+    fn dur_expr(&mut self, min_prec: u8) -> Result<DurExpr, ParseError> {
+        let mut lhs = match self.peek() {
+            Tok::Sub => {
+                self.next();
+                DurExpr::Neg(Box::new(self.dur_expr(BinOp::Pow.precedence())?))
+            }
+            Tok::Add => {
+                self.next();
+                self.dur_expr(BinOp::Pow.precedence())?
+            }
+            _ => self.dur_primary("duration expression")?,
+        };
+        loop {
+            let op = match self.peek() {
+                Tok::Add => BinOp::Add,
+                Tok::Sub => BinOp::Sub,
+                Tok::Mul => BinOp::Mul,
+                Tok::Div => BinOp::Div,
+                Tok::Mod => BinOp::Mod,
+                Tok::Pow => BinOp::Pow,
+                _ => break,
+            };
+            let prec = op.precedence();
+            if prec < min_prec {
+                break;
+            }
+            self.next();
+            let next_min = if op == BinOp::Pow { prec } else { prec + 1 };
+            let rhs = self.dur_expr(next_min)?;
+            lhs = DurExpr::Bin(op, Box::new(lhs), Box::new(rhs));
+        }
+        Ok(lhs)
+    }
+
+    fn dur_primary(&mut self, what: &str) -> Result<DurExpr, ParseError> {
         let t = self.next();
         match t.tok {
-            Tok::Duration(ms) => Ok(ms),
-            // Plain numbers are seconds.
-            Tok::Number(v) if v.is_finite() => Ok((v * 1000.0).round() as i64),
+            Tok::Number(v) => Ok(DurExpr::Num(v)),
+            Tok::Duration(ms) => Ok(DurExpr::Num(ms as f64 / 1000.0)),
+            Tok::LParen => {
+                let e = self.dur_expr(0)?;
+                self.expect(Tok::RParen, "duration expression")?;
+                Ok(e)
+            }
+            Tok::Ident(w) if *self.peek() == Tok::LParen => match w.to_ascii_lowercase().as_str() {
+                "step" | "range" => {
+                    self.next();
+                    self.expect(Tok::RParen, "duration expression")?;
+                    Ok(if w.eq_ignore_ascii_case("step") {
+                        DurExpr::Step
+                    } else {
+                        DurExpr::Range
+                    })
+                }
+                "min_of" | "max_of" => {
+                    self.next();
+                    let a = self.dur_expr(0)?;
+                    self.expect(Tok::Comma, "duration expression")?;
+                    let b = self.dur_expr(0)?;
+                    self.expect(Tok::RParen, "duration expression")?;
+                    Ok(if w.eq_ignore_ascii_case("min_of") {
+                        DurExpr::MinOf(Box::new(a), Box::new(b))
+                    } else {
+                        DurExpr::MaxOf(Box::new(a), Box::new(b))
+                    })
+                }
+                _ => Err(self.err(
+                    t.start,
+                    format!("unexpected {} in {what}, expected duration", Tok::Ident(w)),
+                )),
+            },
             other => Err(self.err(
                 t.start,
                 format!("unexpected {other} in {what}, expected duration"),
@@ -776,27 +869,44 @@ impl Parser<'_> {
         }
     }
 
-    fn set_offset(&self, expr: Expr, offset: i64, pos: usize) -> Result<Expr, ParseError> {
+    fn set_offset(
+        &self,
+        expr: Expr,
+        offset: i64,
+        offset_expr: Option<DurExpr>,
+        pos: usize,
+    ) -> Result<Expr, ParseError> {
+        let twice = || self.err(pos, "offset may not be set multiple times");
         Ok(match expr {
             Expr::Vector(mut v) => {
-                if v.offset_ms != 0 {
-                    return Err(self.err(pos, "offset may not be set multiple times"));
+                if v.offset_ms != 0 || v.offset_expr.is_some() {
+                    return Err(twice());
                 }
                 v.offset_ms = offset;
+                v.offset_expr = offset_expr;
                 Expr::Vector(v)
             }
-            Expr::Matrix { mut selector, range_ms, span } => {
-                if selector.offset_ms != 0 {
-                    return Err(self.err(pos, "offset may not be set multiple times"));
+            Expr::Matrix { mut selector, range_ms, range_expr, span } => {
+                if selector.offset_ms != 0 || selector.offset_expr.is_some() {
+                    return Err(twice());
                 }
                 selector.offset_ms = offset;
-                Expr::Matrix { selector, range_ms, span }
+                selector.offset_expr = offset_expr;
+                Expr::Matrix { selector, range_ms, range_expr, span }
             }
-            Expr::Subquery { expr, range_ms, step_ms, offset_ms, at, span } => {
-                if offset_ms != 0 {
-                    return Err(self.err(pos, "offset may not be set multiple times"));
+            Expr::Subquery { expr, range_ms, step_ms, offset_ms, at, dur_exprs, span } => {
+                if offset_ms != 0 || dur_exprs.as_ref().is_some_and(|d| d[2].is_some()) {
+                    return Err(twice());
                 }
-                Expr::Subquery { expr, range_ms, step_ms, offset_ms: offset, at, span }
+                let dur_exprs = match (dur_exprs, offset_expr) {
+                    (d, None) => d,
+                    (Some(mut d), Some(e)) => {
+                        d[2] = Some(e);
+                        Some(d)
+                    }
+                    (None, Some(e)) => Some(Box::new([None, None, Some(e)])),
+                };
+                Expr::Subquery { expr, range_ms, step_ms, offset_ms: offset, at, dur_exprs, span }
             }
             _ => return Err(self.err(pos, "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery")),
         })
@@ -811,18 +921,18 @@ impl Parser<'_> {
                 v.at = Some(at);
                 Expr::Vector(v)
             }
-            Expr::Matrix { mut selector, range_ms, span } => {
+            Expr::Matrix { mut selector, range_ms, range_expr, span } => {
                 if selector.at.is_some() {
                     return Err(self.err(pos, "@ <timestamp> may not be set multiple times"));
                 }
                 selector.at = Some(at);
-                Expr::Matrix { selector, range_ms, span }
+                Expr::Matrix { selector, range_ms, range_expr, span }
             }
-            Expr::Subquery { expr, range_ms, step_ms, offset_ms, at: existing, span } => {
+            Expr::Subquery { expr, range_ms, step_ms, offset_ms, at: existing, dur_exprs, span } => {
                 if existing.is_some() {
                     return Err(self.err(pos, "@ <timestamp> may not be set multiple times"));
                 }
-                Expr::Subquery { expr, range_ms, step_ms, offset_ms, at: Some(at), span }
+                Expr::Subquery { expr, range_ms, step_ms, offset_ms, at: Some(at), dur_exprs, span }
             }
             _ => return Err(self.err(pos, "@ modifier must be preceded by an instant vector selector or range vector selector or a subquery")),
         })
