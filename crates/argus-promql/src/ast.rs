@@ -191,7 +191,7 @@ pub enum Cardinality {
     ManyToMany,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VectorMatching {
     pub card: Cardinality,
     /// `on(...)` (true) or `ignoring(...)` (false).
@@ -199,6 +199,10 @@ pub struct VectorMatching {
     pub labels: Vec<String>,
     /// Extra labels of `group_left(...)` / `group_right(...)`.
     pub include: Vec<String>,
+    /// `fill_left(v)` / `fill(v)`: value for a missing left-hand sample.
+    pub fill_left: Option<f64>,
+    /// `fill_right(v)` / `fill(v)`: value for a missing right-hand sample.
+    pub fill_right: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

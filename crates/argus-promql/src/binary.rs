@@ -72,6 +72,8 @@ pub fn eval(
                 on: false,
                 labels: Vec::new(),
                 include: Vec::new(),
+                fill_left: None,
+                fill_right: None,
             };
             let m = matching.unwrap_or(&default);
             match op {
@@ -201,10 +203,26 @@ fn vector_vector(
     }
     let mut out = Vec::new();
     let mut matched_one: HashMap<Labels, usize> = HashMap::new();
+    // The value used for a missing sample on the "one" side and on the "many" side. As
+    // upstream, group_right swaps the operands first, so fill_right always fills the "one"
+    // side and fill_left the "many" side.
+    let (fill_one, fill_many) = (m.fill_right, m.fill_left);
     for s in &many {
         let sig = signature(&s.labels, m);
-        let Some(other) = one_by_sig.get(&sig) else {
-            continue;
+        let filler;
+        let other = match one_by_sig.get(&sig) {
+            Some(o) => *o,
+            None => match fill_one {
+                Some(v) => {
+                    filler = Sample {
+                        labels: Labels::empty(),
+                        t: s.t,
+                        v,
+                    };
+                    &filler
+                }
+                None => continue,
+            },
         };
         if m.card == Cardinality::OneToOne {
             let n = matched_one.entry(sig.clone()).or_default();
@@ -267,6 +285,36 @@ fn vector_vector(
             t: s.t,
             v,
         });
+    }
+    // "One"-side samples nothing matched: filled on the "many" side if asked to.
+    if let Some(fill) = fill_many {
+        let matched: std::collections::HashSet<Labels> =
+            many.iter().map(|s| signature(&s.labels, m)).collect();
+        for o in one
+            .iter()
+            .filter(|o| !matched.contains(&signature(&o.labels, m)))
+        {
+            let (lv, rv) = if one_to_many {
+                (o.v, fill)
+            } else {
+                (fill, o.v)
+            };
+            let (mut v, mut keep) = elem(op, lv, rv);
+            if return_bool {
+                v = if keep { 1.0 } else { 0.0 };
+                keep = true;
+            }
+            if !keep {
+                continue;
+            }
+            // No sample on the missing side to take labels from: the matching signature of
+            // the present one (name dropped; on/ignoring applied).
+            out.push(Sample {
+                labels: signature(&o.labels, m),
+                t: o.t,
+                v,
+            });
+        }
     }
     Ok(out)
 }

@@ -294,6 +294,8 @@ impl Parser<'_> {
                 on,
                 labels,
                 include: Vec::new(),
+                fill_left: None,
+                fill_right: None,
             };
             if self.is_keyword("group_left") || self.is_keyword("group_right") {
                 let left = self.is_keyword("group_left");
@@ -320,7 +322,65 @@ impl Parser<'_> {
                 on: false,
                 labels: Vec::new(),
                 include: Vec::new(),
+                fill_left: None,
+                fill_right: None,
             });
+        }
+        // `fill(v)`, `fill_left(v)`, `fill_right(v)`: keywords only when followed by "(".
+        loop {
+            let which = match self.peek() {
+                Tok::Ident(w)
+                    if self
+                        .tokens
+                        .get(self.pos + 1)
+                        .is_some_and(|t| t.tok == Tok::LParen) =>
+                {
+                    match w.to_ascii_lowercase().as_str() {
+                        "fill" => 0,
+                        "fill_left" => 1,
+                        "fill_right" => 2,
+                        _ => break,
+                    }
+                }
+                _ => break,
+            };
+            let t = self.next();
+            if op.is_set() {
+                return Err(self.err(t.start, "fill modifiers are not allowed for set operations"));
+            }
+            self.next();
+            let negative = if *self.peek() == Tok::Sub {
+                self.next();
+                true
+            } else {
+                if *self.peek() == Tok::Add {
+                    self.next();
+                }
+                false
+            };
+            let n = self.next();
+            let Tok::Number(v) = n.tok else {
+                return Err(self.err(
+                    n.start,
+                    format!("unexpected {} in fill modifier, expected number", n.tok),
+                ));
+            };
+            let v = if negative { -v } else { v };
+            self.expect(Tok::RParen, "fill modifier")?;
+            let m = matching.get_or_insert_with(|| VectorMatching {
+                card: Cardinality::OneToOne,
+                on: false,
+                labels: Vec::new(),
+                include: Vec::new(),
+                fill_left: None,
+                fill_right: None,
+            });
+            if which != 2 {
+                m.fill_left = Some(v);
+            }
+            if which != 1 {
+                m.fill_right = Some(v);
+            }
         }
         Ok((return_bool, matching))
     }
