@@ -52,6 +52,9 @@ pub struct AppState {
     pub registry: Registry,
     pub lifecycle: Arc<dyn Lifecycle>,
     pub engine: argus_promql::EngineOptions,
+    /// Process start (Unix milliseconds) and reload bookkeeping, for runtimeinfo.
+    pub start_time_ms: i64,
+    pub retention: String,
 }
 
 type Shared = Arc<AppState>;
@@ -68,6 +71,12 @@ pub fn router(state: AppState) -> Router {
         .route("/status/buildinfo", get(buildinfo))
         .route("/status/flags", get(flags))
         .route("/status/tsdb", get(tsdb_status))
+        .route("/status/runtimeinfo", get(runtimeinfo))
+        .route("/metadata", get(metadata))
+        .route(
+            "/query_exemplars",
+            get(query_exemplars).post(query_exemplars),
+        )
         .route("/admin/tsdb/snapshot", post(snapshot).put(snapshot))
         .route(
             "/admin/tsdb/delete_series",
@@ -554,4 +563,65 @@ async fn query_range(
     Ok(crate::query::success_raw(&crate::query::matrix_json(
         &series,
     )))
+}
+
+#[derive(Serialize)]
+struct RuntimeInfo {
+    #[serde(rename = "startTime")]
+    start_time: String,
+    #[serde(rename = "CWD")]
+    cwd: String,
+    #[serde(rename = "reloadConfigSuccess")]
+    reload_config_success: bool,
+    #[serde(rename = "lastConfigTime")]
+    last_config_time: String,
+    #[serde(rename = "corruptionCount")]
+    corruption_count: u64,
+    #[serde(rename = "goroutineCount")]
+    goroutine_count: u64,
+    #[serde(rename = "GOMAXPROCS")]
+    gomaxprocs: usize,
+    #[serde(rename = "GOMEMLIMIT")]
+    gomemlimit: i64,
+    #[serde(rename = "GOGC")]
+    gogc: String,
+    #[serde(rename = "GODEBUG")]
+    godebug: String,
+    #[serde(rename = "storageRetention")]
+    storage_retention: String,
+}
+
+async fn runtimeinfo(State(s): State<Shared>) -> ApiResult {
+    let started = argus_model::time::format_rfc3339_millis(s.start_time_ms);
+    let info = RuntimeInfo {
+        start_time: started.clone(),
+        cwd: std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        reload_config_success: true,
+        last_config_time: started,
+        corruption_count: s.db.stats.wal_corruptions.load(Ordering::Relaxed),
+        goroutine_count: 0,
+        gomaxprocs: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        gomemlimit: i64::MAX,
+        gogc: String::new(),
+        godebug: String::new(),
+        storage_retention: s.retention.clone(),
+    };
+    Ok(success(&info, &[]))
+}
+
+/// Metric metadata comes from scraped HELP/TYPE/UNIT lines (not collected yet): an empty
+/// map, which is what Prometheus answers when it has none.
+async fn metadata() -> ApiResult {
+    Ok(success(&serde_json::Map::new(), &[]))
+}
+
+/// Exemplars are not stored yet: an empty list, as Prometheus answers when it has none.
+async fn query_exemplars(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let p = params(q, &headers, &body);
+    crate::query::parse_query(&p)?;
+    Ok(success(&Vec::<serde_json::Value>::new(), &[]))
 }

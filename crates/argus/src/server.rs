@@ -243,6 +243,13 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         write_limits,
         registry,
         lifecycle: process.clone(),
+        start_time_ms: argus_model::time::now_ms(),
+        retention: match (&args.retention_time, &args.retention_size) {
+            (Some(t), Some(sz)) => format!("{t} or {sz}"),
+            (Some(t), None) => t.clone(),
+            (None, Some(sz)) => sz.clone(),
+            (None, None) => "15d".to_string(),
+        },
         engine: argus_promql::EngineOptions {
             lookback_ms: duration_flag("query.lookback-delta", &args.query_lookback_delta)?
                 .as_millis(),

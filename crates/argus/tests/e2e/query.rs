@@ -70,6 +70,26 @@ fn instant_and_range_queries_answer_like_prometheus() {
         r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"instance":"a","job":"j"},"values":[[1700000000,"0"],[1700000300,"40"],[1700000600,"80"]]}]}}"#
     );
 
+    // The endpoints Grafana calls next to queries.
+    assert_eq!(
+        raw(&argus, "/api/v1/metadata").1,
+        r#"{"status":"success","data":{}}"#
+    );
+    assert_eq!(
+        raw(
+            &argus,
+            &format!(
+                "/api/v1/query_exemplars?query=reqs_total&start={}&end={t}",
+                t - 60
+            )
+        )
+        .1,
+        r#"{"status":"success","data":[]}"#
+    );
+    let info = argus.get_json("/api/v1/status/runtimeinfo");
+    assert_eq!(info["data"]["storageRetention"], "15d");
+    assert_eq!(info["data"]["corruptionCount"], 0);
+
     // Errors.
     let (status, body) = raw(&argus, "/api/v1/query?query=sum(");
     assert_eq!(status, 400);
