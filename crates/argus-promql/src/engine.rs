@@ -497,9 +497,11 @@ impl Ctx<'_> {
             if pt <= ts - lookback || is_stale_nan(pv) {
                 continue;
             }
+            // The sample's own time: `timestamp()` reads it; everything else is moved to the
+            // evaluation time (see `eval`).
             out.push(Sample {
                 labels: labels.clone(),
-                t,
+                t: pt,
                 v: pv,
             });
         }

@@ -315,7 +315,8 @@ pub fn call(
             let d = scalar(&next()?)?;
             over_time(m, t, false, |p| {
                 (p.len() >= 2).then(|| {
-                    let (slope, intercept) = linear_regression(p, range_end);
+                    // Predicted from the evaluation time, even under `@` (as upstream).
+                    let (slope, intercept) = linear_regression(p, t);
                     slope * d + intercept
                 })
             })

@@ -98,6 +98,8 @@ pub static FUNCTIONS: &[Function] = &[
     f!("mad_over_time", [M], 0, V, experimental),
     f!("max_over_time", [M], 0, V),
     f!("min_over_time", [M], 0, V),
+    f!("max_of", [S, S], 0, S, experimental),
+    f!("min_of", [S, S], 0, S, experimental),
     f!("minute", [V], 1, V),
     f!("month", [V], 1, V),
     f!("pi", [], 0, S),
