@@ -187,10 +187,43 @@ pub fn eval(
                     .collect(),
             ))
         }
-        AggOp::Limitk | AggOp::LimitRatio => Err(EvalError::Unsupported(format!(
-            "aggregation {}",
-            op.as_str()
-        ))),
+        AggOp::Limitk | AggOp::LimitRatio => {
+            let p = scalar_param(op, &param)?;
+            if p.is_nan() {
+                return Err(EvalError::Execution(
+                    if op == AggOp::Limitk {
+                        "Parameter value is NaN"
+                    } else {
+                        "Ratio value is NaN"
+                    }
+                    .into(),
+                ));
+            }
+            let mut counts: HashMap<Labels, usize> = HashMap::new();
+            let mut out = Vec::new();
+            for s in vec {
+                let keep = if op == AggOp::Limitk {
+                    // The first k of each group, in input order.
+                    let k = if p >= 1.0 { p.min(9.0e18) as usize } else { 0 };
+                    let n = counts
+                        .entry(group_labels(&s.labels, grouping, without))
+                        .or_default();
+                    *n += 1;
+                    *n <= k
+                } else {
+                    // Prometheus's hash-ratio sampling: a series is in when its label hash,
+                    // scaled to [0, 1), is below the ratio (or, for a negative ratio, at or
+                    // above 1 + ratio), so a series' membership is stable across steps.
+                    let ratio = p.clamp(-1.0, 1.0);
+                    let offset = labels_hash(&s.labels) as f64 / u64::MAX as f64;
+                    (ratio >= 0.0 && offset < ratio) || (ratio < 0.0 && offset >= 1.0 + ratio)
+                };
+                if keep {
+                    out.push(Sample { t, ..s });
+                }
+            }
+            Ok(Value::Vector(out))
+        }
         _ => {
             let q = if op == AggOp::Quantile {
                 Some(scalar_param(op, &param)?)
@@ -274,6 +307,18 @@ pub fn eval(
             Ok(Value::Vector(out))
         }
     }
+}
+
+/// Prometheus's `Labels.Hash()`: xxHash64 of `name 0xff value 0xff …`.
+pub fn labels_hash(labels: &Labels) -> u64 {
+    let mut bytes = Vec::with_capacity(128);
+    for l in labels.iter() {
+        bytes.extend_from_slice(l.name.as_bytes());
+        bytes.push(0xff);
+        bytes.extend_from_slice(l.value.as_bytes());
+        bytes.push(0xff);
+    }
+    xxhash_rust::xxh64::xxh64(&bytes, 0)
 }
 
 fn unreachable_op(op: AggOp) -> Result<f64> {
