@@ -505,6 +505,31 @@ pub fn call(
                 Some(s1)
             })
         }
+        "sort_by_label" | "sort_by_label_desc" => {
+            let mut vec = vector(next()?)?;
+            let mut names = Vec::new();
+            while let Ok(v) = next() {
+                names.push(string(&v)?.to_string());
+            }
+            let desc = name == "sort_by_label_desc";
+            vec.sort_by(|a, b| {
+                for l in &names {
+                    let (x, y) = (a.labels.get(l).unwrap_or(""), b.labels.get(l).unwrap_or(""));
+                    if x == y {
+                        continue;
+                    }
+                    let less = natsort_less(x, y);
+                    return if less != desc {
+                        std::cmp::Ordering::Less
+                    } else {
+                        std::cmp::Ordering::Greater
+                    };
+                }
+                let o = a.labels.cmp(&b.labels);
+                if desc { o.reverse() } else { o }
+            });
+            Ok(Value::Vector(vec))
+        }
         "sort" | "sort_desc" => {
             let mut vec = vector(next()?)?;
             vec.sort_by(|a, b| {
@@ -597,6 +622,44 @@ pub fn call(
         }),
         other => Err(EvalError::Unsupported(format!("function {other}()"))),
     }
+}
+
+/// Splits into runs of digits and non-digits.
+fn chunks(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = s.as_bytes();
+    for i in 1..=bytes.len() {
+        if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+            out.push(&s[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+/// The natural-order "less" that Prometheus uses for `sort_by_label` (facette/natsort):
+/// digit runs compare as integers, other runs as strings.
+fn natsort_less(a: &str, b: &str) -> bool {
+    let (ca, cb) = (chunks(a), chunks(b));
+    for (i, x) in ca.iter().enumerate() {
+        let Some(y) = cb.get(i) else { return false };
+        let last_a = i == ca.len() - 1;
+        let last_b = i == cb.len() - 1;
+        match (x.parse::<i64>(), y.parse::<i64>()) {
+            (Ok(p), Ok(q)) if p != q => return p < q,
+            (Ok(_), Ok(_)) => {}
+            _ if x != y => return x < y,
+            _ => {}
+        }
+        if last_a {
+            return true;
+        }
+        if last_b {
+            return false;
+        }
+    }
+    false
 }
 
 /// Go's `%f`.

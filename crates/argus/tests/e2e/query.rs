@@ -119,7 +119,7 @@ fn instant_and_range_queries_answer_like_prometheus() {
         &argus,
         &format!(
             "/api/v1/query?query={}&time={t}",
-            urlencode("sort_by_label(reqs_total, \"instance\")")
+            urlencode("histogram_quantile(0.9, reqs_total)")
         ),
     );
     assert_eq!(status, 422);
