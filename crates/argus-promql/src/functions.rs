@@ -279,6 +279,18 @@ pub fn call(
             t,
             v: t as f64 / 1000.0,
         }),
+        "min_of" | "max_of" => {
+            let (a, b) = (scalar(&next()?)?, scalar(&next()?)?);
+            // Go's math.Min/Max: NaN wins.
+            let v = if a.is_nan() || b.is_nan() {
+                f64::NAN
+            } else if name == "min_of" {
+                a.min(b)
+            } else {
+                a.max(b)
+            };
+            Ok(Value::Scalar { t, v })
+        }
         "pi" => Ok(Value::Scalar {
             t,
             v: std::f64::consts::PI,

@@ -1154,8 +1154,12 @@ fn check(input: &str, expr: &Expr) -> Result<(), ParseError> {
         }
         Expr::Call { func, args, span } => {
             let n = func.args.len();
+            // `optional > 0`: that many trailing arguments may be left out; `-1`: the last
+            // argument repeats zero or more times.
             let min = if func.optional > 0 {
                 n - func.optional as usize
+            } else if func.optional < 0 {
+                n - 1
             } else {
                 n
             };
