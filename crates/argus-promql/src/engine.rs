@@ -44,6 +44,10 @@ pub enum EvalError {
     Unsupported(String),
     #[error("query processing would load too many samples into memory in query execution")]
     TooManySamples,
+    #[error("query timed out in expression evaluation")]
+    Timeout,
+    #[error("query was canceled in expression evaluation")]
+    Canceled,
 }
 
 pub type Result<T, E = EvalError> = std::result::Result<T, E>;
@@ -74,6 +78,10 @@ pub struct EngineOptions {
     pub lookback_ms: i64,
     /// `--query.max-samples`.
     pub max_samples: usize,
+    /// Evaluation stops with `EvalError::Timeout` after this instant.
+    pub deadline: Option<std::time::Instant>,
+    /// Set by the caller when the client has gone away; evaluation stops with `Canceled`.
+    pub canceled: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Default for EngineOptions {
@@ -81,6 +89,8 @@ impl Default for EngineOptions {
         Self {
             lookback_ms: DEFAULT_LOOKBACK_MS,
             max_samples: 50_000_000,
+            deadline: None,
+            canceled: None,
         }
     }
 }
@@ -324,6 +334,20 @@ pub fn drop_name(labels: &Labels) -> Labels {
 
 impl Ctx<'_> {
     fn eval(&mut self, expr: &Expr, t: i64) -> Result<Value> {
+        if let Some(deadline) = self.engine.opts.deadline
+            && std::time::Instant::now() > deadline
+        {
+            return Err(EvalError::Timeout);
+        }
+        if self
+            .engine
+            .opts
+            .canceled
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(EvalError::Canceled);
+        }
         let value = self.eval_inner(expr, t)?;
         // Only a plain selector (for `timestamp()`) keeps sample times; everything else is at
         // the evaluation time.

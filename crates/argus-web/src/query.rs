@@ -88,9 +88,24 @@ pub fn success_raw(data: &str) -> Response {
 }
 
 pub fn eval_error(e: EvalError) -> ApiError {
+    let kind = match e {
+        EvalError::Timeout => ErrorType::Timeout,
+        EvalError::Canceled => ErrorType::Canceled,
+        _ => ErrorType::Execution,
+    };
     ApiError {
-        kind: ErrorType::Execution,
+        kind,
         message: e.to_string(),
+    }
+}
+
+/// Sets the query's cancel flag when dropped: if the client goes away, axum drops the
+/// handler future, and the evaluation on the blocking thread stops at its next step.
+pub struct CancelOnDrop(pub std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -117,12 +132,26 @@ pub fn duration_param(p: &Params, key: &str) -> Result<Option<i64>, ApiError> {
         })
 }
 
-pub fn engine_for(p: &Params, base: &EngineOptions) -> Result<Engine, ApiError> {
+/// The engine for one request: `lookback_delta`, and a deadline from the `timeout`
+/// parameter capped by `--query.timeout`. Returns the cancel guard to hold in the handler.
+pub fn engine_for(
+    p: &Params,
+    base: &EngineOptions,
+    max_timeout_ms: i64,
+) -> Result<(Engine, CancelOnDrop), ApiError> {
     let mut opts = base.clone();
     if let Some(lookback) = duration_param(p, "lookback_delta")? {
         opts.lookback_ms = lookback;
     }
-    Ok(Engine::new(opts))
+    let timeout = match duration_param(p, "timeout")? {
+        Some(t) if t > 0 => t.min(max_timeout_ms),
+        _ => max_timeout_ms,
+    };
+    opts.deadline =
+        Some(std::time::Instant::now() + std::time::Duration::from_millis(timeout.max(0) as u64));
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    opts.canceled = Some(flag.clone());
+    Ok((Engine::new(opts), CancelOnDrop(flag)))
 }
 
 pub fn parse_query(p: &Params) -> Result<argus_promql::Expr, ApiError> {

@@ -55,6 +55,10 @@ pub struct AppState {
     /// Process start (Unix milliseconds) and reload bookkeeping, for runtimeinfo.
     pub start_time_ms: i64,
     pub retention: String,
+    /// `--query.timeout`.
+    pub query_timeout_ms: i64,
+    /// `--query.max-concurrency` permits.
+    pub query_slots: Arc<tokio::sync::Semaphore>,
 }
 
 type Shared = Arc<AppState>;
@@ -536,7 +540,12 @@ async fn query(
     let p = params(q, &headers, &body);
     let expr = crate::query::parse_query(&p)?;
     let t = p.time("time", argus_model::time::now_ms())?;
-    let engine = crate::query::engine_for(&p, &s.engine)?;
+    let (engine, _cancel) = crate::query::engine_for(&p, &s.engine, s.query_timeout_ms)?;
+    let _slot = s
+        .query_slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let db = s.db.clone();
     let value = blocking(move || engine.instant(&*db, &expr, t))
         .await?
@@ -555,7 +564,12 @@ async fn query_range(
     let p = params(q, &headers, &body);
     let expr = crate::query::parse_query(&p)?;
     let (start, end, step) = crate::query::range_params(&p)?;
-    let engine = crate::query::engine_for(&p, &s.engine)?;
+    let (engine, _cancel) = crate::query::engine_for(&p, &s.engine, s.query_timeout_ms)?;
+    let _slot = s
+        .query_slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     let db = s.db.clone();
     let series = blocking(move || engine.range(&*db, &expr, start, end, step))
         .await?

@@ -111,6 +111,14 @@ pub struct ServerArgs {
     #[arg(long = "query.lookback-delta", default_value = "5m")]
     pub query_lookback_delta: String,
 
+    /// Maximum time a query may take before being aborted.
+    #[arg(long = "query.timeout", default_value = "2m")]
+    pub query_timeout: String,
+
+    /// Maximum number of queries executed concurrently.
+    #[arg(long = "query.max-concurrency", default_value_t = 20)]
+    pub query_max_concurrency: usize,
+
     /// Maximum number of samples a single query can load into memory.
     #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
     pub query_max_samples: usize,
@@ -158,6 +166,11 @@ impl ServerArgs {
         );
         put("query.lookback-delta", self.query_lookback_delta.clone());
         put("query.max-samples", self.query_max_samples.to_string());
+        put("query.timeout", self.query_timeout.clone());
+        put(
+            "query.max-concurrency",
+            self.query_max_concurrency.to_string(),
+        );
         put("log.level", format!("{:?}", self.log_level).to_lowercase());
         put(
             "log.format",

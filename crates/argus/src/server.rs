@@ -250,10 +250,16 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
             (None, Some(sz)) => sz.clone(),
             (None, None) => "15d".to_string(),
         },
+        query_timeout_ms: duration_flag("query.timeout", &args.query_timeout)?.as_millis(),
+        query_slots: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            args.query_max_concurrency.max(1),
+        )),
         engine: argus_promql::EngineOptions {
             lookback_ms: duration_flag("query.lookback-delta", &args.query_lookback_delta)?
                 .as_millis(),
             max_samples: args.query_max_samples,
+            deadline: None,
+            canceled: None,
         },
     };
     let app = argus_web::router(state).layer(axum::extract::DefaultBodyLimit::max(

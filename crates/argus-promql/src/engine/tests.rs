@@ -272,3 +272,25 @@ fn sample_limit_is_enforced() {
         .unwrap_err();
     assert_eq!(err, EvalError::TooManySamples);
 }
+
+#[test]
+fn deadline_and_cancellation_stop_evaluation() {
+    let past = Engine::new(EngineOptions {
+        deadline: Some(std::time::Instant::now() - std::time::Duration::from_millis(1)),
+        ..EngineOptions::default()
+    });
+    let expr = parse("sum(http_requests)").unwrap();
+    assert_eq!(
+        past.range(&data(), &expr, 0, 50 * M, M).unwrap_err(),
+        EvalError::Timeout
+    );
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let canceled = Engine::new(EngineOptions {
+        canceled: Some(flag),
+        ..EngineOptions::default()
+    });
+    assert_eq!(
+        canceled.instant(&data(), &expr, 0).unwrap_err(),
+        EvalError::Canceled
+    );
+}

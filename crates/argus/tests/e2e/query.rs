@@ -70,6 +70,18 @@ fn instant_and_range_queries_answer_like_prometheus() {
         r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"instance":"a","job":"j"},"values":[[1700000000,"0"],[1700000300,"40"],[1700000600,"80"]]}]}}"#
     );
 
+    // A query over its timeout stops with Prometheus's timeout error.
+    let (status, body) = raw(
+        &argus,
+        &format!(
+            "/api/v1/query_range?query={}&start={}&end={t}&step=0.06&timeout=1ms",
+            urlencode("sum(rate(reqs_total[5m])) * count(reqs_total)"),
+            t - 600
+        ),
+    );
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("\"errorType\":\"timeout\""), "{body}");
+
     // The endpoints Grafana calls next to queries.
     assert_eq!(
         raw(&argus, "/api/v1/metadata").1,
