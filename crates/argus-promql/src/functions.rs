@@ -517,6 +517,38 @@ pub fn call(
                 Some(s1)
             })
         }
+        "histogram_quantile" => {
+            let q = scalar(&next()?)?;
+            let vec = vector(next()?)?;
+            // Classic histograms: group `_bucket` series by their labels without `le` (and the
+            // name); series without a parsable `le` are left out.
+            let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+            let mut index: std::collections::HashMap<Labels, usize> =
+                std::collections::HashMap::new();
+            for smp in vec {
+                let Some(le) = smp.labels.get("le").and_then(parse_le) else {
+                    continue;
+                };
+                let mut b = drop_name(&smp.labels).to_builder();
+                b.delete("le");
+                let key = b.build();
+                let i = *index.entry(key.clone()).or_insert_with(|| {
+                    groups.push((key, Vec::new()));
+                    groups.len() - 1
+                });
+                groups[i].1.push((le, smp.v));
+            }
+            Ok(Value::Vector(
+                groups
+                    .into_iter()
+                    .map(|(labels, mut buckets)| Sample {
+                        labels,
+                        t,
+                        v: bucket_quantile(q, &mut buckets),
+                    })
+                    .collect(),
+            ))
+        }
         "sort_by_label" | "sort_by_label_desc" => {
             let mut vec = vector(next()?)?;
             let mut names = Vec::new();
@@ -634,6 +666,98 @@ pub fn call(
         }),
         other => Err(EvalError::Unsupported(format!("function {other}()"))),
     }
+}
+
+/// An `le` label value as Go's `strconv.ParseFloat` reads it (`+Inf`, `1e3`, …).
+fn parse_le(s: &str) -> Option<f64> {
+    let lower = s.to_ascii_lowercase();
+    let v = match lower.trim_start_matches(['+', '-']) {
+        "inf" | "infinity" => {
+            if lower.starts_with('-') {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }
+        }
+        _ => s.parse::<f64>().ok()?,
+    };
+    (!v.is_nan()).then_some(v)
+}
+
+/// Prometheus's `almost.Equal`.
+fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    let abs_sum = a.abs() + b.abs();
+    let diff = (a - b).abs();
+    if a == 0.0 || b == 0.0 || abs_sum < f64::MIN_POSITIVE {
+        return diff < epsilon * f64::MIN_POSITIVE;
+    }
+    diff / abs_sum.min(f64::MAX) < epsilon
+}
+
+/// Prometheus's `BucketQuantile` over (upper bound, cumulative count) pairs.
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    if q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return f64::NAN;
+    }
+    // Merge buckets with the same upper bound.
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for &(ub, c) in buckets.iter() {
+        match merged.last_mut() {
+            Some(last) if last.0 == ub => last.1 += c,
+            _ => merged.push((ub, c)),
+        }
+    }
+    // Ignore tiny floating-point differences and force monotonicity.
+    let mut prev = merged[0].1;
+    for b in merged.iter_mut().skip(1) {
+        let curr = b.1;
+        if curr == prev {
+            continue;
+        }
+        if almost_equal(prev, curr, 1e-12) || curr < prev {
+            b.1 = prev;
+            continue;
+        }
+        prev = curr;
+    }
+    if merged.len() < 2 {
+        return f64::NAN;
+    }
+    let observations = merged[merged.len() - 1].1;
+    if observations == 0.0 {
+        return f64::NAN;
+    }
+    let mut rank = q * observations;
+    let n = merged.len();
+    let b = merged[..n - 1].partition_point(|x| x.1 < rank);
+    if b == n - 1 {
+        return merged[n - 2].0;
+    }
+    if b == 0 && merged[0].0 <= 0.0 {
+        return merged[0].0;
+    }
+    let bucket_end = merged[b].0;
+    let mut count = merged[b].1;
+    let mut bucket_start = 0.0;
+    if b > 0 {
+        bucket_start = merged[b - 1].0;
+        count -= merged[b - 1].1;
+        rank -= merged[b - 1].1;
+    }
+    bucket_start + (bucket_end - bucket_start) * (rank / count)
 }
 
 /// Splits into runs of digits and non-digits.
