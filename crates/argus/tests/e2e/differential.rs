@@ -1,0 +1,494 @@
+//! Differential test against the real Prometheus 2.42 (Debian package `prometheus`): both
+//! receive the same synthetic data over remote write; every query of
+//! `../shared/compliance/promql-test-queries.yml` (placeholders expanded) runs as an instant
+//! and a range query on both, and the results are compared (relative tolerance 1e-6,
+//! NaN = NaN). Differences that come from 2.42 → 3.x semantic changes, or from features not
+//! built yet, are listed in `differential_expected.txt` with the reason; any other
+//! difference fails the test, and so does a listed query that now agrees.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::harness::*;
+
+const STEP_MS: i64 = 5_000;
+const INSTANCES: [&str; 3] = [
+    "demo.promlabs.com:10000",
+    "demo.promlabs.com:10001",
+    "demo.promlabs.com:10002",
+];
+
+struct Prometheus(Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        signal(&self.0, libc::SIGTERM);
+        wait_exit(&mut self.0);
+    }
+}
+
+fn prometheus_binary() -> String {
+    Command::new("sh")
+        .args(["-c", "command -v prometheus"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| panic!("the differential test needs the real Prometheus: apt-get install prometheus (scripts/test.sh does this)"))
+}
+
+/// Deterministic pseudo-random in [0, 1).
+fn unit(a: u64, b: u64) -> f64 {
+    let mut x = a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 31;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^= x >> 29;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The demo service's series shapes, every 5s over `[start, end]`.
+fn demo_data(start: i64, end: i64) -> Vec<TimeSeries> {
+    let mut out = Vec::new();
+    let steps: Vec<i64> = (0..)
+        .map(|i| start + i * STEP_MS)
+        .take_while(|t| *t <= end)
+        .collect();
+    for (k, inst) in INSTANCES.iter().enumerate() {
+        let k = k as u64;
+        let base = |name: &str, extra: &[(&str, &str)]| {
+            let mut l: Vec<(String, String)> = vec![
+                ("__name__".into(), name.into()),
+                ("instance".into(), inst.to_string()),
+                ("job".into(), "demo".into()),
+            ];
+            l.extend(extra.iter().map(|(a, b)| (a.to_string(), b.to_string())));
+            l
+        };
+        let mk = |labels: Vec<(String, String)>, samples: Vec<(i64, f64)>| TimeSeries {
+            labels: labels
+                .into_iter()
+                .map(|(name, value)| Label { name, value })
+                .collect(),
+            samples: samples
+                .into_iter()
+                .map(|(timestamp, value)| Sample { value, timestamp })
+                .collect(),
+        };
+        for (j, ty) in ["free", "buffers", "cached", "used"].iter().enumerate() {
+            let samples = steps
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    (
+                        *t,
+                        (1e9 * (j as f64 + 1.0)
+                            + 1e8 * (i as f64 / 40.0).sin()
+                            + 1e6 * unit(k, i as u64))
+                        .round(),
+                    )
+                })
+                .collect();
+            out.push(mk(
+                base("demo_memory_usage_bytes", &[("type", ty)]),
+                samples,
+            ));
+        }
+        out.push(mk(
+            base("demo_num_cpus", &[]),
+            steps
+                .iter()
+                .map(|t| (*t, [4.0, 8.0, 2.0][k as usize]))
+                .collect(),
+        ));
+        for (j, mode) in ["idle", "user", "system"].iter().enumerate() {
+            let mut v = 0.0;
+            let samples = steps
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    // A counter reset in the middle for one series.
+                    if k == 1 && j == 2 && i == steps.len() / 2 {
+                        v = 0.0;
+                    }
+                    v += (j as f64 + 1.0) * 0.5 + unit(k * 10 + j as u64, i as u64);
+                    (*t, (v * 1000.0).round() / 1000.0)
+                })
+                .collect();
+            out.push(mk(
+                base("demo_cpu_usage_seconds_total", &[("mode", mode)]),
+                samples,
+            ));
+        }
+        out.push(mk(
+            base("demo_disk_usage_bytes", &[]),
+            steps
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (*t, 5e10 + 1e6 * i as f64 + 1e4 * unit(k, i as u64 + 7)))
+                .collect(),
+        ));
+        out.push(mk(
+            base("demo_batch_last_success_timestamp_seconds", &[]),
+            steps
+                .iter()
+                .map(|t| (*t, ((t / 1000) / 300 * 300) as f64))
+                .collect(),
+        ));
+        // Present for 10 minutes out of every 20, ended by a stale marker.
+        let mut inter = Vec::new();
+        for (i, t) in steps.iter().enumerate() {
+            if (i / 120) % 2 == 0 {
+                inter.push((*t, i as f64));
+            } else if i % 120 == 0 {
+                inter.push((*t, f64::from_bits(argus_model::STALE_NAN_BITS)));
+            }
+        }
+        out.push(mk(base("demo_intermittent_metric", &[]), inter));
+        let les = [
+            "0.0002", "0.001", "0.0025", "0.01", "0.025", "0.1", "0.25", "1", "2.5", "10", "+Inf",
+        ];
+        for method in ["GET", "POST"] {
+            let mut counts = vec![0.0; les.len()];
+            let mut bucket_samples: Vec<Vec<(i64, f64)>> = vec![Vec::new(); les.len()];
+            let mut count_samples = Vec::new();
+            let mut sum_samples = Vec::new();
+            let mut sum = 0.0;
+            for (i, t) in steps.iter().enumerate() {
+                for n in 0..5u64 {
+                    let obs = 0.0001 * (1.0 / (unit(k + n, i as u64) + 0.0001));
+                    sum += obs;
+                    for (b, le) in les.iter().enumerate() {
+                        let bound: f64 = if *le == "+Inf" {
+                            f64::INFINITY
+                        } else {
+                            le.parse().unwrap()
+                        };
+                        if obs <= bound {
+                            counts[b] += 1.0;
+                        }
+                    }
+                }
+                for b in 0..les.len() {
+                    bucket_samples[b].push((*t, counts[b]));
+                }
+                count_samples.push((*t, counts[les.len() - 1]));
+                sum_samples.push((*t, (sum * 1e6).round() / 1e6));
+            }
+            let extra = [("method", method), ("path", "/api/foo"), ("status", "200")];
+            for (b, le) in les.iter().enumerate() {
+                let mut labels = extra.to_vec();
+                labels.push(("le", le));
+                out.push(mk(
+                    base("demo_api_request_duration_seconds_bucket", &labels),
+                    bucket_samples[b].clone(),
+                ));
+            }
+            out.push(mk(
+                base("demo_api_request_duration_seconds_count", &extra),
+                count_samples,
+            ));
+            out.push(mk(
+                base("demo_api_request_duration_seconds_sum", &extra),
+                sum_samples,
+            ));
+        }
+    }
+    out
+}
+
+/// Writes all series in time order, in chunks of `window` ms, to one server.
+fn load(url: &str, series: &[TimeSeries], start: i64, end: i64) {
+    let c = client();
+    let mut from = start;
+    while from <= end {
+        let to = from + 10 * 60_000;
+        let ts: Vec<TimeSeries> = series
+            .iter()
+            .map(|s| TimeSeries {
+                labels: s.labels.clone(),
+                samples: s
+                    .samples
+                    .iter()
+                    .filter(|x| x.timestamp >= from && x.timestamp < to)
+                    .copied()
+                    .collect(),
+            })
+            .filter(|s| !s.samples.is_empty())
+            .collect();
+        let r = c
+            .post(url)
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .body(encode(&WriteRequest { timeseries: ts }))
+            .send()
+            .expect("remote write");
+        assert!(
+            r.status().is_success(),
+            "{url}: {} {}",
+            r.status(),
+            r.text().unwrap_or_default()
+        );
+        from = to;
+    }
+}
+
+fn expand(query: &str) -> Vec<String> {
+    let values: &[(&str, &[&str])] = &[
+        ("{{.arithBinOp}}", &["+", "-", "*", "/", "%", "^"]),
+        ("{{.binOp}}", &["+", "/", "==", ">", "and", "or", "unless"]),
+        ("{{.clampFunc}}", &["clamp_min", "clamp_max"]),
+        ("{{.compBinOp}}", &["==", "!=", "<", ">", "<=", ">="]),
+        (
+            "{{.dateFunc}}",
+            &[
+                "day_of_month",
+                "day_of_week",
+                "days_in_month",
+                "hour",
+                "minute",
+                "month",
+                "year",
+            ],
+        ),
+        ("{{.extrapolatedRateFunc}}", &["delta", "rate", "increase"]),
+        ("{{.instantRateFunc}}", &["idelta", "irate"]),
+        ("{{.offset}}", &["1m", "5m", "10m"]),
+        (
+            "{{.quantile}}",
+            &["-0.5", "0.1", "0.5", "0.75", "0.95", "0.9999", "1", "1.5"],
+        ),
+        ("{{.range}}", &["1m", "5m", "15m"]),
+        (
+            "{{.simpleAggrOp}}",
+            &["sum", "avg", "max", "min", "count", "stddev", "stdvar"],
+        ),
+        (
+            "{{.simpleMathFunc}}",
+            &[
+                "abs", "ceil", "floor", "exp", "sqrt", "ln", "log2", "log10", "round",
+            ],
+        ),
+        (
+            "{{.simpleTimeAggrOp}}",
+            &[
+                "sum", "avg", "max", "min", "count", "stddev", "stdvar", "last", "present",
+            ],
+        ),
+        ("{{.topBottomOp}}", &["topk", "bottomk"]),
+    ];
+    let mut out = vec![query.to_string()];
+    for (k, vs) in values {
+        if out[0].contains(k) {
+            out = out
+                .iter()
+                .flat_map(|q| vs.iter().map(move |v| q.replace(k, v)))
+                .collect();
+        }
+    }
+    out
+}
+
+fn queries() -> Vec<(String, bool)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/compliance/promql-test-queries.yml"
+    );
+    let text =
+        std::fs::read_to_string(path).expect("../shared/compliance must sit beside the checkout");
+    let mut out = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.trim_start().strip_prefix("- query: ") else {
+            continue;
+        };
+        let should_fail = lines
+            .peek()
+            .is_some_and(|l| l.contains("should_fail: true"));
+        let mut q = rest.trim().to_string();
+        if (q.starts_with('\'') && q.ends_with('\'')) || (q.starts_with('"') && q.ends_with('"')) {
+            q = q[1..q.len() - 1].replace("''", "'");
+        }
+        for e in expand(&q) {
+            out.push((e, should_fail));
+        }
+    }
+    out
+}
+
+/// A query result reduced to comparable form: label set → points, or an error marker.
+fn fetch(
+    base: &str,
+    path: &str,
+    params: &[(&str, String)],
+) -> Result<BTreeMap<String, Vec<(String, f64)>>, String> {
+    let c = client();
+    let r = c
+        .get(format!("{base}{path}"))
+        .query(params)
+        .send()
+        .map_err(|e| e.to_string())?;
+    let v: serde_json::Value = r.json().map_err(|e| e.to_string())?;
+    if v["status"] != "success" {
+        return Err(v["errorType"].as_str().unwrap_or("error").to_string());
+    }
+    let data = &v["data"];
+    let mut out = BTreeMap::new();
+    let num = |x: &serde_json::Value| -> f64 {
+        match x.as_str().unwrap_or("NaN") {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            s => s.parse().unwrap_or(f64::NAN),
+        }
+    };
+    match data["resultType"].as_str() {
+        Some("scalar") | Some("string") => {
+            out.insert(
+                "scalar".into(),
+                vec![(data["result"][0].to_string(), num(&data["result"][1]))],
+            );
+        }
+        _ => {
+            for s in data["result"].as_array().cloned().unwrap_or_default() {
+                let key = s["metric"].to_string();
+                let points: Vec<(String, f64)> = if let Some(vals) = s["values"].as_array() {
+                    vals.iter()
+                        .map(|p| (p[0].to_string(), num(&p[1])))
+                        .collect()
+                } else {
+                    vec![(s["value"][0].to_string(), num(&s["value"][1]))]
+                };
+                out.insert(key, points);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn same(
+    a: &BTreeMap<String, Vec<(String, f64)>>,
+    b: &BTreeMap<String, Vec<(String, f64)>>,
+) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|((ka, pa), (kb, pb))| {
+            ka == kb
+                && pa.len() == pb.len()
+                && pa.iter().zip(pb).all(|((ta, va), (tb, vb))| {
+                    ta == tb
+                        && ((va.is_nan() && vb.is_nan())
+                            || va == vb
+                            || (va - vb).abs() <= 1e-6 * va.abs().max(vb.abs()))
+                })
+        })
+}
+
+#[test]
+fn compliance_queries_agree_with_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("argus")).start();
+    let prom_port = free_port();
+    let config = dir.path().join("prometheus.yml");
+    write_file(&config, "global:\n  scrape_interval: 15s\n");
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prom = Prometheus(
+        Command::new(prometheus_binary())
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prom").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let prom = format!("http://127.0.0.1:{prom_port}");
+    wait_for(Duration::from_secs(60), "Prometheus ready", || {
+        client()
+            .get(format!("{prom}/-/ready"))
+            .send()
+            .ok()
+            .filter(|r| r.status() == 200)
+    });
+
+    // One hour of data ending 10 minutes ago, on a 5s grid.
+    let end = (now_ms() - 600_000) / 60_000 * 60_000;
+    let start = end - 3_600_000;
+    let data = demo_data(start, end);
+    load(&argus.url("/api/v1/write"), &data, start, end);
+    load(&format!("{prom}/api/v1/write"), &data, start, end);
+
+    // Evaluate off the sample grid (2.5s after a sample), so that 3.x's left-open ranges and
+    // 2.42's closed ones select the same samples.
+    let t = (end - 2_500) as f64 / 1000.0;
+    let expected: BTreeMap<String, String> = include_str!("differential_expected.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            l.split_once(" # ")
+                .map(|(q, why)| (q.trim().to_string(), why.to_string()))
+        })
+        .collect();
+    let (mut agree, mut total) = (0, 0);
+    let mut unexpected = Vec::new();
+    let mut now_agree = BTreeSet::new();
+    for (q, _should_fail) in queries() {
+        for range in [false, true] {
+            total += 1;
+            let (path, params): (&str, Vec<(&str, String)>) = if range {
+                (
+                    "/api/v1/query_range",
+                    vec![
+                        ("query", q.clone()),
+                        ("start", format!("{}", t - 600.0)),
+                        ("end", format!("{t}")),
+                        ("step", "60".into()),
+                    ],
+                )
+            } else {
+                (
+                    "/api/v1/query",
+                    vec![("query", q.clone()), ("time", format!("{t}"))],
+                )
+            };
+            let a = fetch(&argus.url(""), path, &params);
+            let p = fetch(&prom, path, &params);
+            let ok = match (&a, &p) {
+                (Ok(x), Ok(y)) => same(x, y),
+                (Err(_), Err(_)) => true,
+                _ => false,
+            };
+            let key = format!("{} {q}", if range { "range" } else { "instant" });
+            match (ok, expected.contains_key(&key)) {
+                (true, false) => agree += 1,
+                (true, true) => {
+                    now_agree.insert(key);
+                }
+                (false, true) => {}
+                (false, false) => {
+                    unexpected.push(format!("{key}\n    argus: {a:?}\n    prometheus: {p:?}"))
+                }
+            }
+        }
+    }
+    eprintln!(
+        "differential vs Prometheus 2.42: {agree} of {total} query runs agree, {} listed differences",
+        expected.len()
+    );
+    for u in &unexpected {
+        eprintln!("DIFF {}", u.lines().next().unwrap_or(""));
+    }
+    assert!(
+        unexpected.is_empty(),
+        "{} unexpected differences:\n{}",
+        unexpected.len(),
+        unexpected.join("\n")
+    );
+    assert!(
+        now_agree.is_empty(),
+        "now agreeing, remove from differential_expected.txt: {now_agree:?}"
+    );
+}
