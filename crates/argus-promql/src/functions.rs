@@ -155,10 +155,12 @@ fn extrapolated(
         duration_to_end = avg_between / 2.0;
     }
     let extrapolate_to = sampled + duration_to_start + duration_to_end;
-    result *= extrapolate_to / sampled;
+    // Prometheus 3's operation order: one factor, then a single multiplication.
+    let mut factor = extrapolate_to / sampled;
     if is_rate {
-        result /= range_ms as f64 / 1000.0;
+        factor /= range_ms as f64 / 1000.0;
     }
+    result *= factor;
     Some(result)
 }
 

@@ -474,6 +474,79 @@ fn compliance_queries_agree_with_prometheus() {
             }
         }
     }
+    // promtool, the real client, gets the same answers from both (output lines compared
+    // as sets: series order within an instant vector is unspecified).
+    let promtool = |server: &str, args: &[String]| -> Vec<String> {
+        let out = Command::new("promtool")
+            .arg("query")
+            .arg(&args[0])
+            .arg(server)
+            .args(&args[1..])
+            .output()
+            .expect("promtool (from the Debian prometheus package)");
+        assert!(
+            out.status.success(),
+            "promtool {args:?} against {server}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        lines
+    };
+    let calls: Vec<Vec<String>> = vec![
+        vec![
+            "instant".into(),
+            "sum by (instance) (demo_num_cpus)".into(),
+            format!("--time={t}"),
+        ],
+        vec![
+            "range".into(),
+            "rate(demo_cpu_usage_seconds_total{mode=\"idle\"}[5m])".into(),
+            format!("--start={}", t - 600.0),
+            format!("--end={t}"),
+            "--step=60s".into(),
+        ],
+        vec!["series".into(), "--match=demo_num_cpus".into()],
+        vec!["labels".into(), "instance".into()],
+    ];
+    for call in &calls {
+        let a = promtool(&argus.url(""), call);
+        let p = promtool(&prom, call);
+        assert!(!a.is_empty(), "promtool {call:?} printed nothing");
+        // `<value> @[<time>]` lines compare numerically (Prometheus 3 and 2.42 order the
+        // floating-point operations of rate() differently: last-digit differences).
+        let parse = |l: &String| -> (String, Option<f64>) {
+            match l.split_once(" @[") {
+                Some((v, ts)) => (ts.to_string(), v.parse().ok()),
+                None => (l.clone(), None),
+            }
+        };
+        let mut pa: Vec<_> = a.iter().map(parse).collect();
+        let mut pp: Vec<_> = p.iter().map(parse).collect();
+        let by_key = |x: &(String, Option<f64>), y: &(String, Option<f64>)| {
+            x.0.cmp(&y.0)
+                .then(x.1.unwrap_or(0.0).total_cmp(&y.1.unwrap_or(0.0)))
+        };
+        pa.sort_by(by_key);
+        pp.sort_by(by_key);
+        let same = pa.len() == pp.len()
+            && pa.iter().zip(&pp).all(|(x, y)| {
+                x.0 == y.0
+                    && match (x.1, y.1) {
+                        (Some(u), Some(v)) => (u - v).abs() <= 1e-12 * u.abs().max(v.abs()),
+                        (None, None) => true,
+                        _ => false,
+                    }
+            });
+        assert!(
+            same,
+            "promtool {call:?} differs:\nargus: {a:?}\nprometheus: {p:?}"
+        );
+    }
+
     eprintln!(
         "differential vs Prometheus 2.42: {agree} of {total} query runs agree, {} listed differences",
         expected.len()
