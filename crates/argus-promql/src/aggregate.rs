@@ -160,7 +160,7 @@ pub fn eval(
                     "count_values expects a string parameter".into(),
                 ));
             };
-            if !valid_label_name(&label) {
+            if !argus_model::labels::is_valid_label_name(&label) {
                 return Err(EvalError::Execution(format!(
                     "invalid label name {label:?}"
                 )));
@@ -326,12 +326,4 @@ fn unreachable_op(op: AggOp) -> Result<f64> {
         "aggregation {}",
         op.as_str()
     )))
-}
-
-fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -45,6 +45,22 @@ pub enum AtModifier {
     End,
 }
 
+impl AtModifier {
+    /// The evaluation time `at` stands for, given the query's start and end.
+    pub fn time(self, start: i64, end: i64) -> i64 {
+        match self {
+            AtModifier::Timestamp(t) => t,
+            AtModifier::Start => start,
+            AtModifier::End => end,
+        }
+    }
+}
+
+/// The time an optional `@` moves evaluation time `t` to.
+pub fn at_time(at: Option<AtModifier>, t: i64, start: i64, end: i64) -> i64 {
+    at.map_or(t, |a| a.time(start, end))
+}
+
 /// A duration expression (`[26m+4m]`, `offset (step() * 2)`), in seconds. Constant ones
 /// are folded by the parser; those using `step()`/`range()` are resolved per query.
 #[derive(Debug, Clone, PartialEq)]

@@ -231,10 +231,9 @@ impl Engine {
         loaded: &mut usize,
     ) -> Result<()> {
         let mut put = |sel: &VectorSelector, range: i64, data: &mut Loaded| -> Result<()> {
+            // With `@` every step reads the same instant; otherwise the whole query range.
             let (s, e) = match sel.at {
-                Some(AtModifier::Timestamp(at)) => (at, at),
-                Some(AtModifier::Start) => (start, start),
-                Some(AtModifier::End) => (end, end),
+                Some(a) => (a.time(start, end), a.time(start, end)),
                 None => (start, end),
             };
             let lookback = if range > 0 {
@@ -267,9 +266,7 @@ impl Engine {
                 ..
             } => {
                 let (s, e) = match at {
-                    Some(AtModifier::Timestamp(a)) => (*a, *a),
-                    Some(AtModifier::Start) => (start, start),
-                    Some(AtModifier::End) => (end, end),
+                    Some(a) => (a.time(start, end), a.time(start, end)),
                     None => (start, end),
                 };
                 let step = step_ms.unwrap_or(interval);
@@ -496,12 +493,7 @@ impl Ctx<'_> {
     }
 
     fn at_time(&self, at: Option<AtModifier>, t: i64) -> i64 {
-        match at {
-            Some(AtModifier::Timestamp(a)) => a,
-            Some(AtModifier::Start) => self.start,
-            Some(AtModifier::End) => self.end,
-            None => t,
-        }
+        crate::ast::at_time(at, t, self.start, self.end)
     }
 
     /// The newest non-stale sample in `(t' - lookback, t']` of every series.

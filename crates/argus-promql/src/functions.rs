@@ -54,13 +54,7 @@ fn range_of(arg: &Expr) -> i64 {
 
 /// Where the range of a matrix argument ends: the evaluation time moved by `@` and `offset`.
 fn range_end_of(arg: &Expr, t: i64, start: i64, end: i64) -> i64 {
-    use crate::ast::AtModifier;
-    let at = |a: &Option<AtModifier>| match a {
-        Some(AtModifier::Timestamp(x)) => *x,
-        Some(AtModifier::Start) => start,
-        Some(AtModifier::End) => end,
-        None => t,
-    };
+    let at = |a: &Option<crate::ast::AtModifier>| crate::ast::at_time(*a, t, start, end);
     match arg {
         Expr::Matrix { selector, .. } => at(&selector.at) - selector.offset_ms,
         Expr::Subquery {
@@ -595,7 +589,7 @@ pub fn call(
                     "invalid regular expression in label_replace(): {re_text}"
                 ))
             })?;
-            if !valid_label_name(&dst) {
+            if !argus_model::labels::is_valid_label_name(&dst) {
                 return Err(EvalError::Execution(format!(
                     "invalid destination label name in label_replace(): {dst}"
                 )));
@@ -630,7 +624,7 @@ pub fn call(
             while let Ok(v) = next() {
                 srcs.push(string(&v)?.to_string());
             }
-            if !valid_label_name(&dst) {
+            if !argus_model::labels::is_valid_label_name(&dst) {
                 return Err(EvalError::Execution(format!(
                     "invalid destination label name in label_join(): {dst}"
                 )));
@@ -848,14 +842,6 @@ fn absent_labels(arg: Option<&Expr>) -> Labels {
 
 fn values_rest(mut next: impl FnMut() -> Result<Value>) -> Vec<Value> {
     next().map(|v| vec![v]).unwrap_or_default()
-}
-
-fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Go's `$1`/`${1}`/`$name` expansion maps onto Rust's, except that Go treats `$1x` as the

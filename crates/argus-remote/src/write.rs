@@ -106,22 +106,6 @@ pub fn decompress_write_request(
         .map_err(|e| WriteError::BadRequest(format!("snappy: {e}")))
 }
 
-fn valid_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-}
-
-fn valid_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 fn show(pairs: &[(&str, &str)]) -> String {
     let shown: Vec<String> = pairs.iter().map(|(n, v)| format!("{n}={v:?}")).collect();
     format!("{{{}}}", shown.join(", "))
@@ -162,9 +146,9 @@ fn check_labels<'a, 'b>(
     }
     for (name, value) in pairs.iter() {
         let ok = if *name == argus_model::labels::METRIC_NAME {
-            valid_metric_name(value)
+            argus_model::labels::is_valid_metric_name(value)
         } else {
-            valid_label_name(name)
+            argus_model::labels::is_valid_label_name(name)
         };
         if !ok {
             return Err(format!(
