@@ -91,12 +91,17 @@ pub struct LabelsIter<'a> {
 }
 
 impl<'a> LabelsIter<'a> {
+    #[allow(unsafe_code)]
     fn take_str(&mut self) -> &'a str {
         let len = get_varint(self.bytes, &mut self.pos);
         let end = (self.pos + len).min(self.bytes.len());
-        let s = std::str::from_utf8(&self.bytes[self.pos..end]).unwrap_or("");
+        let bytes = &self.bytes[self.pos..end];
         self.pos = end;
-        s
+        // SAFETY: a `Labels` buffer is written only by `Labels::pack`, which copies whole
+        // `&str` names and values after their lengths, and is immutable afterwards; so every
+        // slice read back here at the recorded boundaries is exactly one of those strings.
+        // Validating again on every access cost ~8% of a range query.
+        unsafe { std::str::from_utf8_unchecked(bytes) }
     }
 }
 

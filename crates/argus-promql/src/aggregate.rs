@@ -1,8 +1,6 @@
 //! Aggregation operators with Prometheus's numerics (Kahan–Neumaier sums, Welford variance,
 //! its quantile interpolation, NaN handling in min/max).
 
-use std::collections::HashMap;
-
 use argus_model::Labels;
 
 use crate::ast::AggOp;
@@ -126,7 +124,7 @@ pub fn eval(
                 return Err(EvalError::Execution("Parameter value is NaN".into()));
             }
             let k = if k >= 1.0 { k.min(9.0e18) as usize } else { 0 };
-            let mut groups: HashMap<Labels, Vec<Sample>> = HashMap::new();
+            let mut groups: crate::engine::LabelsMap<Vec<Sample>> = Default::default();
             let mut order = Vec::new();
             for s in vec {
                 let key = group_labels(&s.labels, grouping, without);
@@ -165,7 +163,7 @@ pub fn eval(
                     "invalid label name {label:?}"
                 )));
             }
-            let mut counts: HashMap<Labels, f64> = HashMap::new();
+            let mut counts: crate::engine::LabelsMap<f64> = Default::default();
             let mut order = Vec::new();
             for s in vec {
                 let mut b = group_labels(&s.labels, grouping, without).to_builder();
@@ -199,7 +197,7 @@ pub fn eval(
                     .into(),
                 ));
             }
-            let mut counts: HashMap<Labels, usize> = HashMap::new();
+            let mut counts: crate::engine::LabelsMap<usize> = Default::default();
             let mut out = Vec::new();
             for s in vec {
                 let keep = if op == AggOp::Limitk {
@@ -241,7 +239,7 @@ pub fn eval(
                 avg: Mean,
                 values: Vec<f64>,
             }
-            let mut groups: HashMap<Labels, Acc> = HashMap::new();
+            let mut groups: crate::engine::LabelsMap<Acc> = Default::default();
             let mut order = Vec::new();
             for s in vec {
                 let key = group_labels(&s.labels, grouping, without);

@@ -2,8 +2,6 @@
 //! `group_left`/`group_right`, `bool` and the set operators, following Prometheus's
 //! `VectorBinop` / `VectorscalarBinop` rules for values and result labels.
 
-use std::collections::HashMap;
-
 use argus_model::labels::METRIC_NAME;
 use argus_model::{Labels, LabelsBuilder};
 
@@ -144,21 +142,21 @@ fn signature(labels: &Labels, m: &VectorMatching) -> Labels {
 fn set_op(op: BinOp, lhs: Vec<Sample>, rhs: Vec<Sample>, m: &VectorMatching) -> Vec<Sample> {
     match op {
         BinOp::And => {
-            let right: std::collections::HashSet<Labels> =
+            let right: crate::engine::LabelsSet =
                 rhs.iter().map(|s| signature(&s.labels, m)).collect();
             lhs.into_iter()
                 .filter(|s| right.contains(&signature(&s.labels, m)))
                 .collect()
         }
         BinOp::Unless => {
-            let right: std::collections::HashSet<Labels> =
+            let right: crate::engine::LabelsSet =
                 rhs.iter().map(|s| signature(&s.labels, m)).collect();
             lhs.into_iter()
                 .filter(|s| !right.contains(&signature(&s.labels, m)))
                 .collect()
         }
         _ => {
-            let left: std::collections::HashSet<Labels> =
+            let left: crate::engine::LabelsSet =
                 lhs.iter().map(|s| signature(&s.labels, m)).collect();
             let mut out = lhs;
             out.extend(
@@ -186,8 +184,8 @@ fn vector_vector(
     // For group_right the "one" side is the left: swap and swap back for the operation.
     let one_to_many = m.card == Cardinality::OneToMany;
     let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-    let mut one_by_sig: HashMap<Labels, &Sample> = HashMap::new();
-    let mut dup: HashMap<Labels, Vec<&Sample>> = HashMap::new();
+    let mut one_by_sig: crate::engine::LabelsMap<&Sample> = Default::default();
+    let mut dup: crate::engine::LabelsMap<Vec<&Sample>> = Default::default();
     for s in &one {
         let sig = signature(&s.labels, m);
         if let Some(prev) = one_by_sig.insert(sig.clone(), s) {
@@ -202,7 +200,7 @@ fn vector_vector(
         )));
     }
     let mut out = Vec::new();
-    let mut matched_one: HashMap<Labels, usize> = HashMap::new();
+    let mut matched_one: crate::engine::LabelsMap<usize> = Default::default();
     // The value used for a missing sample on the "one" side and on the "many" side. As
     // upstream, group_right swaps the operands first, so fill_right always fills the "one"
     // side and fill_left the "many" side.
@@ -288,7 +286,7 @@ fn vector_vector(
     }
     // "One"-side samples nothing matched: filled on the "many" side if asked to.
     if let Some(fill) = fill_many {
-        let matched: std::collections::HashSet<Labels> =
+        let matched: crate::engine::LabelsSet =
             many.iter().map(|s| signature(&s.labels, m)).collect();
         for o in one
             .iter()

@@ -10,6 +10,12 @@ use argus_model::{Labels, LabelsBuilder, Matcher, is_stale_nan};
 
 use crate::ast::*;
 
+type Xxh3Build = xxhash_rust::xxh3::Xxh3DefaultBuilder;
+
+/// Maps keyed by label sets hash with xxh3 (SipHash showed up at ~8% of range queries).
+pub type LabelsMap<V> = HashMap<Labels, V, Xxh3Build>;
+pub type LabelsSet = std::collections::HashSet<Labels, Xxh3Build>;
+
 /// Prometheus's default lookback delta.
 pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
@@ -162,7 +168,7 @@ impl Engine {
         let resolved = expr.resolve_durations(step, end - start);
         let expr = &resolved;
         let mut ctx = self.context(q, expr, start, end, step, step)?;
-        let mut out: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+        let mut out: crate::engine::LabelsMap<Vec<(i64, f64)>> = Default::default();
         let mut total = 0usize;
         let mut t = start;
         while t <= end {
@@ -322,11 +328,43 @@ pub fn drop_name(labels: &Labels) -> Labels {
     if DERIVED.iter().all(|n| labels.get(n).is_none()) {
         return labels.clone();
     }
-    let mut b = labels.to_builder();
-    for n in DERIVED {
-        b.delete(n);
+    // Range queries ask for the same label sets at every step: remember the answers.
+    memo(&DROP_NAME_CACHE, labels, || {
+        let mut b = labels.to_builder();
+        for n in DERIVED {
+            b.delete(n);
+        }
+        b.build()
+    })
+}
+
+type LabelsCache = std::cell::RefCell<LabelsMap<Labels>>;
+
+thread_local! {
+    static DROP_NAME_CACHE: LabelsCache = std::cell::RefCell::new(LabelsMap::default());
+    static GROUP_CACHE: std::cell::RefCell<HashMap<(Labels, u64), Labels, Xxh3Build>> = std::cell::RefCell::new(HashMap::default());
+}
+
+/// Entries kept per thread before a cache is cleared (bounds memory on huge queries).
+const CACHE_LIMIT: usize = 1 << 20;
+
+fn memo(
+    cache: &'static std::thread::LocalKey<LabelsCache>,
+    key: &Labels,
+    make: impl FnOnce() -> Labels,
+) -> Labels {
+    if let Some(hit) = cache.with(|c| c.borrow().get(key).cloned()) {
+        return hit;
     }
-    b.build()
+    let value = make();
+    cache.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= CACHE_LIMIT {
+            c.clear();
+        }
+        c.insert(key.clone(), value.clone());
+    });
+    value
 }
 
 impl Ctx<'_> {
@@ -383,7 +421,7 @@ impl Ctx<'_> {
                 let step = step_ms.unwrap_or(self.interval).max(1);
                 // Steps are aligned to multiples of the step, in (base - range, base].
                 let first = (base - range_ms).div_euclid(step) * step + step;
-                let mut out: HashMap<Labels, Vec<(i64, f64)>> = HashMap::new();
+                let mut out: crate::engine::LabelsMap<Vec<(i64, f64)>> = Default::default();
                 let mut ts = first;
                 while ts <= base {
                     match self.eval(inner, ts)? {
@@ -455,6 +493,25 @@ impl Ctx<'_> {
                 };
                 crate::aggregate::eval(*op, vec, param, grouping, *without, t)
             }
+            // Fast path: a range function straight over a matrix selector works on slices of
+            // the loaded samples instead of building a matrix per step.
+            Expr::Call { func, args, .. }
+                if args.len() == 1
+                    && matches!(args[0], Expr::Matrix { .. })
+                    && crate::functions::direct_range_value(func.name, &[], 0, 0).is_some() =>
+            {
+                let Expr::Matrix {
+                    selector, range_ms, ..
+                } = &args[0]
+                else {
+                    return Err(EvalError::Execution(
+                        "internal: matrix argument expected".into(),
+                    ));
+                };
+                Ok(Value::Vector(
+                    self.direct_range(func.name, selector, *range_ms, t),
+                ))
+            }
             Expr::Call { func, args, .. } => {
                 let mut values = Vec::with_capacity(args.len());
                 for a in args {
@@ -494,6 +551,41 @@ impl Ctx<'_> {
 
     fn at_time(&self, at: Option<AtModifier>, t: i64) -> i64 {
         crate::ast::at_time(at, t, self.start, self.end)
+    }
+
+    /// `name(selector[range])` for every series, computed on slices of the loaded samples.
+    fn direct_range(&self, name: &str, sel: &VectorSelector, range: i64, t: i64) -> Vec<Sample> {
+        let ts = self.at_time(sel.at, t) - sel.offset_ms;
+        let Some(series) = self.data.get(&(sel.span.start, sel.span.end)) else {
+            return Vec::new();
+        };
+        let keep_name = crate::functions::direct_keeps_name(name);
+        let mut out = Vec::new();
+        let mut scratch: Vec<(i64, f64)> = Vec::new();
+        for (labels, points) in series {
+            let lo = points.partition_point(|p| p.0 <= ts - range);
+            let hi = points.partition_point(|p| p.0 <= ts);
+            let window = &points[lo..hi];
+            let pts: &[(i64, f64)] = if window.iter().any(|p| is_stale_nan(p.1)) {
+                scratch.clear();
+                scratch.extend(window.iter().copied().filter(|p| !is_stale_nan(p.1)));
+                &scratch
+            } else {
+                window
+            };
+            if pts.is_empty() {
+                continue;
+            }
+            if let Some(Some(v)) = crate::functions::direct_range_value(name, pts, range, ts) {
+                let labels = if keep_name {
+                    labels.clone()
+                } else {
+                    drop_name(labels)
+                };
+                out.push(Sample { labels, t, v });
+            }
+        }
+        out
     }
 
     /// The newest non-stale sample in `(t' - lookback, t']` of every series.
@@ -553,7 +645,15 @@ impl Ctx<'_> {
 /// Builds the output labels of a grouping (`by` keeps only the listed labels, `without`
 /// removes them and the metric name).
 pub fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
-    if without {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    grouping.hash(&mut h);
+    without.hash(&mut h);
+    let key = (labels.clone(), h.finish());
+    if let Some(hit) = GROUP_CACHE.with(|c| c.borrow().get(&key).cloned()) {
+        return hit;
+    }
+    let value = if without {
         let mut b = drop_name(labels).to_builder();
         for g in grouping {
             b.delete(g);
@@ -567,7 +667,15 @@ pub fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labe
             }
         }
         b.build()
-    }
+    };
+    GROUP_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= CACHE_LIMIT {
+            c.clear();
+        }
+        c.insert(key, value.clone());
+    });
+    value
 }
 
 #[cfg(test)]

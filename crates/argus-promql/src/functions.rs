@@ -78,6 +78,49 @@ fn map_vector(v: Value, f: impl Fn(f64) -> f64) -> Result<Value> {
     ))
 }
 
+/// Range functions of one matrix argument that the engine evaluates directly on stored
+/// samples (no per-step copies): the value for one series' points in the window, or `None`
+/// for no output. Returns `None` when `name` is not one of them.
+pub fn direct_range_value(
+    name: &str,
+    p: &[(i64, f64)],
+    range: i64,
+    range_end: i64,
+) -> Option<Option<f64>> {
+    Some(match name {
+        "rate" => extrapolated(p, range, range_end, true, true),
+        "increase" => extrapolated(p, range, range_end, true, false),
+        "delta" => extrapolated(p, range, range_end, false, false),
+        "irate" => instant_delta(p, true),
+        "idelta" => instant_delta(p, false),
+        "sum_over_time" => Some(kahan_sum(p)),
+        "count_over_time" => Some(p.len() as f64),
+        "last_over_time" => p.last().map(|x| x.1),
+        "present_over_time" => Some(1.0),
+        "min_over_time" => p
+            .iter()
+            .map(|x| x.1)
+            .reduce(|a, b| if b < a || a.is_nan() { b } else { a }),
+        "max_over_time" => p
+            .iter()
+            .map(|x| x.1)
+            .reduce(|a, b| if b > a || a.is_nan() { b } else { a }),
+        "avg_over_time" => {
+            let mut mean = Mean::new(p.first()?.1);
+            for &(_, v) in &p[1..] {
+                mean.add(v);
+            }
+            Some(mean.value())
+        }
+        _ => return None,
+    })
+}
+
+/// Whether a direct range function keeps the metric name (only `last_over_time`).
+pub fn direct_keeps_name(name: &str) -> bool {
+    name == "last_over_time"
+}
+
 /// Applies `f` to every series of a matrix; series for which it returns `None` are dropped.
 fn over_time(
     v: Value,
@@ -519,8 +562,7 @@ pub fn call(
             // Classic histograms: group `_bucket` series by their labels without `le` (and the
             // name); series without a parsable `le` are left out.
             let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
-            let mut index: std::collections::HashMap<Labels, usize> =
-                std::collections::HashMap::new();
+            let mut index: crate::engine::LabelsMap<usize> = Default::default();
             for smp in vec {
                 let Some(le) = smp.labels.get("le").and_then(parse_le) else {
                     continue;
