@@ -2,6 +2,9 @@
 # Times the harness's two heaviest range queries against one server binary: loads 100k series
 # (75 minutes at 15s) with ../shared/bench's rwgen (build it first), then prints the median of
 # three runs of each query. Usage: scripts/range-query-probe.sh path/to/argus
+set -u
+BIN=$1
+rm -rf /tmp/rqdata
 $BIN server --config.file="$(dirname "$0")/../examples/prometheus.yml" --storage.tsdb.path=/tmp/rqdata --web.listen-address=127.0.0.1:19393 --web.enable-remote-write-receiver --log.level=warn > /tmp/rq.log 2>&1 &
 PID=$!
 for i in $(seq 1 100); do curl -sf 127.0.0.1:19393/-/ready >/dev/null && break; sleep 0.1; done
