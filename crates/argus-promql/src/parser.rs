@@ -351,15 +351,7 @@ impl Parser<'_> {
                 return Err(self.err(t.start, "fill modifiers are not allowed for set operations"));
             }
             self.next();
-            let negative = if *self.peek() == Tok::Sub {
-                self.next();
-                true
-            } else {
-                if *self.peek() == Tok::Add {
-                    self.next();
-                }
-                false
-            };
+            let negative = self.sign();
             let n = self.next();
             let Tok::Number(v) = n.tok else {
                 return Err(self.err(
@@ -651,19 +643,7 @@ impl Parser<'_> {
             grouping = self.label_list()?;
             have_grouping = true;
         }
-        self.expect(Tok::LParen, "aggregation")?;
-        let mut args = Vec::new();
-        if *self.peek() != Tok::RParen {
-            loop {
-                args.push(self.expr(0)?);
-                if *self.peek() == Tok::Comma {
-                    self.next();
-                    continue;
-                }
-                break;
-            }
-        }
-        let close = self.expect(Tok::RParen, "aggregation")?;
+        let (mut args, close) = self.arg_list("aggregation")?;
         let mut end = close.end;
         if !have_grouping && (self.is_keyword("by") || self.is_keyword("without")) {
             without = self.is_keyword("without");
@@ -690,22 +670,42 @@ impl Parser<'_> {
         })
     }
 
-    fn call(&mut self, name: &str, start: usize) -> Result<Expr, ParseError> {
-        let func = function(name)
-            .ok_or_else(|| self.err(start, format!("unknown function with name {name:?}")))?;
-        self.expect(Tok::LParen, "function call")?;
+    /// `( expr, expr, … )`: the arguments and the closing token.
+    fn arg_list(&mut self, context: &str) -> Result<(Vec<Expr>, Token), ParseError> {
+        self.expect(Tok::LParen, context)?;
         let mut args = Vec::new();
         if *self.peek() != Tok::RParen {
             loop {
                 args.push(self.expr(0)?);
-                if *self.peek() == Tok::Comma {
-                    self.next();
-                    continue;
+                if *self.peek() != Tok::Comma {
+                    break;
                 }
-                break;
+                self.next();
             }
         }
-        let close = self.expect(Tok::RParen, "function call")?;
+        let close = self.expect(Tok::RParen, context)?;
+        Ok((args, close))
+    }
+
+    /// An optional `+`/`-` sign; true for `-`.
+    fn sign(&mut self) -> bool {
+        match self.peek() {
+            Tok::Sub => {
+                self.next();
+                true
+            }
+            Tok::Add => {
+                self.next();
+                false
+            }
+            _ => false,
+        }
+    }
+
+    fn call(&mut self, name: &str, start: usize) -> Result<Expr, ParseError> {
+        let func = function(name)
+            .ok_or_else(|| self.err(start, format!("unknown function with name {name:?}")))?;
+        let (args, close) = self.arg_list("function call")?;
         Ok(Expr::Call {
             func,
             args,
@@ -784,16 +784,12 @@ impl Parser<'_> {
                 let t = self.next();
                 // One signed primary: `offset 5m`, `offset -(1m*2)`, `offset step()`; any
                 // arithmetic after it applies to the selector's result.
-                let d = match self.peek() {
-                    Tok::Sub => {
-                        self.next();
-                        DurExpr::Neg(Box::new(self.dur_primary("offset")?))
-                    }
-                    Tok::Add => {
-                        self.next();
-                        self.dur_primary("offset")?
-                    }
-                    _ => self.dur_primary("offset")?,
+                let negative = self.sign();
+                let primary = self.dur_primary("offset")?;
+                let d = if negative {
+                    DurExpr::Neg(Box::new(primary))
+                } else {
+                    primary
                 };
                 let (ms, e) = Self::folded(d);
                 expr = self.set_offset(expr, ms, e, t.start)?;
@@ -813,15 +809,7 @@ impl Parser<'_> {
                         }
                     }
                     Tok::Number(_) | Tok::Add | Tok::Sub | Tok::Duration(_) => {
-                        let negative = if *self.peek() == Tok::Sub {
-                            self.next();
-                            true
-                        } else {
-                            if *self.peek() == Tok::Add {
-                                self.next();
-                            }
-                            false
-                        };
+                        let negative = self.sign();
                         let n = self.next();
                         let secs = match n.tok {
                             Tok::Number(v) => v,

@@ -531,6 +531,25 @@ async fn remote_write(State(s): State<Shared>, headers: HeaderMap, body: Bytes) 
     }
 }
 
+/// Runs one query on a blocking thread under the concurrency limit, with the request's
+/// timeout and cancel-on-disconnect guard.
+async fn run_query<T: Send + 'static>(
+    s: &AppState,
+    p: &Params,
+    eval: impl FnOnce(&argus_promql::Engine, &Db) -> Result<T, argus_promql::EvalError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let (engine, _cancel) = crate::query::engine_for(p, &s.engine, s.query_timeout_ms)?;
+    let _slot = s
+        .query_slots
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let db = s.db.clone();
+    blocking(move || eval(&engine, &db))
+        .await?
+        .map_err(crate::query::eval_error)
+}
+
 async fn query(
     State(s): State<Shared>,
     RawQuery(q): RawQuery,
@@ -540,16 +559,7 @@ async fn query(
     let p = params(q, &headers, &body);
     let expr = crate::query::parse_query(&p)?;
     let t = p.time("time", argus_model::time::now_ms())?;
-    let (engine, _cancel) = crate::query::engine_for(&p, &s.engine, s.query_timeout_ms)?;
-    let _slot = s
-        .query_slots
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let db = s.db.clone();
-    let value = blocking(move || engine.instant(&*db, &expr, t))
-        .await?
-        .map_err(crate::query::eval_error)?;
+    let value = run_query(&s, &p, move |engine, db| engine.instant(db, &expr, t)).await?;
     Ok(crate::query::success_raw(&crate::query::result_json(
         &value,
     )))
@@ -564,16 +574,10 @@ async fn query_range(
     let p = params(q, &headers, &body);
     let expr = crate::query::parse_query(&p)?;
     let (start, end, step) = crate::query::range_params(&p)?;
-    let (engine, _cancel) = crate::query::engine_for(&p, &s.engine, s.query_timeout_ms)?;
-    let _slot = s
-        .query_slots
-        .acquire()
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let db = s.db.clone();
-    let series = blocking(move || engine.range(&*db, &expr, start, end, step))
-        .await?
-        .map_err(crate::query::eval_error)?;
+    let series = run_query(&s, &p, move |engine, db| {
+        engine.range(db, &expr, start, end, step)
+    })
+    .await?;
     Ok(crate::query::success_raw(&crate::query::matrix_json(
         &series,
     )))
