@@ -8,8 +8,6 @@ pub enum Error {
     InvalidRegex { regex: String, reason: String },
     #[error("cannot parse {0:?} to a valid timestamp")]
     InvalidTimestamp(String),
-    #[error("{0}")]
-    Selector(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

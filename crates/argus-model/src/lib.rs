@@ -11,7 +11,6 @@ pub mod labels;
 pub mod matcher;
 pub mod regex_go;
 pub mod sample;
-pub mod selector;
 pub mod time;
 
 pub use duration::Duration;

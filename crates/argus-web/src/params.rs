@@ -75,13 +75,19 @@ impl Params {
         }
     }
 
-    /// `match[]` selectors, each parsed into matchers.
+    /// `match[]` selectors, each parsed (by the PromQL parser, as Prometheus does) into
+    /// matchers.
     pub fn matchers(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
         self.get_all("match[]")
             .into_iter()
-            .map(|s| {
-                argus_model::selector::parse_selector(s)
-                    .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))
+            .map(|s| match argus_promql::parse(s) {
+                Ok(argus_promql::Expr::Vector(v)) => Ok(v.matchers),
+                Ok(_) => Err(ApiError::bad_data(format!(
+                    "invalid parameter \"match[]\": {s:?} is not a series selector"
+                ))),
+                Err(e) => Err(ApiError::bad_data(format!(
+                    "invalid parameter \"match[]\": {e}"
+                ))),
             })
             .collect()
     }
@@ -104,6 +110,33 @@ impl Params {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn match_selectors() {
+        let mut p = Params::default();
+        p.extend_from_urlencoded(
+            "match[]=up%7Bjob%3D%22a%22%2Cx%3D~%27b.*%27%7D&match[]=%7B%22my.metric%22%7D",
+        );
+        let sets = p.matchers().unwrap();
+        let shown: Vec<String> = sets[0].iter().map(|m| m.to_string()).collect();
+        assert_eq!(shown, vec![r#"__name__="up""#, r#"job="a""#, r#"x=~"b.*""#]);
+        assert_eq!(sets[1][0].to_string(), r#"__name__="my.metric""#);
+        for bad in [
+            "%7Ba%3D%22%22%7D",
+            "up%20%2B%201",
+            "up%7B",
+            "rate(x%5B5m%5D)",
+        ] {
+            let mut p = Params::default();
+            p.extend_from_urlencoded(&format!("match[]={bad}"));
+            let err = p.matchers().unwrap_err();
+            assert!(
+                err.message.starts_with("invalid parameter \"match[]\""),
+                "{bad}: {}",
+                err.message
+            );
+        }
+    }
 
     #[test]
     fn urlencoded_pairs() {
