@@ -8,7 +8,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::{Error, Result};
 
-const UNITS: [(&str, i64); 7] = [
+/// Duration units, largest first, with their size in milliseconds.
+pub const UNITS: [(&str, i64); 7] = [
     ("y", 365 * 24 * 3600 * 1000),
     ("w", 7 * 24 * 3600 * 1000),
     ("d", 24 * 3600 * 1000),

@@ -98,16 +98,6 @@ fn is_ident_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == ':'
 }
 
-const UNITS: [(&str, i64); 7] = [
-    ("y", 365 * 24 * 3600 * 1000),
-    ("w", 7 * 24 * 3600 * 1000),
-    ("d", 24 * 3600 * 1000),
-    ("h", 3600 * 1000),
-    ("m", 60 * 1000),
-    ("s", 1000),
-    ("ms", 1),
-];
-
 pub fn lex(input: &str) -> Result<Vec<Token>, LexError> {
     let bytes = input.as_bytes();
     let mut out = Vec::new();
@@ -288,7 +278,7 @@ fn duration_len(input: &str, start: usize) -> Option<usize> {
             j += 1;
         }
         let unit = &input[unit_start..j];
-        if !UNITS.iter().any(|(u, _)| *u == unit) {
+        if !argus_model::duration::UNITS.iter().any(|(u, _)| *u == unit) {
             j = digits;
             break;
         }
