@@ -15,7 +15,54 @@ use crate::http::HttpClientConfig;
 use crate::relabel::RelabelConfig;
 use crate::{Error, Result};
 
-type Opaque = serde_json::Value;
+/// Settings of features argus does not run yet, kept as parsed YAML. Printed (for
+/// `/api/v1/status/config`) with every secret-like value replaced by `<secret>`, as
+/// Prometheus prints its secret fields.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Opaque(pub serde_json::Value);
+
+/// Keys whose values Prometheus declares as secrets somewhere in its configuration.
+const SECRET_KEYS: [&str; 12] = [
+    "password",
+    "bearer_token",
+    "credentials",
+    "key",
+    "client_secret",
+    "secret_key",
+    "token",
+    "api_key",
+    "auth_token",
+    "secret",
+    "application_credential_secret",
+    "private_key",
+];
+
+fn masked(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let v = if SECRET_KEYS.contains(&k.as_str()) && v.is_string() {
+                        Value::String("<secret>".into())
+                    } else {
+                        masked(v)
+                    };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(masked).collect()),
+        other => other.clone(),
+    }
+}
+
+impl Serialize for Opaque {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        masked(&self.0).serialize(s)
+    }
+}
 
 fn d(s: &str) -> Duration {
     Duration::parse(s).unwrap_or_default()
@@ -587,6 +634,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// The configuration in effect as YAML, defaults filled in and secrets shown as
+    /// `<secret>` (`/api/v1/status/config`).
+    pub fn to_yaml(&self) -> String {
+        serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# cannot print config: {e}\n"))
+    }
+
     /// Fills defaults that depend on other sections and runs Prometheus's semantic checks.
     fn finish(mut self) -> Result<Self, String> {
         let g = &mut self.global;

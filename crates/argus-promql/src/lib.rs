@@ -7,10 +7,12 @@
 pub mod aggregate;
 pub mod ast;
 pub mod binary;
+pub mod compliance;
 pub mod engine;
 pub mod functions;
 pub mod lexer;
 pub mod parser;
+pub mod printer;
 pub mod promqltest;
 
 pub use ast::Expr;

@@ -1188,4 +1188,4 @@ fn check(input: &str, expr: &Expr) -> Result<(), ParseError> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,9 +2,12 @@
 //! its INDEX.md): `load`, `clear`, `eval instant|range` with `expect fail|ordered|string|range
 //! vector`, scalar and series expectations, compared with upstream's float tolerance.
 //!
+//! Every instant eval also runs the automatic checks of INDEX.md §11: the @-invariance
+//! variants (printed with the canonical printer and parsed again) and the range-mode
+//! cross-check.
+//!
 //! Not yet: native-histogram literals (`{{…}}`), `load_with_nhcb`, start-timestamp lines,
-//! annotation checks (`expect warn|info` fail, `no_warn|no_info` pass trivially) and the
-//! automatic @-invariance / range-mode cross-checks of INDEX.md §11.
+//! annotation checks (`expect warn|info` fail, `no_warn|no_info` pass trivially).
 
 use std::collections::BTreeMap;
 
@@ -531,15 +534,43 @@ fn run_eval(
         Ok(e) => e,
         Err(e) => return Some(format!("parse error: {e}")),
     };
-    let result = match ev.kind {
+    match ev.kind {
+        EvalKind::Range { start, end, step } => outcome(
+            ev,
+            engine
+                .range(store, &expr, start, end, step)
+                .map(Value::Matrix),
+        ),
         EvalKind::Instant { at } => {
             let t = ev.range_vector.map_or(at, |(_, end, _)| end);
-            engine.instant(store, &expr, t)
+            if let Some(f) = run_instant(engine, store, ev, &expr, t) {
+                return Some(f);
+            }
+            if at_invariance_skipped(&expr) {
+                return None;
+            }
+            // INDEX.md §11.1: pin every selector and subquery with `@ t`, print, and run at
+            // other times; the answer must not change.
+            let text = crate::printer::canonical(&with_at(&expr, t));
+            let pinned = match crate::parse(&text) {
+                Ok(e) => e,
+                Err(e) => return Some(format!("@-invariance: {text:?} does not parse: {e}")),
+            };
+            let times = if t == 0 {
+                vec![-1000, 0, 1000]
+            } else {
+                vec![-10 * t, 0, t / 5, t, 10 * t]
+            };
+            times.into_iter().find_map(|t2| {
+                run_instant(engine, store, ev, &pinned, t2)
+                    .map(|f| format!("@-invariance ({text} at {t2}ms): {f}"))
+            })
         }
-        EvalKind::Range { start, end, step } => engine
-            .range(store, &expr, start, end, step)
-            .map(Value::Matrix),
-    };
+    }
+}
+
+/// Checks an evaluation's outcome against the expected result or failure.
+fn outcome(ev: &Eval, result: crate::engine::Result<Value>) -> Option<String> {
     match (&ev.fail, result) {
         (Some(expected), Err(e)) => {
             let msg = e.to_string();
@@ -554,6 +585,137 @@ fn run_eval(
         (None, Err(e)) => Some(format!("error: {e}")),
         (None, Ok(value)) => compare(ev, value),
     }
+}
+
+/// One instant run, followed by the range-mode cross-check of INDEX.md §11.3 when it
+/// succeeded: the same query as a range query around `t` must give the same answer at `t`.
+fn run_instant(
+    engine: &Engine,
+    store: &MemStore,
+    ev: &Eval,
+    expr: &crate::ast::Expr,
+    t: i64,
+) -> Option<String> {
+    let result = engine.instant(store, expr, t);
+    let succeeded = result.is_ok();
+    if let Some(f) = outcome(ev, result) {
+        return Some(f);
+    }
+    let text = crate::printer::canonical(expr);
+    let range_mode = succeeded
+        && ev.fail.is_none()
+        && ev.range_vector.is_none()
+        && ev.string.is_none()
+        && !ev.ordered
+        && !["start()", "end()", "range()", "step()"]
+            .iter()
+            .any(|f| ev.query.contains(f) || text.contains(f));
+    if !range_mode {
+        return None;
+    }
+    let series = match engine.range(store, expr, t - 60_000, t + 60_000, 60_000) {
+        Ok(s) => s,
+        Err(e) => return Some(format!("range mode at {t}ms: error: {e}")),
+    };
+    if series.windows(2).any(|w| w[0].labels > w[1].labels) {
+        return Some(format!("range mode at {t}ms: matrix not sorted by labels"));
+    }
+    let at_t = |s: &crate::engine::Series| s.points.iter().find(|p| p.0 == t).map(|p| p.1);
+    let value = if ev.scalar.is_some() {
+        match series.as_slice() {
+            [one] => match at_t(one) {
+                Some(v) => Value::Scalar { t, v },
+                None => return Some(format!("range mode at {t}ms: no point at {t}")),
+            },
+            _ => {
+                return Some(format!(
+                    "range mode at {t}ms: expected one series for a scalar, got {}",
+                    series.len()
+                ));
+            }
+        }
+    } else {
+        Value::Vector(
+            series
+                .iter()
+                .filter_map(|s| {
+                    at_t(s).map(|v| crate::engine::Sample {
+                        labels: s.labels.clone(),
+                        t,
+                        v,
+                    })
+                })
+                .collect(),
+        )
+    };
+    compare(ev, value).map(|f| format!("range mode at {t}ms: {f}"))
+}
+
+/// Queries whose answer depends on the evaluation time by design (INDEX.md §11.1).
+fn at_invariance_skipped(expr: &crate::ast::Expr) -> bool {
+    use crate::ast::Expr;
+    const TIME_FUNCTIONS: [&str; 15] = [
+        "days_in_month",
+        "day_of_month",
+        "day_of_week",
+        "day_of_year",
+        "hour",
+        "minute",
+        "month",
+        "year",
+        "end",
+        "start",
+        "range",
+        "step",
+        "predict_linear",
+        "time",
+        "timestamp",
+    ];
+    match expr {
+        Expr::Call { func, args, .. } => {
+            TIME_FUNCTIONS.contains(&func.name) || args.iter().any(at_invariance_skipped)
+        }
+        Expr::Subquery { expr, .. } | Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => {
+            at_invariance_skipped(expr)
+        }
+        Expr::Binary { lhs, rhs, .. } => at_invariance_skipped(lhs) || at_invariance_skipped(rhs),
+        Expr::Aggregate { expr, param, .. } => {
+            at_invariance_skipped(expr) || param.as_deref().is_some_and(at_invariance_skipped)
+        }
+        Expr::Number { .. } | Expr::String { .. } | Expr::Vector(_) | Expr::Matrix { .. } => false,
+    }
+}
+
+/// Gives every selector and subquery without `@` the modifier `@ t` (not descending into
+/// subqueries, which carry the `@` for their inside).
+fn with_at(expr: &crate::ast::Expr, t: i64) -> crate::ast::Expr {
+    use crate::ast::{AtModifier, Expr};
+    let mut e = expr.clone();
+    fn walk(e: &mut Expr, t: i64) {
+        match e {
+            Expr::Vector(sel) | Expr::Matrix { selector: sel, .. } => {
+                sel.at.get_or_insert(AtModifier::Timestamp(t));
+            }
+            Expr::Subquery { at, .. } => {
+                at.get_or_insert(AtModifier::Timestamp(t));
+            }
+            Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => walk(expr, t),
+            Expr::Binary { lhs, rhs, .. } => {
+                walk(lhs, t);
+                walk(rhs, t);
+            }
+            Expr::Aggregate { expr, param, .. } => {
+                walk(expr, t);
+                if let Some(p) = param {
+                    walk(p, t);
+                }
+            }
+            Expr::Call { args, .. } => args.iter_mut().for_each(|a| walk(a, t)),
+            Expr::Number { .. } | Expr::String { .. } => {}
+        }
+    }
+    walk(&mut e, t);
+    e
 }
 
 fn compare(ev: &Eval, value: Value) -> Option<String> {

@@ -5,6 +5,7 @@
 //! Handlers never block the async runtime: storage calls run on blocking threads.
 
 pub mod api;
+pub mod ast_json;
 pub mod params;
 pub mod process;
 pub mod query;

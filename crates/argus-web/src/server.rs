@@ -38,6 +38,11 @@ pub trait Lifecycle: Send + Sync + 'static {
     fn reload(&self) -> Result<(), String>;
     /// Starts a graceful shutdown.
     fn quit(&self);
+    /// The configuration in effect, as YAML with secrets hidden.
+    fn config_yaml(&self) -> String;
+    /// Whether the last reload succeeded, and when the configuration in effect was loaded
+    /// (Unix milliseconds).
+    fn reload_status(&self) -> (bool, i64);
 }
 
 pub struct AppState {
@@ -76,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .route("/status/flags", get(flags))
         .route("/status/tsdb", get(tsdb_status))
         .route("/status/runtimeinfo", get(runtimeinfo))
+        .route("/status/config", get(status_config))
+        .route("/format_query", get(format_query).post(format_query))
+        .route("/parse_query", get(parse_query).post(parse_query))
         .route("/metadata", get(metadata))
         .route(
             "/query_exemplars",
@@ -610,14 +618,14 @@ struct RuntimeInfo {
 }
 
 async fn runtimeinfo(State(s): State<Shared>) -> ApiResult {
-    let started = argus_model::time::format_rfc3339_millis(s.start_time_ms);
+    let (reload_ok, loaded_ms) = s.lifecycle.reload_status();
     let info = RuntimeInfo {
-        start_time: started.clone(),
+        start_time: argus_model::time::format_rfc3339_millis(s.start_time_ms),
         cwd: std::env::current_dir()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
-        reload_config_success: true,
-        last_config_time: started,
+        reload_config_success: reload_ok,
+        last_config_time: argus_model::time::format_rfc3339_millis(loaded_ms),
         corruption_count: s.db.stats.wal_corruptions.load(Ordering::Relaxed),
         goroutine_count: 0,
         gomaxprocs: std::thread::available_parallelism()
@@ -629,6 +637,28 @@ async fn runtimeinfo(State(s): State<Shared>) -> ApiResult {
         storage_retention: s.retention.clone(),
     };
     Ok(success(&info, &[]))
+}
+
+/// `/api/v1/status/config`: the configuration in effect.
+async fn status_config(State(s): State<Shared>) -> ApiResult {
+    Ok(success(
+        &serde_json::json!({ "yaml": s.lifecycle.config_yaml() }),
+        &[],
+    ))
+}
+
+/// `/api/v1/format_query`: the query in Prometheus's pretty-printed form.
+async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let p = params(q, &headers, &body);
+    let expr = crate::query::parse_query(&p)?;
+    Ok(success(&argus_promql::printer::pretty(&expr), &[]))
+}
+
+/// `/api/v1/parse_query`: the syntax tree as JSON (for the UI's tree view).
+async fn parse_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> ApiResult {
+    let p = params(q, &headers, &body);
+    let expr = crate::query::parse_query(&p)?;
+    Ok(success(&crate::ast_json::translate(&expr), &[]))
 }
 
 /// Metric metadata comes from scraped HELP/TYPE/UNIT lines (not collected yet): an empty

@@ -150,6 +150,17 @@ impl Lifecycle for Process {
     fn quit(&self) {
         self.shutdown.notify_one();
     }
+
+    fn config_yaml(&self) -> String {
+        self.config.lock().to_yaml()
+    }
+
+    fn reload_status(&self) -> (bool, i64) {
+        (
+            self.reload_status.successful.load(Ordering::Relaxed),
+            self.reload_status.success_timestamp.load(Ordering::Relaxed) * 1000,
+        )
+    }
 }
 
 fn serve(args: ServerArgs) -> anyhow::Result<()> {

@@ -121,3 +121,53 @@ fn shared_corpus_good_files_load_and_bad_files_are_refused() {
         "now refused, remove from bad_not_yet_refused.txt: {now_refused:?}"
     );
 }
+
+/// The printed configuration loads again and prints the same; secrets never appear.
+#[test]
+fn printed_config_round_trips_and_hides_secrets() {
+    let text = r#"
+global:
+  scrape_interval: 30s
+scrape_configs:
+  - job_name: a
+    basic_auth:
+      username: u
+      password: hunter2
+    consul_sd_configs:
+      - server: localhost:8500
+        token: consul-token-123
+    static_configs:
+      - targets: ["127.0.0.1:9100"]
+"#;
+    let c = parse_str(text, "t.yml").unwrap();
+    let yaml = c.to_yaml();
+    assert!(
+        !yaml.contains("hunter2") && !yaml.contains("consul-token-123"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("<secret>"), "{yaml}");
+    assert!(
+        yaml.contains("scrape_timeout: 10s"),
+        "defaults filled in: {yaml}"
+    );
+    let again = parse_str(&yaml, "printed.yml").unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    assert_eq!(again.to_yaml(), yaml);
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/compat/prometheus-config");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().ends_with(".good.yml") {
+            continue;
+        }
+        let Ok(c) = load_file(&path) else { continue };
+        let yaml = c.to_yaml();
+        // Files referenced relative to the original stay resolvable from the same directory.
+        let again = parse_str(&yaml, &path.display().to_string())
+            .unwrap_or_else(|e| panic!("{}: {e}\n{yaml}", path.display()));
+        assert_eq!(again.to_yaml(), yaml, "{}", path.display());
+        checked += 1;
+    }
+    assert!(checked > 10, "only {checked} compat files checked");
+}

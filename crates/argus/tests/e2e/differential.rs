@@ -234,62 +234,6 @@ fn load(url: &str, series: &[TimeSeries], start: i64, end: i64) {
     }
 }
 
-fn expand(query: &str) -> Vec<String> {
-    let values: &[(&str, &[&str])] = &[
-        ("{{.arithBinOp}}", &["+", "-", "*", "/", "%", "^"]),
-        ("{{.binOp}}", &["+", "/", "==", ">", "and", "or", "unless"]),
-        ("{{.clampFunc}}", &["clamp_min", "clamp_max"]),
-        ("{{.compBinOp}}", &["==", "!=", "<", ">", "<=", ">="]),
-        (
-            "{{.dateFunc}}",
-            &[
-                "day_of_month",
-                "day_of_week",
-                "days_in_month",
-                "hour",
-                "minute",
-                "month",
-                "year",
-            ],
-        ),
-        ("{{.extrapolatedRateFunc}}", &["delta", "rate", "increase"]),
-        ("{{.instantRateFunc}}", &["idelta", "irate"]),
-        ("{{.offset}}", &["1m", "5m", "10m"]),
-        (
-            "{{.quantile}}",
-            &["-0.5", "0.1", "0.5", "0.75", "0.95", "0.9999", "1", "1.5"],
-        ),
-        ("{{.range}}", &["1m", "5m", "15m"]),
-        (
-            "{{.simpleAggrOp}}",
-            &["sum", "avg", "max", "min", "count", "stddev", "stdvar"],
-        ),
-        (
-            "{{.simpleMathFunc}}",
-            &[
-                "abs", "ceil", "floor", "exp", "sqrt", "ln", "log2", "log10", "round",
-            ],
-        ),
-        (
-            "{{.simpleTimeAggrOp}}",
-            &[
-                "sum", "avg", "max", "min", "count", "stddev", "stdvar", "last", "present",
-            ],
-        ),
-        ("{{.topBottomOp}}", &["topk", "bottomk"]),
-    ];
-    let mut out = vec![query.to_string()];
-    for (k, vs) in values {
-        if out[0].contains(k) {
-            out = out
-                .iter()
-                .flat_map(|q| vs.iter().map(move |v| q.replace(k, v)))
-                .collect();
-        }
-    }
-    out
-}
-
 fn queries() -> Vec<(String, bool)> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -297,24 +241,7 @@ fn queries() -> Vec<(String, bool)> {
     );
     let text =
         std::fs::read_to_string(path).expect("../shared/compliance must sit beside the checkout");
-    let mut out = Vec::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(rest) = line.trim_start().strip_prefix("- query: ") else {
-            continue;
-        };
-        let should_fail = lines
-            .peek()
-            .is_some_and(|l| l.contains("should_fail: true"));
-        let mut q = rest.trim().to_string();
-        if (q.starts_with('\'') && q.ends_with('\'')) || (q.starts_with('"') && q.ends_with('"')) {
-            q = q[1..q.len() - 1].replace("''", "'");
-        }
-        for e in expand(&q) {
-            out.push((e, should_fail));
-        }
-    }
-    out
+    argus_promql::compliance::queries(&text)
 }
 
 /// A query result reduced to comparable form: label set → points, or an error marker.

@@ -140,3 +140,65 @@ fn instant_and_range_queries_answer_like_prometheus() {
         "{body}"
     );
 }
+
+/// `format_query`, `parse_query` and `status/config` (secrets hidden), GET and POST.
+#[test]
+fn format_parse_query_and_config_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data"))
+        .config(
+            "global:\n  scrape_interval: 15s\nremote_write:\n  - url: http://127.0.0.1:1/w\n    basic_auth:\n      username: u\n      password: hunter2\n",
+        )
+        .start();
+    let (status, body) = raw(
+        &argus,
+        &format!(
+            "/api/v1/format_query?query={}",
+            urlencode("sum(rate(x{b='1',a=\"2\"}[5m])) by (job)")
+        ),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":"sum by (job) (rate(x{a=\"2\",b=\"1\"}[5m]))"}"#
+    );
+    let r = client()
+        .post(argus.url("/api/v1/format_query"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("query={}", urlencode("a   +   on(b)   c")))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.text().unwrap(),
+        r#"{"status":"success","data":"a + on (b) c"}"#
+    );
+    let (status, body) = raw(&argus, "/api/v1/format_query?query=sum(");
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error: unexpected end of input"}"#
+    );
+
+    let (status, body) = raw(
+        &argus,
+        &format!("/api/v1/parse_query?query={}", urlencode("-x")),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        concat!(
+            r#"{"status":"success","data":{"expr":{"matchers":[{"name":"__name__","type":"=","value":"x"}],"#,
+            r#""name":"x","offset":0,"startOrEnd":null,"timestamp":null,"type":"vectorSelector"},"op":"-","type":"unaryExpr"}}"#
+        )
+    );
+
+    let yaml = argus.get_json("/api/v1/status/config")["data"]["yaml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(yaml.contains("url: http://127.0.0.1:1/w"), "{yaml}");
+    assert!(
+        yaml.contains("password: <secret>") && !yaml.contains("hunter2"),
+        "{yaml}"
+    );
+}

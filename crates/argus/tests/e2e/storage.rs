@@ -488,6 +488,8 @@ fn bad_config_refuses_start_and_reload_keeps_the_old_one() {
         argus.metric("prometheus_config_last_reload_successful"),
         Some(0.0)
     );
+    let info = argus.get_json("/api/v1/status/runtimeinfo");
+    assert_eq!(info["data"]["reloadConfigSuccess"], false);
     // Still serving; a good config reloads; SIGHUP works too.
     write_file(
         &argus.config,
@@ -498,6 +500,19 @@ fn bad_config_refuses_start_and_reload_keeps_the_old_one() {
     assert_eq!(
         argus.metric("prometheus_config_last_reload_successful"),
         Some(1.0)
+    );
+    let info = argus.get_json("/api/v1/status/runtimeinfo");
+    assert_eq!(info["data"]["reloadConfigSuccess"], true);
+    // /api/v1/status/config shows the configuration now in effect, defaults filled in.
+    let yaml = argus.get_json("/api/v1/status/config")["data"]["yaml"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        yaml.contains("scrape_interval: 30s")
+            && yaml.contains("out_of_order_time_window: 1h")
+            && yaml.contains("evaluation_interval: 1m"),
+        "{yaml}"
     );
     // The out-of-order window took effect without a restart.
     let t = now_ms();

@@ -1,0 +1,411 @@
+//! Printing expressions back to PromQL: the canonical one-line form (Prometheus's `String()`,
+//! used by the @-invariance check and `parse_query`) and the pretty form of
+//! `/api/v1/format_query` (split and indented once a node is wider than 100 characters).
+//!
+//! Known difference: constant duration expressions are folded by the parser, so `[26m+4m]`
+//! prints as `[30m]` (Prometheus keeps the expression's text).
+
+use std::fmt::Write;
+
+use argus_model::{Duration, Matcher, gofmt};
+
+use crate::ast::*;
+
+/// Nodes wider than this are split over several lines by [`pretty`].
+const MAX_LINE: usize = 100;
+
+/// Prometheus's canonical one-line form.
+pub fn canonical(expr: &Expr) -> String {
+    let mut out = String::new();
+    write_expr(&mut out, expr);
+    out
+}
+
+/// Prometheus's `Prettify`: the canonical form, split over lines and indented by two spaces
+/// per level for nodes longer than 100 characters.
+pub fn pretty(expr: &Expr) -> String {
+    pretty_at(expr, 0)
+}
+
+fn indent(level: usize) -> String {
+    "  ".repeat(level)
+}
+
+fn pretty_at(expr: &Expr, level: usize) -> String {
+    let flat = canonical(expr);
+    let split = flat.len() > MAX_LINE;
+    match expr {
+        Expr::Aggregate {
+            op,
+            param,
+            expr: inner,
+            grouping,
+            without,
+            ..
+        } if split => {
+            let mut s = indent(level);
+            write_agg_op(&mut s, *op, grouping, *without);
+            s.push_str("(\n");
+            if let Some(p) = param {
+                s.push_str(&pretty_at(p, level + 1));
+                s.push_str(",\n");
+            }
+            s.push_str(&pretty_at(inner, level + 1));
+            s.push('\n');
+            s.push_str(&indent(level));
+            s.push(')');
+            s
+        }
+        Expr::Binary {
+            op,
+            lhs,
+            rhs,
+            matching,
+            return_bool,
+            ..
+        } if split => {
+            let mut s = pretty_at(lhs, level + 1);
+            s.push('\n');
+            s.push_str(&indent(level));
+            s.push_str(op.as_str());
+            if *return_bool {
+                s.push_str(" bool");
+            }
+            write_matching(&mut s, matching.as_ref());
+            s.push('\n');
+            s.push_str(&pretty_at(rhs, level + 1));
+            s
+        }
+        Expr::Call { func, args, .. } if split => {
+            let parts: Vec<String> = args.iter().map(|a| pretty_at(a, level + 1)).collect();
+            format!(
+                "{}{}(\n{}\n{})",
+                indent(level),
+                func.name,
+                parts.join(",\n"),
+                indent(level)
+            )
+        }
+        Expr::Paren { expr, .. } if split => format!(
+            "{}(\n{}\n{})",
+            indent(level),
+            pretty_at(expr, level + 1),
+            indent(level)
+        ),
+        // As upstream: a subquery indents only through its inner expression.
+        Expr::Subquery { expr: inner, .. } if split => {
+            let mut s = pretty_at(inner, level);
+            write_subquery_suffix(&mut s, expr);
+            s
+        }
+        Expr::Subquery { .. } => flat,
+        Expr::Unary { negate, expr, .. } => {
+            let child = pretty_at(expr, level);
+            format!(
+                "{}{}{}",
+                indent(level),
+                if *negate { "-" } else { "+" },
+                child.trim()
+            )
+        }
+        _ => indent(level) + &flat,
+    }
+}
+
+fn write_labels(out: &mut String, names: &[String]) {
+    for (i, n) in names.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        if argus_model::labels::is_valid_label_name(n) {
+            out.push_str(n);
+        } else {
+            out.push_str(&gofmt::quote(n));
+        }
+    }
+}
+
+fn write_matching(out: &mut String, matching: Option<&VectorMatching>) {
+    let Some(vm) = matching else { return };
+    let grouped = matches!(vm.card, Cardinality::ManyToOne | Cardinality::OneToMany);
+    if !vm.labels.is_empty() || vm.on || grouped {
+        out.push_str(if vm.on { " on (" } else { " ignoring (" });
+        write_labels(out, &vm.labels);
+        out.push(')');
+    }
+    if grouped {
+        out.push_str(if vm.card == Cardinality::ManyToOne {
+            " group_left ("
+        } else {
+            " group_right ("
+        });
+        write_labels(out, &vm.include);
+        out.push(')');
+    }
+    match (vm.fill_left, vm.fill_right) {
+        (None, None) => {}
+        (Some(l), Some(r)) if l.to_bits() == r.to_bits() => {
+            let _ = write!(out, " fill ({})", gofmt::format_g(l));
+        }
+        (l, r) => {
+            if let Some(l) = l {
+                let _ = write!(out, " fill_left ({})", gofmt::format_g(l));
+            }
+            if let Some(r) = r {
+                let _ = write!(out, " fill_right ({})", gofmt::format_g(r));
+            }
+        }
+    }
+}
+
+fn matcher_string(m: &Matcher) -> String {
+    let name = if argus_model::labels::is_valid_label_name(&m.name) {
+        m.name.clone()
+    } else {
+        gofmt::quote(&m.name)
+    };
+    format!("{name}{}{}", m.op.as_str(), gofmt::quote(&m.value))
+}
+
+fn write_duration(out: &mut String, ms: i64) {
+    let _ = write!(out, "{}", Duration::from_millis(ms));
+}
+
+fn write_dur_expr(out: &mut String, e: &DurExpr) {
+    match e {
+        DurExpr::Num(secs) => {
+            let ms = secs * 1000.0;
+            if ms.fract() == 0.0 && ms.abs() < 9e15 && ms != 0.0 {
+                write_duration(out, ms as i64);
+            } else {
+                out.push_str(&gofmt::format_f(*secs));
+            }
+        }
+        DurExpr::Step => out.push_str("step()"),
+        DurExpr::Range => out.push_str("range()"),
+        DurExpr::Neg(inner) => {
+            out.push('-');
+            write_dur_expr(out, inner);
+        }
+        DurExpr::MinOf(a, b) | DurExpr::MaxOf(a, b) => {
+            out.push_str(if matches!(e, DurExpr::MinOf(..)) {
+                "min("
+            } else {
+                "max("
+            });
+            write_dur_expr(out, a);
+            out.push_str(", ");
+            write_dur_expr(out, b);
+            out.push(')');
+        }
+        DurExpr::Bin(op, a, b) => {
+            write_dur_operand(out, a, *op);
+            let _ = write!(out, " {} ", op.as_str());
+            write_dur_operand(out, b, *op);
+        }
+    }
+}
+
+/// Operands of a binary duration expression get parentheses when they bind looser.
+fn write_dur_operand(out: &mut String, e: &DurExpr, parent: BinOp) {
+    let wrap = matches!(e, DurExpr::Bin(op, ..) if op.precedence() < parent.precedence());
+    if wrap {
+        out.push('(');
+    }
+    write_dur_expr(out, e);
+    if wrap {
+        out.push(')');
+    }
+}
+
+fn write_offset(out: &mut String, ms: i64, expr: Option<&DurExpr>) {
+    match expr {
+        Some(e) => {
+            out.push_str(" offset ");
+            let atom = matches!(e, DurExpr::Num(_) | DurExpr::Step | DurExpr::Range);
+            if !atom {
+                out.push('(');
+            }
+            write_dur_expr(out, e);
+            if !atom {
+                out.push(')');
+            }
+        }
+        None if ms > 0 => {
+            out.push_str(" offset ");
+            write_duration(out, ms);
+        }
+        None if ms < 0 => {
+            out.push_str(" offset -");
+            write_duration(out, -ms);
+        }
+        None => {}
+    }
+}
+
+fn write_at(out: &mut String, at: Option<AtModifier>) {
+    match at {
+        Some(AtModifier::Timestamp(ms)) => {
+            let _ = write!(out, " @ {:.3}", ms as f64 / 1000.0);
+        }
+        Some(AtModifier::Start) => out.push_str(" @ start()"),
+        Some(AtModifier::End) => out.push_str(" @ end()"),
+        None => {}
+    }
+}
+
+/// The selector without `@`/offset.
+fn write_selector_body(out: &mut String, sel: &VectorSelector) {
+    let name = sel.name.as_deref().unwrap_or("");
+    let mut parts: Vec<String> = sel
+        .matchers
+        .iter()
+        .filter(|m| {
+            !(m.name == argus_model::labels::METRIC_NAME
+                && m.op == argus_model::MatchOp::Equal
+                && m.value == name
+                && !m.value.is_empty())
+        })
+        .map(matcher_string)
+        .collect();
+    out.push_str(name);
+    if !parts.is_empty() {
+        parts.sort();
+        out.push('{');
+        out.push_str(&parts.join(","));
+        out.push('}');
+    }
+}
+
+fn write_subquery_suffix(out: &mut String, expr: &Expr) {
+    let Expr::Subquery {
+        range_ms,
+        step_ms,
+        offset_ms,
+        at,
+        dur_exprs,
+        ..
+    } = expr
+    else {
+        return;
+    };
+    let exprs = dur_exprs.as_deref();
+    out.push('[');
+    match exprs.and_then(|d| d[0].as_ref()) {
+        Some(e) => write_dur_expr(out, e),
+        None => write_duration(out, *range_ms),
+    }
+    out.push(':');
+    match (exprs.and_then(|d| d[1].as_ref()), step_ms) {
+        (Some(e), _) => write_dur_expr(out, e),
+        (None, Some(s)) if *s != 0 => write_duration(out, *s),
+        _ => {}
+    }
+    out.push(']');
+    write_at(out, *at);
+    write_offset(out, *offset_ms, exprs.and_then(|d| d[2].as_ref()));
+}
+
+fn write_expr(out: &mut String, expr: &Expr) {
+    match expr {
+        Expr::Number { value, .. } => out.push_str(&gofmt::format_f(*value)),
+        Expr::String { value, .. } => out.push_str(&gofmt::quote(value)),
+        Expr::Vector(sel) => {
+            write_selector_body(out, sel);
+            write_at(out, sel.at);
+            write_offset(out, sel.offset_ms, sel.offset_expr.as_ref());
+        }
+        Expr::Matrix {
+            selector,
+            range_ms,
+            range_expr,
+            ..
+        } => {
+            write_selector_body(out, selector);
+            out.push('[');
+            match range_expr {
+                Some(e) => write_dur_expr(out, e),
+                None => write_duration(out, *range_ms),
+            }
+            out.push(']');
+            write_at(out, selector.at);
+            write_offset(out, selector.offset_ms, selector.offset_expr.as_ref());
+        }
+        Expr::Subquery { expr: inner, .. } => {
+            write_expr(out, inner);
+            write_subquery_suffix(out, expr);
+        }
+        Expr::Paren { expr, .. } => {
+            out.push('(');
+            write_expr(out, expr);
+            out.push(')');
+        }
+        Expr::Unary { negate, expr, .. } => {
+            out.push(if *negate { '-' } else { '+' });
+            write_expr(out, expr);
+        }
+        Expr::Binary {
+            op,
+            lhs,
+            rhs,
+            matching,
+            return_bool,
+            ..
+        } => {
+            write_expr(out, lhs);
+            out.push(' ');
+            out.push_str(op.as_str());
+            if *return_bool {
+                out.push_str(" bool");
+            }
+            write_matching(out, matching.as_ref());
+            out.push(' ');
+            write_expr(out, rhs);
+        }
+        Expr::Aggregate {
+            op,
+            expr,
+            param,
+            grouping,
+            without,
+            ..
+        } => {
+            write_agg_op(out, *op, grouping, *without);
+            out.push('(');
+            if let Some(p) = param {
+                write_expr(out, p);
+                out.push_str(", ");
+            }
+            write_expr(out, expr);
+            out.push(')');
+        }
+        Expr::Call { func, args, .. } => {
+            out.push_str(func.name);
+            out.push('(');
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_expr(out, a);
+            }
+            out.push(')');
+        }
+    }
+}
+
+/// `sum`, `sum by (a, b) `, `sum without () `.
+fn write_agg_op(out: &mut String, op: AggOp, grouping: &[String], without: bool) {
+    out.push_str(op.as_str());
+    if without {
+        out.push_str(" without (");
+        write_labels(out, grouping);
+        out.push_str(") ");
+    } else if !grouping.is_empty() {
+        out.push_str(" by (");
+        write_labels(out, grouping);
+        out.push_str(") ");
+    }
+}
+
+#[cfg(test)]
+mod tests;
