@@ -218,10 +218,69 @@ impl PartialOrd for Labels {
 }
 
 impl Ord for Labels {
-    /// Lexicographic by (name, value) pairs, as Prometheus orders label sets.
+    /// Lexicographic by (name, value) pairs, as Prometheus orders label sets. Leading labels
+    /// whose packed bytes are identical are skipped without comparing strings (sorting
+    /// selected series spends most of its time in label sets sharing their first labels).
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.iter().cmp(other.iter())
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        let (mut a, mut b) = (self.iter(), other.iter());
+        let common = common_prefix(&a.bytes[a.pos..], &b.bytes[b.pos..]);
+        let start = a.pos;
+        while a.left > 0 && b.left > 0 {
+            let mut end = a.pos;
+            for _ in 0..2 {
+                let len = get_varint(a.bytes, &mut end);
+                end += len;
+            }
+            if end - start > common {
+                break;
+            }
+            // The same bytes at the same offsets on both sides: the same label.
+            b.pos += end - a.pos;
+            a.pos = end;
+            a.left -= 1;
+            b.left -= 1;
+        }
+        a.cmp(b)
     }
+}
+
+/// Length of the longest common prefix of two byte strings.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_ne_bytes([
+            a[i],
+            a[i + 1],
+            a[i + 2],
+            a[i + 3],
+            a[i + 4],
+            a[i + 5],
+            a[i + 6],
+            a[i + 7],
+        ]);
+        let y = u64::from_ne_bytes([
+            b[i],
+            b[i + 1],
+            b[i + 2],
+            b[i + 3],
+            b[i + 4],
+            b[i + 5],
+            b[i + 6],
+            b[i + 7],
+        ]);
+        if x != y {
+            break;
+        }
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
 }
 
 impl fmt::Display for Labels {
@@ -343,6 +402,29 @@ mod tests {
             for (n, v) in &a {
                 prop_assert_eq!(la.get(n), Some(v.as_str()));
             }
+        }
+
+        /// Label sets sharing leading labels (the case the byte-prefix skip handles) order
+        /// as their (name, value) pairs do, including lengths that cross varint sizes.
+        #[test]
+        fn order_with_shared_prefixes(base in pairs(), keep in 0usize..9, tail in pairs(),
+                                      long in proptest::option::of("[a-c]{120,140}")) {
+            let mut a = base.clone();
+            if let Some(l) = &long
+                && a.last().is_none_or(|(last, _)| last.as_str() < "zzzzzzz")
+            {
+                a.push(("zzzzzzz".to_string(), l.clone()));
+            }
+            let mut b: Vec<(String, String)> = base.into_iter().take(keep).collect();
+            for (n, v) in tail {
+                if b.last().is_none_or(|(last, _)| *last < n) {
+                    b.push((n, v));
+                }
+            }
+            let (la, lb) = (Labels::from_pairs(&a), Labels::from_pairs(&b));
+            prop_assert_eq!(la.cmp(&lb), a.cmp(&b));
+            prop_assert_eq!(lb.cmp(&la), b.cmp(&a));
+            prop_assert_eq!(la.cmp(&la.clone()), std::cmp::Ordering::Equal);
         }
     }
 }

@@ -222,89 +222,156 @@ pub fn eval(
             }
             Ok(Value::Vector(out))
         }
-        _ => {
-            let q = if op == AggOp::Quantile {
-                Some(scalar_param(op, &param)?)
-            } else {
-                None
-            };
-            struct Acc {
-                sum: f64,
-                c: f64,
-                count: f64,
-                min: f64,
-                max: f64,
-                mean: f64,
-                m2: f64,
-                avg: Mean,
-                values: Vec<f64>,
-            }
-            let mut groups: crate::engine::LabelsMap<Acc> = Default::default();
+        AggOp::Quantile => {
+            let q = scalar_param(op, &param)?;
+            let mut groups: crate::engine::LabelsMap<Vec<f64>> = Default::default();
             let mut order = Vec::new();
             for s in vec {
                 let key = group_labels(&s.labels, grouping, without);
-                let acc = groups.entry(key.clone()).or_insert_with(|| {
-                    order.push(key);
-                    Acc {
-                        sum: 0.0,
-                        c: 0.0,
-                        count: 0.0,
-                        min: s.v,
-                        max: s.v,
-                        mean: 0.0,
-                        m2: 0.0,
-                        avg: Mean::new(s.v),
-                        values: Vec::new(),
+                groups
+                    .entry(key.clone())
+                    .or_insert_with(|| {
+                        order.push(key);
+                        Vec::new()
+                    })
+                    .push(s.v);
+            }
+            let mut out = Vec::with_capacity(order.len());
+            for key in order {
+                if let Some(mut values) = groups.remove(&key) {
+                    let v = quantile(q, &mut values);
+                    out.push(Sample { labels: key, t, v });
+                }
+            }
+            Ok(Value::Vector(out))
+        }
+        _ => {
+            let mut groups: crate::engine::LabelsMap<Running> = Default::default();
+            let mut order = Vec::new();
+            for s in vec {
+                let key = group_labels(&s.labels, grouping, without);
+                match groups.get_mut(&key) {
+                    Some(acc) => acc.add(s.v),
+                    None => {
+                        let acc = Running::new(op, s.v).ok_or_else(|| unsupported(op))?;
+                        groups.insert(key.clone(), acc);
+                        order.push(key);
                     }
-                });
-                if acc.count > 0.0 {
-                    acc.avg.add(s.v);
-                }
-                let (sum, c) = kahan_inc(s.v, acc.sum, acc.c);
-                acc.sum = sum;
-                acc.c = c;
-                acc.count += 1.0;
-                if acc.min > s.v || acc.min.is_nan() {
-                    acc.min = s.v;
-                }
-                if acc.max < s.v || acc.max.is_nan() {
-                    acc.max = s.v;
-                }
-                let delta = s.v - acc.mean;
-                acc.mean += delta / acc.count;
-                acc.m2 += delta * (s.v - acc.mean);
-                if q.is_some() {
-                    acc.values.push(s.v);
                 }
             }
             let mut out = Vec::with_capacity(order.len());
             for key in order {
-                let Some(mut acc) = groups.remove(&key) else {
-                    continue;
-                };
-                let v = match op {
-                    AggOp::Sum => {
-                        if acc.sum.is_infinite() {
-                            acc.sum
-                        } else {
-                            acc.sum + acc.c
-                        }
-                    }
-                    AggOp::Avg => acc.avg.value(),
-                    AggOp::Count => acc.count,
-                    AggOp::Min => acc.min,
-                    AggOp::Max => acc.max,
-                    AggOp::Group => 1.0,
-                    AggOp::Stdvar => acc.m2 / acc.count,
-                    AggOp::Stddev => (acc.m2 / acc.count).sqrt(),
-                    AggOp::Quantile => quantile(q.unwrap_or(f64::NAN), &mut acc.values),
-                    _ => unreachable_op(op)?,
-                };
-                out.push(Sample { labels: key, t, v });
+                if let Some(acc) = groups.remove(&key) {
+                    out.push(Sample {
+                        labels: key,
+                        t,
+                        v: acc.value(),
+                    });
+                }
             }
             Ok(Value::Vector(out))
         }
     }
+}
+
+/// One group's running value for the aggregations that need no parameter and no sorting
+/// (`sum avg count min max group stddev stdvar`), with Prometheus's numerics.
+#[derive(Debug, Clone, Copy)]
+pub enum Running {
+    Sum {
+        sum: f64,
+        c: f64,
+    },
+    Count(f64),
+    Min(f64),
+    Max(f64),
+    Avg(Mean),
+    Var {
+        count: f64,
+        mean: f64,
+        m2: f64,
+        sqrt: bool,
+    },
+    Group,
+}
+
+impl Running {
+    /// The state after the group's first value; `None` for other operators.
+    pub fn new(op: AggOp, first: f64) -> Option<Running> {
+        let mut acc = match op {
+            AggOp::Sum => Running::Sum { sum: 0.0, c: 0.0 },
+            AggOp::Count => Running::Count(0.0),
+            AggOp::Min => return Some(Running::Min(first)),
+            AggOp::Max => return Some(Running::Max(first)),
+            AggOp::Avg => return Some(Running::Avg(Mean::new(first))),
+            AggOp::Stddev | AggOp::Stdvar => Running::Var {
+                count: 0.0,
+                mean: 0.0,
+                m2: 0.0,
+                sqrt: op == AggOp::Stddev,
+            },
+            AggOp::Group => return Some(Running::Group),
+            _ => return None,
+        };
+        acc.add(first);
+        Some(acc)
+    }
+
+    pub fn add(&mut self, v: f64) {
+        match self {
+            Running::Sum { sum, c } => (*sum, *c) = kahan_inc(v, *sum, *c),
+            Running::Count(n) => *n += 1.0,
+            Running::Min(m) => {
+                if *m > v || m.is_nan() {
+                    *m = v;
+                }
+            }
+            Running::Max(m) => {
+                if *m < v || m.is_nan() {
+                    *m = v;
+                }
+            }
+            Running::Avg(mean) => mean.add(v),
+            Running::Var {
+                count, mean, m2, ..
+            } => {
+                *count += 1.0;
+                let delta = v - *mean;
+                *mean += delta / *count;
+                *m2 += delta * (v - *mean);
+            }
+            Running::Group => {}
+        }
+    }
+
+    pub fn value(&self) -> f64 {
+        match *self {
+            Running::Sum { sum, c } => {
+                if sum.is_infinite() {
+                    sum
+                } else {
+                    sum + c
+                }
+            }
+            Running::Count(n) => n,
+            Running::Min(m) | Running::Max(m) => m,
+            Running::Avg(mean) => mean.value(),
+            Running::Var {
+                count, m2, sqrt, ..
+            } => {
+                if sqrt {
+                    (m2 / count).sqrt()
+                } else {
+                    m2 / count
+                }
+            }
+            Running::Group => 1.0,
+        }
+    }
+}
+
+fn unsupported(op: AggOp) -> EvalError {
+    EvalError::Unsupported(format!("aggregation {}", op.as_str()))
 }
 
 /// Prometheus's `Labels.Hash()`: xxHash64 of `name 0xff value 0xff …`.
@@ -317,11 +384,4 @@ pub fn labels_hash(labels: &Labels) -> u64 {
         bytes.push(0xff);
     }
     xxhash_rust::xxh64::xxh64(&bytes, 0)
-}
-
-fn unreachable_op(op: AggOp) -> Result<f64> {
-    Err(EvalError::Unsupported(format!(
-        "aggregation {}",
-        op.as_str()
-    )))
 }

@@ -151,21 +151,75 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<Vec<Series>> {
-        if step <= 0 {
-            return Err(EvalError::Execution(
-                "zero or negative query resolution step widths are not accepted".into(),
-            ));
+        let resolved = check_range_query(expr, step)?.resolve_durations(step, end - start);
+        if end < start {
+            return Ok(Vec::new());
         }
-        match expr.value_type() {
-            ValueType::Scalar | ValueType::Vector => {}
-            t => {
-                return Err(EvalError::Execution(format!(
-                    "invalid expression type {:?} for range query, must be Scalar or instant Vector",
-                    t.name()
-                )));
+        let expr = &resolved;
+        let mut ctx = self.context(q, expr, start, end, step, step)?;
+        let grid = range::Grid {
+            start,
+            step,
+            n: ((end - start) / step + 1) as usize,
+        };
+        let (labels, rows): (Vec<Labels>, Vec<Vec<Option<f64>>>) = match ctx
+            .eval_range(expr, &grid)?
+        {
+            range::RVal::Scalar(v) => (
+                vec![Labels::empty()],
+                vec![v.into_iter().map(Some).collect()],
+            ),
+            range::RVal::Vector(series) => series.into_iter().map(|s| (s.labels, s.vals)).unzip(),
+            range::RVal::String(_) => {
+                return Err(EvalError::Execution(
+                    "unexpected value type in range query".into(),
+                ));
+            }
+        };
+        // Series with equal labels merge; two values at one step are the instant engine's
+        // "same labelset" error at that step.
+        let mut out: LabelsMap<Vec<(i64, f64)>> = Default::default();
+        let mut total = 0usize;
+        for (labels, vals) in labels.into_iter().zip(rows) {
+            let points = out.entry(labels).or_default();
+            let before = points.len();
+            points.extend(
+                vals.iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| v.map(|v| (grid.t(i), v))),
+            );
+            total += points.len() - before;
+            if before > 0 {
+                points.sort_by_key(|p| p.0);
+                if points.windows(2).any(|w| w[0].0 == w[1].0) {
+                    return Err(EvalError::Execution(
+                        "vector cannot contain metrics with the same labelset".into(),
+                    ));
+                }
+            }
+            if total > self.opts.max_samples {
+                return Err(EvalError::TooManySamples);
             }
         }
-        let resolved = expr.resolve_durations(step, end - start);
+        let mut series: Vec<Series> = out
+            .into_iter()
+            .map(|(labels, points)| Series { labels, points })
+            .collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(series)
+    }
+
+    /// The range query evaluated step by step with the instant engine: the reference the
+    /// series-at-a-time evaluation is tested against.
+    pub fn range_stepwise(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Vec<Series>> {
+        let resolved = check_range_query(expr, step)?.resolve_durations(step, end - start);
         let expr = &resolved;
         let mut ctx = self.context(q, expr, start, end, step, step)?;
         let mut out: crate::engine::LabelsMap<Vec<(i64, f64)>> = Default::default();
@@ -310,6 +364,22 @@ impl Engine {
     }
 }
 
+/// A positive step and an expression a range query can return (scalar or instant vector).
+fn check_range_query(expr: &Expr, step: i64) -> Result<&Expr> {
+    if step <= 0 {
+        return Err(EvalError::Execution(
+            "zero or negative query resolution step widths are not accepted".into(),
+        ));
+    }
+    match expr.value_type() {
+        ValueType::Scalar | ValueType::Vector => Ok(expr),
+        t => Err(EvalError::Execution(format!(
+            "invalid expression type {:?} for range query, must be Scalar or instant Vector",
+            t.name()
+        ))),
+    }
+}
+
 fn check_duplicates(vec: &[Sample]) -> Result<()> {
     let mut seen = std::collections::HashSet::with_capacity(vec.len());
     for s in vec {
@@ -368,7 +438,8 @@ fn memo(
 }
 
 impl Ctx<'_> {
-    fn eval(&mut self, expr: &Expr, t: i64) -> Result<Value> {
+    /// Stops evaluation once the deadline has passed or the client has gone away.
+    fn check_limits(&self) -> Result<()> {
         if let Some(deadline) = self.engine.opts.deadline
             && std::time::Instant::now() > deadline
         {
@@ -383,6 +454,11 @@ impl Ctx<'_> {
         {
             return Err(EvalError::Canceled);
         }
+        Ok(())
+    }
+
+    fn eval(&mut self, expr: &Expr, t: i64) -> Result<Value> {
+        self.check_limits()?;
         let value = self.eval_inner(expr, t)?;
         // Only a plain selector (for `timestamp()`) keeps sample times; everything else is at
         // the evaluation time.
@@ -517,35 +593,23 @@ impl Ctx<'_> {
                 for a in args {
                     values.push(self.eval(a, t)?);
                 }
-                match func.name {
-                    "start" => {
-                        return Ok(Value::Scalar {
-                            t,
-                            v: self.start as f64 / 1000.0,
-                        });
-                    }
-                    "end" => {
-                        return Ok(Value::Scalar {
-                            t,
-                            v: self.end as f64 / 1000.0,
-                        });
-                    }
-                    "step" => {
-                        return Ok(Value::Scalar {
-                            t,
-                            v: self.query_step as f64 / 1000.0,
-                        });
-                    }
-                    "range" => {
-                        return Ok(Value::Scalar {
-                            t,
-                            v: (self.end - self.start) as f64 / 1000.0,
-                        });
-                    }
-                    _ => {}
-                }
-                crate::functions::call(func.name, values, args, t, self.start, self.end)
+                self.apply_call(func.name, args, values, t)
             }
+        }
+    }
+
+    /// A function applied to its evaluated arguments at time `t`.
+    fn apply_call(&self, name: &str, args: &[Expr], values: Vec<Value>, t: i64) -> Result<Value> {
+        let seconds = |ms: i64| Value::Scalar {
+            t,
+            v: ms as f64 / 1000.0,
+        };
+        match name {
+            "start" => Ok(seconds(self.start)),
+            "end" => Ok(seconds(self.end)),
+            "step" => Ok(seconds(self.query_step)),
+            "range" => Ok(seconds(self.end - self.start)),
+            _ => crate::functions::call(name, values, args, t, self.start, self.end),
         }
     }
 
@@ -677,6 +741,8 @@ pub fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labe
     });
     value
 }
+
+mod range;
 
 #[cfg(test)]
 mod tests;

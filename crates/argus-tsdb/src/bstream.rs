@@ -101,34 +101,50 @@ impl<'a> BitReader<'a> {
         Self { bytes, pos: 0 }
     }
 
+    #[inline]
     pub fn read_bit(&mut self) -> Option<bool> {
-        let byte = *self.bytes.get(self.pos / 8)?;
-        let bit = byte & (0x80 >> (self.pos % 8)) != 0;
+        let byte = *self.bytes.get(self.pos >> 3)?;
+        let bit = byte & (0x80 >> (self.pos & 7)) != 0;
         self.pos += 1;
         Some(bit)
     }
 
+    /// The next `n` bits (at most 64), most significant first. Reads a 64-bit big-endian
+    /// window instead of looping over bytes: this is the innermost loop of every query.
+    #[inline]
     pub fn read_bits(&mut self, n: u32) -> Option<u64> {
         if self.pos + n as usize > self.bytes.len() * 8 {
             return None;
         }
-        let mut value = 0u64;
-        let mut remaining = n;
-        while remaining > 0 {
-            let byte = self.bytes[self.pos / 8];
-            let offset = (self.pos % 8) as u32;
-            let available = 8 - offset;
-            let take = remaining.min(available);
-            let bits = (byte as u32 >> (available - take)) & ((1u32 << take) - 1);
-            value = if take == 64 {
-                bits as u64
-            } else {
-                (value << take) | bits as u64
-            };
-            self.pos += take as usize;
-            remaining -= take;
+        if n == 0 {
+            return Some(0);
         }
+        if n > 56 {
+            return self.read_wide(n);
+        }
+        let byte = self.pos >> 3;
+        let window = match self.bytes.get(byte..byte + 8) {
+            Some(w) => u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]),
+            None => {
+                let mut buf = [0u8; 8];
+                let rest = &self.bytes[byte..];
+                buf[..rest.len()].copy_from_slice(rest);
+                u64::from_be_bytes(buf)
+            }
+        };
+        // n <= 56 and the offset <= 7, so the shifts stay below 64.
+        let value = (window << (self.pos & 7)) >> (64 - n);
+        self.pos += n as usize;
         Some(value)
+    }
+
+    /// More than 56 bits: two reads (kept out of line so `read_bits` inlines).
+    #[cold]
+    #[inline(never)]
+    fn read_wide(&mut self, n: u32) -> Option<u64> {
+        let hi = self.read_bits(n - 32)?;
+        let lo = self.read_bits(32)?;
+        Some((hi << 32) | lo)
     }
 
     pub fn read_uvarint(&mut self) -> Option<u64> {
@@ -175,6 +191,26 @@ mod tests {
             }
             for &i in &ints {
                 prop_assert_eq!(r.read_varint(), Some(i));
+            }
+        }
+
+        /// The windowed reader agrees with reading bit by bit, up to and past the end.
+        #[test]
+        fn read_bits_matches_bitwise_reference(bytes in proptest::collection::vec(any::<u8>(), 0..40),
+                                                reads in proptest::collection::vec(0u32..=64, 0..30)) {
+            let mut fast = BitReader::new(&bytes);
+            let mut pos = 0usize;
+            for n in reads {
+                let want = (pos + n as usize <= bytes.len() * 8).then(|| {
+                    (0..n as usize).fold(0u64, |acc, k| {
+                        let p = pos + k;
+                        (acc << 1) | ((bytes[p / 8] >> (7 - p % 8)) & 1) as u64
+                    })
+                });
+                prop_assert_eq!(fast.read_bits(n), want);
+                if want.is_some() {
+                    pos += n as usize;
+                }
             }
         }
     }

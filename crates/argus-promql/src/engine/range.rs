@@ -1,0 +1,608 @@
+//! Range queries evaluated a series at a time over all steps.
+//!
+//! Every node yields its value at every step of a grid at once ([`RVal`]). Selectors walk
+//! each series' samples once with moving pointers; range functions over a selector or a
+//! subquery slide a window along the series; the simple aggregations (`sum avg count min max
+//! group stddev stdvar`) fold each input series into per-step accumulators of its group, and
+//! over a selector or range function they stream the input without materializing it.
+//!
+//! Every other node is *bridged*: its children are evaluated here, and the per-step operator
+//! of the instant engine (`binary::eval`, `aggregate::eval`, functions) runs on each step's
+//! slice of them — so its semantics are the instant engine's by construction. Nodes whose
+//! arguments are range vectors this module does not build (and `timestamp`, which reads
+//! sample times) are evaluated step by step by the instant engine.
+
+use argus_model::{Labels, is_stale_nan};
+
+use super::{Ctx, EvalError, LabelsMap, Result, Sample, Value, drop_name, group_labels};
+use crate::aggregate::Running;
+use crate::ast::{AggOp, AtModifier, Expr, ValueType, VectorSelector};
+use crate::functions::{direct_keeps_name, direct_range_value};
+
+/// Evaluation times `start + i * step` for `i < n`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Grid {
+    pub start: i64,
+    pub step: i64,
+    pub n: usize,
+}
+
+impl Grid {
+    pub fn t(&self, i: usize) -> i64 {
+        self.start + i as i64 * self.step
+    }
+}
+
+/// One series' value at each step of a grid (`None`: no sample at that step).
+#[derive(Debug, Clone)]
+pub(super) struct StepSeries {
+    pub labels: Labels,
+    pub vals: Vec<Option<f64>>,
+}
+
+/// A node's value at every step of a grid.
+#[derive(Debug)]
+pub(super) enum RVal {
+    Scalar(Vec<f64>),
+    /// Label sets may repeat (as intermediate instant vectors may hold duplicates at one
+    /// step); two entries with equal labels never both have a value at the same step.
+    Vector(Vec<StepSeries>),
+    String(String),
+}
+
+/// Collects per-step values into series, keeping duplicates of one step apart.
+struct Assembler {
+    n: usize,
+    index: LabelsMap<Vec<usize>>,
+    series: Vec<StepSeries>,
+    scalar: Option<Vec<f64>>,
+    string: Option<String>,
+}
+
+impl Assembler {
+    fn new(n: usize) -> Self {
+        Self {
+            n,
+            index: LabelsMap::default(),
+            series: Vec::new(),
+            scalar: None,
+            string: None,
+        }
+    }
+
+    fn push(&mut self, i: usize, value: Value) -> Result<()> {
+        match value {
+            Value::Scalar { v, .. } => {
+                self.scalar.get_or_insert_with(|| vec![f64::NAN; self.n])[i] = v;
+            }
+            Value::String { v, .. } => self.string = Some(v),
+            Value::Vector(samples) => {
+                for s in samples {
+                    self.put(i, s.labels, s.v);
+                }
+            }
+            Value::Matrix(_) => {
+                return Err(EvalError::Execution(
+                    "unexpected range vector in range evaluation".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, i: usize, labels: Labels, v: f64) {
+        let slots = self.index.entry(labels.clone()).or_default();
+        if let Some(&k) = slots.iter().find(|&&k| self.series[k].vals[i].is_none()) {
+            self.series[k].vals[i] = Some(v);
+            return;
+        }
+        let mut vals = vec![None; self.n];
+        vals[i] = Some(v);
+        slots.push(self.series.len());
+        self.series.push(StepSeries { labels, vals });
+    }
+
+    fn finish(self, ty: ValueType) -> RVal {
+        match (self.scalar, self.string) {
+            (Some(v), _) => RVal::Scalar(v),
+            (None, Some(s)) => RVal::String(s),
+            (None, None) if ty == ValueType::Scalar => RVal::Scalar(vec![f64::NAN; self.n]),
+            (None, None) => RVal::Vector(self.series),
+        }
+    }
+}
+
+impl RVal {
+    /// The value at step `i`, as the instant engine passes it between operators.
+    fn at(&self, i: usize, t: i64) -> Value {
+        match self {
+            RVal::Scalar(v) => Value::Scalar { t, v: v[i] },
+            RVal::String(s) => Value::String { t, v: s.clone() },
+            RVal::Vector(series) => Value::Vector(
+                series
+                    .iter()
+                    .filter_map(|s| {
+                        s.vals[i].map(|v| Sample {
+                            labels: s.labels.clone(),
+                            t,
+                            v,
+                        })
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Samples of one series, without stale markers, for range windows.
+fn without_stale(points: &[(i64, f64)]) -> std::borrow::Cow<'_, [(i64, f64)]> {
+    if points.iter().any(|p| is_stale_nan(p.1)) {
+        points
+            .iter()
+            .copied()
+            .filter(|p| !is_stale_nan(p.1))
+            .collect()
+    } else {
+        std::borrow::Cow::Borrowed(points)
+    }
+}
+
+/// `name(points[window])` at every step: windows `(ts_i - range, ts_i]` with
+/// `ts_i = grid.t(i) - offset` (or one fixed `ts` for every step under `@`).
+fn slide(
+    name: &str,
+    points: &[(i64, f64)],
+    range: i64,
+    fixed: Option<i64>,
+    offset: i64,
+    grid: &Grid,
+    vals: &mut [Option<f64>],
+) -> bool {
+    let value = |window: &[(i64, f64)], ts: i64| {
+        if window.is_empty() {
+            None
+        } else {
+            direct_range_value(name, window, range, ts).flatten()
+        }
+    };
+    let mut any = false;
+    if let Some(ts) = fixed {
+        let lo = points.partition_point(|p| p.0 <= ts - range);
+        let hi = points.partition_point(|p| p.0 <= ts);
+        let v = value(&points[lo..hi.max(lo)], ts);
+        vals.iter_mut().for_each(|x| *x = v);
+        return v.is_some();
+    }
+    let (mut lo, mut hi) = (0, 0);
+    for (i, slot) in vals.iter_mut().enumerate() {
+        let ts = grid.t(i) - offset;
+        while hi < points.len() && points[hi].0 <= ts {
+            hi += 1;
+        }
+        while lo < points.len() && points[lo].0 <= ts - range {
+            lo += 1;
+        }
+        *slot = value(&points[lo..hi.max(lo)], ts);
+        any |= slot.is_some();
+    }
+    any
+}
+
+/// Whether a call is a range function the sliding window computes.
+fn is_direct(name: &str) -> bool {
+    direct_range_value(name, &[], 0, 0).is_some()
+}
+
+impl Ctx<'_> {
+    fn fixed_time(&self, at: Option<AtModifier>) -> Option<i64> {
+        at.map(|a| a.time(self.start, self.end))
+    }
+
+    /// Calls `f` with every series of a selector and its value at each step (series without
+    /// any value are skipped).
+    fn each_selected(
+        &self,
+        sel: &VectorSelector,
+        grid: &Grid,
+        f: &mut dyn FnMut(&Labels, &[Option<f64>]) -> Result<()>,
+    ) -> Result<()> {
+        let Some(data) = self.data.get(&(sel.span.start, sel.span.end)) else {
+            return Ok(());
+        };
+        let lookback = self.engine.opts.lookback_ms;
+        let latest = |points: &[(i64, f64)], idx: usize, ts: i64| {
+            if idx == 0 {
+                return None;
+            }
+            let (pt, pv) = points[idx - 1];
+            (pt > ts - lookback && !is_stale_nan(pv)).then_some(pv)
+        };
+        let mut vals = vec![None; grid.n];
+        for (k, (labels, points)) in data.iter().enumerate() {
+            if k % 1024 == 1023 {
+                self.check_limits()?;
+            }
+            let mut any = false;
+            if let Some(at) = self.fixed_time(sel.at) {
+                let ts = at - sel.offset_ms;
+                let v = latest(points, points.partition_point(|p| p.0 <= ts), ts);
+                vals.iter_mut().for_each(|x| *x = v);
+                any = v.is_some();
+            } else {
+                let mut idx = 0;
+                for (i, slot) in vals.iter_mut().enumerate() {
+                    let ts = grid.t(i) - sel.offset_ms;
+                    while idx < points.len() && points[idx].0 <= ts {
+                        idx += 1;
+                    }
+                    *slot = latest(points, idx, ts);
+                    any |= slot.is_some();
+                }
+            }
+            if any {
+                f(labels, &vals)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`Self::each_selected`] for `name(selector[range])`, with the output labels.
+    fn each_ranged(
+        &self,
+        name: &str,
+        sel: &VectorSelector,
+        range: i64,
+        grid: &Grid,
+        f: &mut dyn FnMut(&Labels, &[Option<f64>]) -> Result<()>,
+    ) -> Result<()> {
+        let Some(data) = self.data.get(&(sel.span.start, sel.span.end)) else {
+            return Ok(());
+        };
+        let keep_name = direct_keeps_name(name);
+        let fixed = self.fixed_time(sel.at).map(|t| t - sel.offset_ms);
+        let mut vals = vec![None; grid.n];
+        for (k, (labels, points)) in data.iter().enumerate() {
+            if k % 1024 == 1023 {
+                self.check_limits()?;
+            }
+            let points = without_stale(points);
+            if slide(name, &points, range, fixed, sel.offset_ms, grid, &mut vals) {
+                let out = if keep_name {
+                    labels.clone()
+                } else {
+                    drop_name(labels)
+                };
+                f(&out, &vals)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates `expr` at every step of `grid`.
+    pub(super) fn eval_range(&mut self, expr: &Expr, grid: &Grid) -> Result<RVal> {
+        self.check_limits()?;
+        match expr {
+            Expr::Number { value, .. } => Ok(RVal::Scalar(vec![*value; grid.n])),
+            Expr::String { value, .. } => Ok(RVal::String(value.clone())),
+            Expr::Paren { expr, .. } => self.eval_range(expr, grid),
+            Expr::Vector(sel) => {
+                let mut out = Vec::new();
+                self.each_selected(sel, grid, &mut |labels, vals| {
+                    out.push(StepSeries {
+                        labels: labels.clone(),
+                        vals: vals.to_vec(),
+                    });
+                    Ok(())
+                })?;
+                self.check_size(&out)?;
+                Ok(RVal::Vector(out))
+            }
+            Expr::Unary { negate, expr, .. } => match self.eval_range(expr, grid)? {
+                RVal::Scalar(v) if *negate => Ok(RVal::Scalar(v.into_iter().map(|x| -x).collect())),
+                RVal::Vector(series) if *negate => Ok(RVal::Vector(
+                    series
+                        .into_iter()
+                        .map(|s| StepSeries {
+                            labels: drop_name(&s.labels),
+                            vals: s.vals.into_iter().map(|v| v.map(|x| -x)).collect(),
+                        })
+                        .collect(),
+                )),
+                RVal::String(_) => Err(EvalError::Execution("unary on a non-numeric value".into())),
+                other => Ok(other),
+            },
+            Expr::Call { func, args, .. } if args.len() == 1 && is_direct(func.name) => {
+                match &args[0] {
+                    Expr::Matrix {
+                        selector, range_ms, ..
+                    } => {
+                        let mut out = Vec::new();
+                        self.each_ranged(func.name, selector, *range_ms, grid, &mut |l, v| {
+                            out.push(StepSeries {
+                                labels: l.clone(),
+                                vals: v.to_vec(),
+                            });
+                            Ok(())
+                        })?;
+                        self.check_size(&out)?;
+                        Ok(RVal::Vector(out))
+                    }
+                    Expr::Subquery { .. } => self.subquery_function(func.name, &args[0], grid),
+                    _ => self.step_by_step(expr, grid),
+                }
+            }
+            Expr::Call { func, args, .. } => {
+                let readable = args.iter().all(|a| a.value_type() != ValueType::Matrix);
+                if !readable || func.name == "timestamp" {
+                    return self.step_by_step(expr, grid);
+                }
+                let mut children = Vec::with_capacity(args.len());
+                for a in args {
+                    children.push(self.eval_range(a, grid)?);
+                }
+                self.bridge(expr, grid, |ctx, i, t| {
+                    let values = children.iter().map(|c| c.at(i, t)).collect();
+                    ctx.apply_call(func.name, args, values, t)
+                })
+            }
+            Expr::Binary {
+                op,
+                lhs,
+                rhs,
+                matching,
+                return_bool,
+                ..
+            } => {
+                let l = self.eval_range(lhs, grid)?;
+                let r = self.eval_range(rhs, grid)?;
+                self.bridge(expr, grid, |_, i, t| {
+                    crate::binary::eval(
+                        *op,
+                        l.at(i, t),
+                        r.at(i, t),
+                        matching.as_ref(),
+                        *return_bool,
+                        t,
+                    )
+                })
+            }
+            Expr::Aggregate {
+                op,
+                expr: inner,
+                param: None,
+                grouping,
+                without,
+                ..
+            } if Running::new(*op, 0.0).is_some() => {
+                self.simple_aggregate(*op, inner, grouping, *without, grid)
+            }
+            Expr::Aggregate {
+                op,
+                expr: inner,
+                param,
+                grouping,
+                without,
+                ..
+            } => {
+                let p = match param {
+                    Some(p) => Some(self.eval_range(p, grid)?),
+                    None => None,
+                };
+                let v = self.eval_range(inner, grid)?;
+                self.bridge(expr, grid, |_, i, t| {
+                    let Value::Vector(vec) = v.at(i, t) else {
+                        return Err(EvalError::Execution("aggregation over a non-vector".into()));
+                    };
+                    let p = p.as_ref().map(|p| p.at(i, t));
+                    crate::aggregate::eval(*op, vec, p, grouping, *without, t)
+                })
+            }
+            Expr::Matrix { .. } | Expr::Subquery { .. } => self.step_by_step(expr, grid),
+        }
+    }
+
+    /// Refuses intermediate results over `--query.max-samples`.
+    fn check_size(&self, series: &[StepSeries]) -> Result<()> {
+        let points: usize = series
+            .iter()
+            .map(|s| s.vals.iter().filter(|v| v.is_some()).count())
+            .sum();
+        if points > self.engine.opts.max_samples {
+            return Err(EvalError::TooManySamples);
+        }
+        Ok(())
+    }
+
+    /// Runs a per-step operator on each step and collects its answers.
+    fn bridge(
+        &mut self,
+        expr: &Expr,
+        grid: &Grid,
+        mut op: impl FnMut(&mut Self, usize, i64) -> Result<Value>,
+    ) -> Result<RVal> {
+        let mut out = Assembler::new(grid.n);
+        for i in 0..grid.n {
+            self.check_limits()?;
+            let t = grid.t(i);
+            let v = op(self, i, t)?;
+            out.push(i, v)?;
+        }
+        let out = out.finish(expr.value_type());
+        if let RVal::Vector(s) = &out {
+            self.check_size(s)?;
+        }
+        Ok(out)
+    }
+
+    /// The instant engine at every step.
+    fn step_by_step(&mut self, expr: &Expr, grid: &Grid) -> Result<RVal> {
+        self.bridge(expr, grid, |ctx, _, t| ctx.eval(expr, t))
+    }
+
+    /// `sum|avg|count|min|max|group|stddev|stdvar [by|without (...)] (inner)`: each input
+    /// series is folded into its group's per-step accumulators as it is produced.
+    fn simple_aggregate(
+        &mut self,
+        op: AggOp,
+        inner: &Expr,
+        grouping: &[String],
+        without: bool,
+        grid: &Grid,
+    ) -> Result<RVal> {
+        let mut index: LabelsMap<usize> = LabelsMap::default();
+        let mut groups: Vec<(Labels, Vec<Option<Running>>)> = Vec::new();
+        let mut fold = |labels: &Labels, vals: &[Option<f64>]| -> Result<()> {
+            let key = group_labels(labels, grouping, without);
+            let g = match index.get(&key) {
+                Some(&g) => g,
+                None => {
+                    index.insert(key.clone(), groups.len());
+                    groups.push((key, vec![None; grid.n]));
+                    groups.len() - 1
+                }
+            };
+            let accs = &mut groups[g].1;
+            for (acc, v) in accs.iter_mut().zip(vals) {
+                if let Some(v) = *v {
+                    match acc {
+                        Some(a) => a.add(v),
+                        None => *acc = Running::new(op, v),
+                    }
+                }
+            }
+            Ok(())
+        };
+        match strip_parens(inner) {
+            Expr::Vector(sel) => self.each_selected(sel, grid, &mut fold)?,
+            Expr::Call { func, args, .. }
+                if args.len() == 1
+                    && is_direct(func.name)
+                    && matches!(args[0], Expr::Matrix { .. }) =>
+            {
+                let Expr::Matrix {
+                    selector, range_ms, ..
+                } = &args[0]
+                else {
+                    return Err(EvalError::Execution("internal: matrix expected".into()));
+                };
+                self.each_ranged(func.name, selector, *range_ms, grid, &mut fold)?;
+            }
+            other => match self.eval_range(other, grid)? {
+                RVal::Vector(series) => {
+                    for s in &series {
+                        fold(&s.labels, &s.vals)?;
+                    }
+                }
+                _ => {
+                    return Err(EvalError::Execution("aggregation over a non-vector".into()));
+                }
+            },
+        }
+        Ok(RVal::Vector(
+            groups
+                .into_iter()
+                .map(|(labels, accs)| StepSeries {
+                    labels,
+                    vals: accs.iter().map(|a| a.map(|a| a.value())).collect(),
+                })
+                .collect(),
+        ))
+    }
+
+    /// `name(inner[range:step])` for a range function: the inner expression is evaluated
+    /// once on the subquery's step grid covering every step's window, then windows slide
+    /// over it. Falls back to per-step evaluation under `@` or when the steps' windows are
+    /// far apart (the shared grid would hold mostly unused points).
+    fn subquery_function(&mut self, name: &str, sub: &Expr, grid: &Grid) -> Result<RVal> {
+        let Expr::Subquery {
+            expr: inner,
+            range_ms,
+            step_ms,
+            offset_ms,
+            at,
+            ..
+        } = sub
+        else {
+            return Err(EvalError::Execution("internal: subquery expected".into()));
+        };
+        let call = Expr::Call {
+            func: crate::parser::function(name)
+                .ok_or_else(|| EvalError::Execution(format!("unknown function {name}")))?,
+            args: vec![sub.clone()],
+            span: sub.span(),
+        };
+        let sstep = step_ms.unwrap_or(self.interval).max(1);
+        let (range, offset) = (*range_ms, *offset_ms);
+        let first_base = grid.t(0) - offset;
+        let last_base = grid.t(grid.n - 1) - offset;
+        // Multiples of the subquery step in (first_base - range, last_base].
+        let first = (first_base - range).div_euclid(sstep) * sstep + sstep;
+        let last = last_base.div_euclid(sstep) * sstep;
+        let per_window = (range / sstep + 1) as usize;
+        if at.is_some() || last < first {
+            return self.step_by_step(&call, grid);
+        }
+        let inner_n = ((last - first) / sstep + 1) as usize;
+        if inner_n > grid.n.saturating_mul(per_window) {
+            return self.step_by_step(&call, grid);
+        }
+        let inner_grid = Grid {
+            start: first,
+            step: sstep,
+            n: inner_n,
+        };
+        let series = match self.eval_range(inner, &inner_grid)? {
+            RVal::Vector(s) => s,
+            RVal::Scalar(v) => vec![StepSeries {
+                labels: Labels::empty(),
+                vals: v.into_iter().map(Some).collect(),
+            }],
+            RVal::String(_) => {
+                return Err(EvalError::Execution("subquery over a non-vector".into()));
+            }
+        };
+        // Series with equal labels (duplicates at different steps) form one subquery series.
+        let mut merged: LabelsMap<Vec<(i64, f64)>> = LabelsMap::default();
+        let mut order = Vec::new();
+        for s in series {
+            let points = merged.entry(s.labels.clone()).or_insert_with(|| {
+                order.push(s.labels.clone());
+                Vec::new()
+            });
+            points.extend(
+                s.vals
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, v)| v.map(|v| (inner_grid.t(j), v))),
+            );
+        }
+        let keep_name = direct_keeps_name(name);
+        let mut out = Vec::new();
+        let mut vals = vec![None; grid.n];
+        for labels in order {
+            let Some(mut points) = merged.remove(&labels) else {
+                continue;
+            };
+            points.sort_by_key(|p| p.0);
+            if slide(name, &points, range, None, offset, grid, &mut vals) {
+                out.push(StepSeries {
+                    labels: if keep_name {
+                        labels
+                    } else {
+                        drop_name(&labels)
+                    },
+                    vals: vals.clone(),
+                });
+            }
+        }
+        self.check_size(&out)?;
+        Ok(RVal::Vector(out))
+    }
+}
+
+fn strip_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren { expr, .. } => strip_parens(expr),
+        other => other,
+    }
+}
