@@ -23,6 +23,24 @@ pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 pub trait Queryable {
     /// Series matching all matchers with their samples in `[mint, maxt]`, sorted by time.
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(Labels, Vec<(i64, f64)>)>;
+
+    /// Like [`Self::select`], keeping only each series' newest sample in `[mint, maxt]` —
+    /// all an instant vector selector evaluated at one time reads. Stores that can answer
+    /// without decoding whole chunks override it.
+    fn select_last(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        let mut series = self.select(mint, maxt, matchers);
+        for (_, points) in &mut series {
+            if points.len() > 1 {
+                points.drain(..points.len() - 1);
+            }
+        }
+        series
+    }
 }
 
 impl Queryable for argus_tsdb::Db {
@@ -37,6 +55,22 @@ impl Queryable for argus_tsdb::Db {
                     .map(|x| (x.timestamp_ms, x.value))
                     .collect();
                 (s.labels, samples)
+            })
+            .collect()
+    }
+
+    fn select_last(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        self.querier(mint, maxt)
+            .select(matchers)
+            .into_iter()
+            .filter_map(|s| {
+                let last = s.last_sample(mint, maxt)?;
+                Some((s.labels, vec![(last.timestamp_ms, last.value)]))
             })
             .collect()
     }
@@ -304,7 +338,12 @@ impl Engine {
             let mint = s - sel.offset_ms - lookback;
             let maxt = e - sel.offset_ms;
             let key = (sel.span.start, sel.span.end);
-            let series = q.select(mint, maxt, &sel.matchers);
+            // An instant selector read at a single time needs only each series' newest sample.
+            let series = if range == 0 && s == e {
+                q.select_last(mint, maxt, &sel.matchers)
+            } else {
+                q.select(mint, maxt, &sel.matchers)
+            };
             *loaded += series.iter().map(|(_, p)| p.len()).sum::<usize>();
             if *loaded > self.opts.max_samples {
                 return Err(EvalError::TooManySamples);
@@ -497,23 +536,21 @@ impl Ctx<'_> {
                 let step = step_ms.unwrap_or(self.interval).max(1);
                 // Steps are aligned to multiples of the step, in (base - range, base].
                 let first = (base - range_ms).div_euclid(step) * step + step;
-                let mut out: crate::engine::LabelsMap<Vec<(i64, f64)>> = Default::default();
-                let mut ts = first;
-                while ts <= base {
-                    match self.eval(inner, ts)? {
-                        Value::Vector(vec) => {
-                            for s in vec {
-                                out.entry(s.labels).or_default().push((ts, s.v));
-                            }
-                        }
-                        Value::Scalar { v, .. } => {
-                            out.entry(Labels::empty()).or_default().push((ts, v))
-                        }
-                        _ => return Err(EvalError::Execution("subquery over a non-vector".into())),
-                    }
-                    ts += step;
-                }
-                let mut series: Vec<Series> = out
+                // The inner expression runs series-at-a-time over the subquery's steps.
+                let grid = range::Grid {
+                    start: first,
+                    step,
+                    n: if first > base {
+                        0
+                    } else {
+                        ((base - first) / step + 1) as usize
+                    },
+                };
+                let points = match self.subquery_points(inner, &grid) {
+                    Err(EvalError::TooManySamples) => self.subquery_stepwise(inner, &grid)?,
+                    other => other?,
+                };
+                let mut series: Vec<Series> = points
                     .into_iter()
                     .map(|(labels, points)| Series { labels, points })
                     .collect();
@@ -596,6 +633,33 @@ impl Ctx<'_> {
                 self.apply_call(func.name, args, values, t)
             }
         }
+    }
+
+    /// A subquery's samples computed one step at a time (when its grid is too large to hold
+    /// densely): only the samples present are kept.
+    fn subquery_stepwise(
+        &mut self,
+        inner: &Expr,
+        grid: &range::Grid,
+    ) -> Result<Vec<(Labels, Vec<(i64, f64)>)>> {
+        let mut index: LabelsMap<usize> = LabelsMap::default();
+        let mut out: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
+        for i in 0..grid.n {
+            let ts = grid.t(i);
+            let samples = match self.eval(inner, ts)? {
+                Value::Vector(vec) => vec.into_iter().map(|s| (s.labels, s.v)).collect(),
+                Value::Scalar { v, .. } => vec![(Labels::empty(), v)],
+                _ => return Err(EvalError::Execution("subquery over a non-vector".into())),
+            };
+            for (labels, v) in samples {
+                let k = *index.entry(labels.clone()).or_insert_with(|| {
+                    out.push((labels, Vec::new()));
+                    out.len() - 1
+                });
+                out[k].1.push((ts, v));
+            }
+        }
+        Ok(out)
     }
 
     /// A function applied to its evaluated arguments at time `t`.

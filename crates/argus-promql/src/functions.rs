@@ -558,24 +558,7 @@ pub fn call(
         }
         "histogram_quantile" => {
             let q = scalar(&next()?)?;
-            let vec = vector(next()?)?;
-            // Classic histograms: group `_bucket` series by their labels without `le` (and the
-            // name); series without a parsable `le` are left out.
-            let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
-            let mut index: crate::engine::LabelsMap<usize> = Default::default();
-            for smp in vec {
-                let Some(le) = smp.labels.get("le").and_then(parse_le) else {
-                    continue;
-                };
-                let mut b = drop_name(&smp.labels).to_builder();
-                b.delete("le");
-                let key = b.build();
-                let i = *index.entry(key.clone()).or_insert_with(|| {
-                    groups.push((key, Vec::new()));
-                    groups.len() - 1
-                });
-                groups[i].1.push((le, smp.v));
-            }
+            let groups = classic_histograms(vector(next()?)?);
             Ok(Value::Vector(
                 groups
                     .into_iter()
@@ -583,6 +566,21 @@ pub fn call(
                         labels,
                         t,
                         v: bucket_quantile(q, &mut buckets),
+                    })
+                    .collect(),
+            ))
+        }
+        "histogram_fraction" => {
+            let lower = scalar(&next()?)?;
+            let upper = scalar(&next()?)?;
+            let groups = classic_histograms(vector(next()?)?);
+            Ok(Value::Vector(
+                groups
+                    .into_iter()
+                    .map(|(labels, mut buckets)| Sample {
+                        labels,
+                        t,
+                        v: bucket_fraction(lower, upper, &mut buckets),
                     })
                     .collect(),
             ))
@@ -736,6 +734,110 @@ fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
 }
 
 /// Prometheus's `BucketQuantile` over (upper bound, cumulative count) pairs.
+/// Classic histograms in a vector: `_bucket` series grouped by their labels without `le`
+/// (and the name), as `(upper bound, cumulative count)` pairs; series without a parsable
+/// `le` are left out.
+fn classic_histograms(vec: Vec<Sample>) -> Vec<(Labels, Vec<(f64, f64)>)> {
+    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+    let mut index: crate::engine::LabelsMap<usize> = Default::default();
+    for smp in vec {
+        let Some(le) = smp.labels.get("le").and_then(parse_le) else {
+            continue;
+        };
+        let mut b = drop_name(&smp.labels).to_builder();
+        b.delete("le");
+        let key = b.build();
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push((le, smp.v));
+    }
+    groups
+}
+
+/// Sorts buckets by upper bound and merges those sharing one; `None` unless the last
+/// bound is `+Inf`.
+fn coalesced(buckets: &mut [(f64, f64)]) -> Option<Vec<(f64, f64)>> {
+    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+        return None;
+    }
+    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
+    for &(ub, c) in buckets.iter() {
+        match merged.last_mut() {
+            Some(last) if last.0 == ub => last.1 += c,
+            _ => merged.push((ub, c)),
+        }
+    }
+    Some(merged)
+}
+
+/// Prometheus's `BucketFraction`: the estimated share of observations between `lower` and
+/// `upper` in a classic histogram, interpolating linearly inside buckets. The lowest
+/// bucket starts at 0 when its upper bound is positive, else at -Inf.
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
+    let Some(buckets) = coalesced(buckets) else {
+        return f64::NAN;
+    };
+    let count = buckets[buckets.len() - 1].1;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut lower_bound = if buckets[0].0 <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    for (i, &(upper_bound, cum)) in buckets.iter().enumerate() {
+        if i > 0 {
+            lower_bound = buckets[i - 1].0;
+        }
+        let interpolate = |v: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                cum
+            } else {
+                rank + (cum - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+            }
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = cum;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
 fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
@@ -746,18 +848,9 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    if buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+    let Some(mut merged) = coalesced(buckets) else {
         return f64::NAN;
-    }
-    // Merge buckets with the same upper bound.
-    let mut merged: Vec<(f64, f64)> = Vec::with_capacity(buckets.len());
-    for &(ub, c) in buckets.iter() {
-        match merged.last_mut() {
-            Some(last) if last.0 == ub => last.1 += c,
-            _ => merged.push((ub, c)),
-        }
-    }
+    };
     // Ignore tiny floating-point differences and force monotonicity.
     let mut prev = merged[0].1;
     for b in merged.iter_mut().skip(1) {

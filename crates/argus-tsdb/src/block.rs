@@ -453,6 +453,7 @@ impl Block {
                 min_time: mint,
                 max_time: maxt,
                 data: ChunkData::Block(self.chunks.clone(), start, end),
+                last_value: None,
             });
         }
         Some((Labels::from_sorted_refs(&labels)?, chunks))

@@ -162,6 +162,7 @@ impl SeriesData {
                     min_time: c.min_time,
                     max_time: c.max_time(),
                     data: ChunkData::Xor(bytes),
+                    last_value: None,
                 });
             }
         }
@@ -173,6 +174,7 @@ impl SeriesData {
                 min_time: open.min_time(),
                 max_time: open.max_time(),
                 data: ChunkData::Xor(open.bytes().into()),
+                last_value: Some(f64::from_bits(open.last_value_bits())),
             });
         }
         let ooo: Vec<(i64, f64)> = self
@@ -182,10 +184,12 @@ impl SeriesData {
             .copied()
             .collect();
         if let (Some(first), Some(last)) = (ooo.first(), ooo.last()) {
+            let last_value = Some(last.1);
             out.push(ChunkMeta {
                 min_time: first.0,
                 max_time: last.0,
                 data: ChunkData::Samples(ooo.into()),
+                last_value,
             });
         }
         out

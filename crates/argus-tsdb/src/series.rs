@@ -37,6 +37,8 @@ pub struct ChunkMeta {
     pub min_time: i64,
     pub max_time: i64,
     pub data: ChunkData,
+    /// The value at `max_time` when known without decoding (the head's open chunk).
+    pub last_value: Option<f64>,
 }
 
 /// A deleted time range (inclusive on both ends, as Prometheus's tombstones).
@@ -89,6 +91,61 @@ impl SeriesChunks {
         out
     }
 
+    /// The newest sample with `mint <= t <= maxt` — what an instant vector selector reads —
+    /// decoding only what it must: a chunk that ends inside the range and knows its last
+    /// value (the head's open chunk) needs no decoding. Agrees with the last element of
+    /// [`Self::samples`], including which source wins on equal timestamps.
+    pub fn last_sample(&self, mint: i64, maxt: i64) -> Option<Sample> {
+        if !self.deleted.is_empty() {
+            return self.samples(mint, maxt).pop();
+        }
+        // The newest candidate time per chunk; the earliest-listed chunk wins ties, as in
+        // `samples` (stable sort, first kept).
+        let mut best: Option<(i64, usize)> = None;
+        let mut decoded: Option<(usize, Sample)> = None;
+        for (i, chunk) in self.chunks.iter().enumerate() {
+            if chunk.max_time < mint || chunk.min_time > maxt {
+                continue;
+            }
+            let t = if chunk.max_time <= maxt {
+                chunk.max_time
+            } else {
+                // The chunk runs past the range: find its newest sample inside it.
+                let mut last = None;
+                chunk.data.for_each(|t, v| {
+                    if t >= mint && t <= maxt {
+                        last = Some(Sample::new(t, v));
+                    }
+                });
+                let Some(s) = last else { continue };
+                if best.is_none_or(|(bt, _)| s.timestamp_ms > bt) {
+                    decoded = Some((i, s));
+                }
+                s.timestamp_ms
+            };
+            if best.is_none_or(|(bt, _)| t > bt) {
+                best = Some((t, i));
+            }
+        }
+        let (t, i) = best?;
+        if let Some((j, s)) = decoded
+            && j == i
+        {
+            return Some(s);
+        }
+        let chunk = &self.chunks[i];
+        if let Some(v) = chunk.last_value {
+            return Some(Sample::new(t, v));
+        }
+        let mut last = None;
+        chunk.data.for_each(|st, v| {
+            if st == t {
+                last = Some(Sample::new(st, v));
+            }
+        });
+        last
+    }
+
     /// True when some chunk overlaps `[mint, maxt]`.
     pub fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         self.chunks
@@ -116,4 +173,65 @@ pub fn merge_series(sources: Vec<Vec<SeriesChunks>>) -> Vec<SeriesChunks> {
         series.chunks.sort_by_key(|c| c.min_time);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunk::XorChunk;
+    use proptest::prelude::*;
+
+    fn chunk(samples: &[(i64, f64)], xor: bool, known_last: bool) -> ChunkMeta {
+        let data = if xor {
+            let mut c = XorChunk::new();
+            for &(t, v) in samples {
+                c.append(t, v);
+            }
+            ChunkData::Xor(c.bytes().into())
+        } else {
+            ChunkData::Samples(samples.into())
+        };
+        ChunkMeta {
+            min_time: samples[0].0,
+            max_time: samples[samples.len() - 1].0,
+            data,
+            last_value: known_last.then(|| samples[samples.len() - 1].1),
+        }
+    }
+
+    proptest! {
+        /// `last_sample` is the last element of `samples` for overlapping sources, equal
+        /// timestamps across sources, known and unknown last values, and tombstones.
+        #[test]
+        fn last_sample_matches_full_decode(
+            sources in proptest::collection::vec(
+                (proptest::collection::btree_map(0i64..200, -5.0f64..5.0, 1..30), any::<bool>(), any::<bool>()),
+                1..5),
+            mint in 0i64..200, len in 0i64..200,
+            deleted in proptest::option::of((0i64..200, 0i64..50)),
+        ) {
+            let mut chunks: Vec<ChunkMeta> = sources
+                .iter()
+                .map(|(m, xor, known)| {
+                    let samples: Vec<(i64, f64)> = m.iter().map(|(t, v)| (*t, *v)).collect();
+                    chunk(&samples, *xor, *known)
+                })
+                .collect();
+            chunks.sort_by_key(|c| c.min_time);
+            let series = SeriesChunks {
+                labels: Labels::empty(),
+                chunks,
+                deleted: deleted
+                    .map(|(a, l)| vec![Interval { mint: a, maxt: a + l }])
+                    .unwrap_or_default(),
+            };
+            let maxt = mint + len;
+            let want = series.samples(mint, maxt).pop();
+            let got = series.last_sample(mint, maxt);
+            prop_assert_eq!(
+                got.map(|s| (s.timestamp_ms, s.value.to_bits())),
+                want.map(|s| (s.timestamp_ms, s.value.to_bits()))
+            );
+        }
+    }
 }

@@ -53,6 +53,8 @@ pub(super) enum RVal {
 /// Collects per-step values into series, keeping duplicates of one step apart.
 struct Assembler {
     n: usize,
+    /// Most series × steps cells this may hold (`--query.max-samples`).
+    budget: usize,
     index: LabelsMap<Vec<usize>>,
     series: Vec<StepSeries>,
     scalar: Option<Vec<f64>>,
@@ -60,9 +62,10 @@ struct Assembler {
 }
 
 impl Assembler {
-    fn new(n: usize) -> Self {
+    fn new(n: usize, budget: usize) -> Self {
         Self {
             n,
+            budget,
             index: LabelsMap::default(),
             series: Vec::new(),
             scalar: None,
@@ -78,7 +81,7 @@ impl Assembler {
             Value::String { v, .. } => self.string = Some(v),
             Value::Vector(samples) => {
                 for s in samples {
-                    self.put(i, s.labels, s.v);
+                    self.put(i, s.labels, s.v)?;
                 }
             }
             Value::Matrix(_) => {
@@ -90,16 +93,18 @@ impl Assembler {
         Ok(())
     }
 
-    fn put(&mut self, i: usize, labels: Labels, v: f64) {
+    fn put(&mut self, i: usize, labels: Labels, v: f64) -> Result<()> {
         let slots = self.index.entry(labels.clone()).or_default();
         if let Some(&k) = slots.iter().find(|&&k| self.series[k].vals[i].is_none()) {
             self.series[k].vals[i] = Some(v);
-            return;
+            return Ok(());
         }
+        within_budget(self.series.len() + 1, self.n, self.budget)?;
         let mut vals = vec![None; self.n];
         vals[i] = Some(v);
         slots.push(self.series.len());
         self.series.push(StepSeries { labels, vals });
+        Ok(())
     }
 
     fn finish(self, ty: ValueType) -> RVal {
@@ -110,6 +115,15 @@ impl Assembler {
             (None, None) => RVal::Vector(self.series),
         }
     }
+}
+
+/// Values are kept densely (one slot per step), so `series × steps` is what a node holds in
+/// memory; it is bounded by `--query.max-samples` like the samples Prometheus holds.
+fn within_budget(series: usize, steps: usize, budget: usize) -> Result<()> {
+    if series.saturating_mul(steps) > budget {
+        return Err(EvalError::TooManySamples);
+    }
+    Ok(())
 }
 
 impl RVal {
@@ -287,7 +301,9 @@ impl Ctx<'_> {
             Expr::Paren { expr, .. } => self.eval_range(expr, grid),
             Expr::Vector(sel) => {
                 let mut out = Vec::new();
+                let budget = self.engine.opts.max_samples;
                 self.each_selected(sel, grid, &mut |labels, vals| {
+                    within_budget(out.len() + 1, grid.n, budget)?;
                     out.push(StepSeries {
                         labels: labels.clone(),
                         vals: vals.to_vec(),
@@ -317,7 +333,9 @@ impl Ctx<'_> {
                         selector, range_ms, ..
                     } => {
                         let mut out = Vec::new();
+                        let budget = self.engine.opts.max_samples;
                         self.each_ranged(func.name, selector, *range_ms, grid, &mut |l, v| {
+                            within_budget(out.len() + 1, grid.n, budget)?;
                             out.push(StepSeries {
                                 labels: l.clone(),
                                 vals: v.to_vec(),
@@ -420,7 +438,7 @@ impl Ctx<'_> {
         grid: &Grid,
         mut op: impl FnMut(&mut Self, usize, i64) -> Result<Value>,
     ) -> Result<RVal> {
-        let mut out = Assembler::new(grid.n);
+        let mut out = Assembler::new(grid.n, self.engine.opts.max_samples);
         for i in 0..grid.n {
             self.check_limits()?;
             let t = grid.t(i);
@@ -451,12 +469,14 @@ impl Ctx<'_> {
     ) -> Result<RVal> {
         let mut index: LabelsMap<usize> = LabelsMap::default();
         let mut groups: Vec<(Labels, Vec<Option<Running>>)> = Vec::new();
+        let budget = self.engine.opts.max_samples;
         let mut fold = |labels: &Labels, vals: &[Option<f64>]| -> Result<()> {
             let key = group_labels(labels, grouping, without);
             let g = match index.get(&key) {
                 Some(&g) => g,
                 None => {
                     index.insert(key.clone(), groups.len());
+                    within_budget(groups.len() + 1, grid.n, budget)?;
                     groups.push((key, vec![None; grid.n]));
                     groups.len() - 1
                 }
@@ -551,39 +571,15 @@ impl Ctx<'_> {
             step: sstep,
             n: inner_n,
         };
-        let series = match self.eval_range(inner, &inner_grid)? {
-            RVal::Vector(s) => s,
-            RVal::Scalar(v) => vec![StepSeries {
-                labels: Labels::empty(),
-                vals: v.into_iter().map(Some).collect(),
-            }],
-            RVal::String(_) => {
-                return Err(EvalError::Execution("subquery over a non-vector".into()));
-            }
+        let series = match self.subquery_points(inner, &inner_grid) {
+            // The shared grid would not fit densely: evaluate each step's window on its own.
+            Err(EvalError::TooManySamples) => return self.step_by_step(&call, grid),
+            other => other?,
         };
-        // Series with equal labels (duplicates at different steps) form one subquery series.
-        let mut merged: LabelsMap<Vec<(i64, f64)>> = LabelsMap::default();
-        let mut order = Vec::new();
-        for s in series {
-            let points = merged.entry(s.labels.clone()).or_insert_with(|| {
-                order.push(s.labels.clone());
-                Vec::new()
-            });
-            points.extend(
-                s.vals
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(j, v)| v.map(|v| (inner_grid.t(j), v))),
-            );
-        }
         let keep_name = direct_keeps_name(name);
         let mut out = Vec::new();
         let mut vals = vec![None; grid.n];
-        for labels in order {
-            let Some(mut points) = merged.remove(&labels) else {
-                continue;
-            };
-            points.sort_by_key(|p| p.0);
+        for (labels, points) in series {
             if slide(name, &points, range, None, offset, grid, &mut vals) {
                 out.push(StepSeries {
                     labels: if keep_name {
@@ -597,6 +593,50 @@ impl Ctx<'_> {
         }
         self.check_size(&out)?;
         Ok(RVal::Vector(out))
+    }
+}
+
+impl Ctx<'_> {
+    /// A subquery's samples: `inner` evaluated on the subquery's step grid, one series per
+    /// label set (first-seen order) with its points in time order.
+    pub(super) fn subquery_points(
+        &mut self,
+        inner: &Expr,
+        grid: &Grid,
+    ) -> Result<Vec<(Labels, Vec<(i64, f64)>)>> {
+        if grid.n == 0 {
+            return Ok(Vec::new());
+        }
+        let series = match self.eval_range(inner, grid)? {
+            RVal::Vector(s) => s,
+            RVal::Scalar(v) => vec![StepSeries {
+                labels: Labels::empty(),
+                vals: v.into_iter().map(Some).collect(),
+            }],
+            RVal::String(_) => {
+                return Err(EvalError::Execution("subquery over a non-vector".into()));
+            }
+        };
+        // Series with equal labels (duplicates at different steps) form one subquery series.
+        let mut index: LabelsMap<usize> = LabelsMap::default();
+        let mut out: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
+        for s in series {
+            let k = *index.entry(s.labels.clone()).or_insert_with(|| {
+                out.push((s.labels.clone(), Vec::new()));
+                out.len() - 1
+            });
+            let merged = !out[k].1.is_empty();
+            out[k].1.extend(
+                s.vals
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(j, v)| v.map(|v| (grid.t(j), v))),
+            );
+            if merged {
+                out[k].1.sort_by_key(|p| p.0);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -364,3 +364,44 @@ fn range_evaluation_matches_stepwise_reference() {
     }
     assert!(compared > 1500, "only {compared} comparisons");
 }
+
+/// Dense per-step storage is bounded by `max_samples`: a subquery whose step grid would not
+/// fit falls back to per-step evaluation and still answers (sparse data), and a range query
+/// whose result cannot fit fails with the sample-limit error instead of allocating.
+#[test]
+fn dense_evaluation_respects_the_sample_limit() {
+    // 40 series, one sample each, spread over a day.
+    let series: Vec<(Labels, Vec<(i64, f64)>)> = (0..40)
+        .map(|i| {
+            let l = Labels::from_pairs(&[("__name__", "sparse"), ("i", &i.to_string())]);
+            (l, vec![(1_000 + i * 2_000_000, i as f64)])
+        })
+        .collect();
+    let store = Mem(series);
+    let engine = Engine::new(EngineOptions {
+        max_samples: 10_000,
+        ..EngineOptions::default()
+    });
+    // 86,400 one-second steps × 40 series would be 3.4M dense cells.
+    let expr = parse("count_over_time(sparse[1d:1s])").unwrap();
+    let Value::Vector(v) = engine.instant(&store, &expr, 86_400_000).unwrap() else {
+        panic!("vector expected")
+    };
+    assert_eq!(v.len(), 40);
+    // Each sample stays visible for the 5m lookback: 300 one-second steps.
+    assert!(v.iter().all(|s| s.v == 300.0), "{v:?}");
+    let expr = parse("max_over_time(sparse[1d:1s])").unwrap();
+    let fast = engine
+        .range(&store, &expr, 86_000_000, 86_400_000, 100_000)
+        .unwrap();
+    let slow = engine
+        .range_stepwise(&store, &expr, 86_000_000, 86_400_000, 100_000)
+        .unwrap();
+    assert_eq!(fast, slow);
+    // 40 series × 11,000 steps cannot be held under a 10,000-sample limit.
+    let expr = parse("sparse").unwrap();
+    assert_eq!(
+        engine.range(&store, &expr, 0, 11_000_000, 1_000),
+        Err(EvalError::TooManySamples)
+    );
+}
