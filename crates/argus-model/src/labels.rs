@@ -195,6 +195,28 @@ impl Labels {
         self.iter().left
     }
 
+    /// A byte string whose byte order is the label sets' order (`Ord`): each name and value
+    /// followed by `00 00`, with a `00` byte inside them written `00 01`. Sorting many label
+    /// sets by these keys (one `memcmp` per comparison) is much cheaper than comparing them
+    /// label by label.
+    pub fn order_key(&self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.0.len() + 2 * self.len() * 2);
+        let mut put = |s: &str| {
+            for &b in s.as_bytes() {
+                key.push(b);
+                if b == 0 {
+                    key.push(1);
+                }
+            }
+            key.extend_from_slice(&[0, 0]);
+        };
+        for l in self.iter() {
+            put(l.name);
+            put(l.value);
+        }
+        key
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -425,6 +447,17 @@ mod tests {
             prop_assert_eq!(la.cmp(&lb), a.cmp(&b));
             prop_assert_eq!(lb.cmp(&la), b.cmp(&a));
             prop_assert_eq!(la.cmp(&la.clone()), std::cmp::Ordering::Equal);
+            prop_assert_eq!(la.order_key().cmp(&lb.order_key()), a.cmp(&b));
+        }
+
+        /// Order keys order as the label sets, also with NUL bytes and prefixes of each other.
+        #[test]
+        fn order_keys_order_like_labels(a in proptest::collection::btree_map("[a\\x00b]{1,3}", "[a\\x00b]{1,3}", 0..4),
+                                        b in proptest::collection::btree_map("[a\\x00b]{1,3}", "[a\\x00b]{1,3}", 0..4)) {
+            let a: Vec<(String, String)> = a.into_iter().collect();
+            let b: Vec<(String, String)> = b.into_iter().collect();
+            let (la, lb) = (Labels::from_pairs(&a), Labels::from_pairs(&b));
+            prop_assert_eq!(la.order_key().cmp(&lb.order_key()), la.cmp(&lb));
         }
     }
 }

@@ -725,7 +725,7 @@ impl Head {
                 })
             })
             .collect();
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out.sort_by_cached_key(|s| s.labels.order_key());
         out
     }
 

@@ -157,8 +157,12 @@ impl SeriesChunks {
 /// Merges per-source results (each sorted by labels) into one list sorted by labels, joining
 /// the chunks of equal label sets.
 pub fn merge_series(sources: Vec<Vec<SeriesChunks>>) -> Vec<SeriesChunks> {
+    let single_source = sources.iter().filter(|s| !s.is_empty()).count() <= 1;
     let mut all: Vec<SeriesChunks> = sources.into_iter().flatten().collect();
-    all.sort_by(|a, b| a.labels.cmp(&b.labels));
+    // Each source is sorted already; several are merged by sorting on order keys.
+    if !single_source {
+        all.sort_by_cached_key(|s| s.labels.order_key());
+    }
     let mut out: Vec<SeriesChunks> = Vec::with_capacity(all.len());
     for series in all {
         match out.last_mut() {
