@@ -130,6 +130,11 @@ pub struct VectorSelector {
     /// Set when the offset uses `step()`/`range()`.
     pub offset_expr: Option<DurExpr>,
     pub at: Option<AtModifier>,
+    /// `anchored`: a range starts at the last sample at or before its start.
+    pub anchored: bool,
+    /// `smoothed`: values at the range boundaries (or at the evaluation time, for an instant
+    /// selector) are interpolated between the neighbouring samples.
+    pub smoothed: bool,
     pub span: Span,
 }
 

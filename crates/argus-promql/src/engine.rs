@@ -335,11 +335,23 @@ impl Engine {
             } else {
                 self.opts.lookback_ms
             };
-            let mint = s - sel.offset_ms - lookback;
-            let maxt = e - sel.offset_ms;
+            // Extended selectors also see one lookback delta before the range (anchored,
+            // smoothed) and after it (smoothed).
+            let before = if range > 0 && (sel.anchored || sel.smoothed) {
+                self.opts.lookback_ms
+            } else {
+                0
+            };
+            let after = if sel.smoothed {
+                self.opts.lookback_ms
+            } else {
+                0
+            };
+            let mint = s - sel.offset_ms - lookback - before;
+            let maxt = e - sel.offset_ms + after;
             let key = (sel.span.start, sel.span.end);
             // An instant selector read at a single time needs only each series' newest sample.
-            let series = if range == 0 && s == e {
+            let series = if range == 0 && s == e && !sel.smoothed {
                 q.select_last(mint, maxt, &sel.matchers)
             } else {
                 q.select(mint, maxt, &sel.matchers)
@@ -523,6 +535,22 @@ impl Ctx<'_> {
             Expr::Vector(sel) => Ok(Value::Vector(self.vector(sel, t))),
             Expr::Matrix {
                 selector, range_ms, ..
+            } if selector.anchored || selector.smoothed => {
+                let ts = self.at_time(selector.at, t) - selector.offset_ms;
+                let mut series = self.matrix(selector, *range_ms, t);
+                for s in &mut series {
+                    s.points = crate::extended::boundary_points(
+                        &s.points,
+                        ts - range_ms,
+                        ts,
+                        selector.smoothed,
+                    );
+                }
+                series.retain(|s| !s.points.is_empty());
+                Ok(Value::Matrix(series))
+            }
+            Expr::Matrix {
+                selector, range_ms, ..
             } => Ok(Value::Matrix(self.matrix(selector, *range_ms, t))),
             Expr::Subquery {
                 expr: inner,
@@ -605,6 +633,32 @@ impl Ctx<'_> {
                     return Err(EvalError::Execution("aggregation over a non-vector".into()));
                 };
                 crate::aggregate::eval(*op, vec, param, grouping, *without, t)
+            }
+            // `anchored` / `smoothed` ranges, for the functions that accept them.
+            Expr::Call { func, args, .. } if args.iter().any(is_extended_matrix) => {
+                for a in args.iter() {
+                    if let Expr::Matrix { selector, .. } = a {
+                        crate::extended::check_function(
+                            func.name,
+                            selector.anchored,
+                            selector.smoothed,
+                        )?;
+                    }
+                }
+                let [
+                    Expr::Matrix {
+                        selector, range_ms, ..
+                    },
+                ] = args.as_slice()
+                else {
+                    return Err(EvalError::Execution(format!(
+                        "unexpected arguments to {}",
+                        func.name
+                    )));
+                };
+                Ok(Value::Vector(
+                    self.extended_call(func.name, selector, *range_ms, t),
+                ))
             }
             // Fast path: a range function straight over a matrix selector works on slices of
             // the loaded samples instead of building a matrix per step.
@@ -716,13 +770,64 @@ impl Ctx<'_> {
         out
     }
 
-    /// The newest non-stale sample in `(t' - lookback, t']` of every series.
+    /// `rate|increase|delta|changes|resets(selector[range] anchored|smoothed)` at `t`.
+    fn extended_call(&self, name: &str, sel: &VectorSelector, range: i64, t: i64) -> Vec<Sample> {
+        let ts = self.at_time(sel.at, t) - sel.offset_ms;
+        let start = ts - range;
+        let mut out = Vec::new();
+        for s in self.matrix(sel, range, t) {
+            let p = &s.points;
+            let v = match name {
+                "rate" => crate::extended::rate(p, start, ts, range, sel.smoothed, true, true),
+                "increase" => crate::extended::rate(p, start, ts, range, sel.smoothed, true, false),
+                "delta" => crate::extended::rate(p, start, ts, range, sel.smoothed, false, false),
+                "changes" => {
+                    crate::extended::anchored_samples(p, start).map(crate::functions::changes)
+                }
+                "resets" => {
+                    crate::extended::anchored_samples(p, start).map(crate::functions::resets)
+                }
+                _ => None,
+            };
+            if let Some(v) = v {
+                out.push(Sample {
+                    labels: drop_name(&s.labels),
+                    t,
+                    v,
+                });
+            }
+        }
+        out
+    }
+
+    /// The newest non-stale sample in `(t' - lookback, t']` of every series (for a smoothed
+    /// selector: the value interpolated at `t'` from the samples within a lookback delta).
     fn vector(&self, sel: &VectorSelector, t: i64) -> Vec<Sample> {
         let ts = self.at_time(sel.at, t) - sel.offset_ms;
         let lookback = self.engine.opts.lookback_ms;
         let Some(series) = self.data.get(&(sel.span.start, sel.span.end)) else {
             return Vec::new();
         };
+        if sel.smoothed {
+            let mut out = Vec::new();
+            for (labels, points) in series {
+                let lo = points.partition_point(|p| p.0 <= ts - lookback);
+                let hi = points.partition_point(|p| p.0 <= ts + lookback);
+                let window: Vec<(i64, f64)> = points[lo..hi.max(lo)]
+                    .iter()
+                    .copied()
+                    .filter(|p| !is_stale_nan(p.1))
+                    .collect();
+                if let Some(v) = crate::extended::smoothed_value(&window, ts) {
+                    out.push(Sample {
+                        labels: labels.clone(),
+                        t: ts,
+                        v,
+                    });
+                }
+            }
+            return out;
+        }
         let mut out = Vec::new();
         for (labels, points) in series {
             let idx = points.partition_point(|p| p.0 <= ts);
@@ -750,10 +855,17 @@ impl Ctx<'_> {
         let Some(series) = self.data.get(&(sel.span.start, sel.span.end)) else {
             return Vec::new();
         };
+        let lookback = self.engine.opts.lookback_ms;
+        let before = if sel.anchored || sel.smoothed {
+            lookback
+        } else {
+            0
+        };
+        let after = if sel.smoothed { lookback } else { 0 };
         let mut out = Vec::new();
         for (labels, points) in series {
-            let lo = points.partition_point(|p| p.0 <= ts - range);
-            let hi = points.partition_point(|p| p.0 <= ts);
+            let lo = points.partition_point(|p| p.0 <= ts - range - before);
+            let hi = points.partition_point(|p| p.0 <= ts + after);
             let pts: Vec<(i64, f64)> = points[lo..hi]
                 .iter()
                 .copied()
@@ -768,6 +880,11 @@ impl Ctx<'_> {
         }
         out
     }
+}
+
+/// A range selector with the `anchored` or `smoothed` modifier.
+fn is_extended_matrix(e: &Expr) -> bool {
+    matches!(e, Expr::Matrix { selector, .. } if selector.anchored || selector.smoothed)
 }
 
 /// Builds the output labels of a grouping (`by` keeps only the listed labels, `without`

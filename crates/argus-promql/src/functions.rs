@@ -116,6 +116,18 @@ pub fn direct_range_value(
     })
 }
 
+/// How often the value changes between consecutive samples (NaN to NaN is no change).
+pub fn changes(p: &[(i64, f64)]) -> f64 {
+    p.windows(2)
+        .filter(|w| w[0].1 != w[1].1 && !(w[0].1.is_nan() && w[1].1.is_nan()))
+        .count() as f64
+}
+
+/// How often the value drops between consecutive samples (counter resets).
+pub fn resets(p: &[(i64, f64)]) -> f64 {
+    p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64
+}
+
 /// Whether a direct range function keeps the metric name (only `last_over_time`).
 pub fn direct_keeps_name(name: &str) -> bool {
     name == "last_over_time"
@@ -372,16 +384,8 @@ pub fn call(
                 })
             })
         }
-        "changes" => over_time(next()?, t, false, |p| {
-            Some(
-                p.windows(2)
-                    .filter(|w| w[0].1 != w[1].1 && !(w[0].1.is_nan() && w[1].1.is_nan()))
-                    .count() as f64,
-            )
-        }),
-        "resets" => over_time(next()?, t, false, |p| {
-            Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64)
-        }),
+        "changes" => over_time(next()?, t, false, |p| Some(changes(p))),
+        "resets" => over_time(next()?, t, false, |p| Some(resets(p))),
         "avg_over_time" => over_time(next()?, t, false, |p| {
             let mut mean = Mean::new(p.first()?.1);
             for &(_, v) in &p[1..] {

@@ -9,6 +9,7 @@ pub mod ast;
 pub mod binary;
 pub mod compliance;
 pub mod engine;
+pub mod extended;
 pub mod functions;
 pub mod lexer;
 pub mod parser;

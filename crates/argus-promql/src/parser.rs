@@ -493,6 +493,8 @@ impl Parser<'_> {
                     offset_ms: 0,
                     offset_expr: None,
                     at: None,
+                    anchored: false,
+                    smoothed: false,
                     span: Span {
                         start: t.start,
                         end,
@@ -530,6 +532,8 @@ impl Parser<'_> {
                     offset_ms: 0,
                     offset_expr: None,
                     at: None,
+                    anchored: false,
+                    smoothed: false,
                     span: Span {
                         start: t.start,
                         end,
@@ -780,6 +784,13 @@ impl Parser<'_> {
                 }
                 continue;
             }
+            if self.is_keyword("anchored") || self.is_keyword("smoothed") {
+                let t = self.next();
+                let anchored =
+                    matches!(&t.tok, Tok::Ident(w) if w.eq_ignore_ascii_case("anchored"));
+                expr = self.set_extended(expr, anchored, t.start)?;
+                continue;
+            }
             if self.is_keyword("offset") {
                 let t = self.next();
                 // One signed primary: `offset 5m`, `offset -(1m*2)`, `offset step()`; any
@@ -959,6 +970,53 @@ impl Parser<'_> {
                 Expr::Subquery { expr, range_ms, step_ms, offset_ms: offset, at, dur_exprs, span }
             }
             _ => return Err(self.err(pos, "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery")),
+        })
+    }
+
+    /// The extended range selector modifiers `anchored` / `smoothed`.
+    fn set_extended(&self, expr: Expr, anchored: bool, pos: usize) -> Result<Expr, ParseError> {
+        let name = if anchored { "anchored" } else { "smoothed" };
+        let set = |sel: &mut VectorSelector| {
+            if anchored {
+                sel.anchored = true;
+            } else {
+                sel.smoothed = true;
+            }
+            if sel.anchored && sel.smoothed {
+                Err(self.err(
+                    pos,
+                    "anchored and smoothed modifiers cannot be used together",
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        Ok(match expr {
+            Expr::Vector(mut v) => {
+                set(&mut v)?;
+                Expr::Vector(v)
+            }
+            Expr::Matrix {
+                mut selector,
+                range_ms,
+                range_expr,
+                span,
+            } => {
+                set(&mut selector)?;
+                Expr::Matrix {
+                    selector,
+                    range_ms,
+                    range_expr,
+                    span,
+                }
+            }
+            Expr::Subquery { .. } => {
+                return Err(self.err(
+                    pos,
+                    format!("{name} modifier is not supported for subqueries"),
+                ));
+            }
+            _ => return Err(self.err(pos, format!("{name} modifier not implemented"))),
         })
     }
 

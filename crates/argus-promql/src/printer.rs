@@ -254,6 +254,14 @@ fn write_at(out: &mut String, at: Option<AtModifier>) {
     }
 }
 
+fn write_extended(out: &mut String, sel: &VectorSelector) {
+    if sel.anchored {
+        out.push_str(" anchored");
+    } else if sel.smoothed {
+        out.push_str(" smoothed");
+    }
+}
+
 /// The selector without `@`/offset.
 fn write_selector_body(out: &mut String, sel: &VectorSelector) {
     let name = sel.name.as_deref().unwrap_or("");
@@ -313,6 +321,7 @@ fn write_expr(out: &mut String, expr: &Expr) {
         Expr::Vector(sel) => {
             write_selector_body(out, sel);
             write_at(out, sel.at);
+            write_extended(out, sel);
             write_offset(out, sel.offset_ms, sel.offset_expr.as_ref());
         }
         Expr::Matrix {
@@ -328,6 +337,7 @@ fn write_expr(out: &mut String, expr: &Expr) {
                 None => write_duration(out, *range_ms),
             }
             out.push(']');
+            write_extended(out, selector);
             write_at(out, selector.at);
             write_offset(out, selector.offset_ms, selector.offset_expr.as_ref());
         }

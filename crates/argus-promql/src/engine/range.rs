@@ -299,6 +299,7 @@ impl Ctx<'_> {
             Expr::Number { value, .. } => Ok(RVal::Scalar(vec![*value; grid.n])),
             Expr::String { value, .. } => Ok(RVal::String(value.clone())),
             Expr::Paren { expr, .. } => self.eval_range(expr, grid),
+            Expr::Vector(sel) if sel.smoothed => self.step_by_step(expr, grid),
             Expr::Vector(sel) => {
                 let mut out = Vec::new();
                 let budget = self.engine.opts.max_samples;
@@ -329,6 +330,9 @@ impl Ctx<'_> {
             },
             Expr::Call { func, args, .. } if args.len() == 1 && is_direct(func.name) => {
                 match &args[0] {
+                    Expr::Matrix { selector, .. } if selector.anchored || selector.smoothed => {
+                        self.step_by_step(expr, grid)
+                    }
                     Expr::Matrix {
                         selector, range_ms, ..
                     } => {
@@ -493,11 +497,12 @@ impl Ctx<'_> {
             Ok(())
         };
         match strip_parens(inner) {
-            Expr::Vector(sel) => self.each_selected(sel, grid, &mut fold)?,
+            Expr::Vector(sel) if !sel.smoothed => self.each_selected(sel, grid, &mut fold)?,
             Expr::Call { func, args, .. }
                 if args.len() == 1
                     && is_direct(func.name)
-                    && matches!(args[0], Expr::Matrix { .. }) =>
+                    && matches!(&args[0], Expr::Matrix { selector, .. }
+                        if !selector.anchored && !selector.smoothed) =>
             {
                 let Expr::Matrix {
                     selector, range_ms, ..

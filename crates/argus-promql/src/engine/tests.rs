@@ -339,6 +339,10 @@ fn range_evaluation_matches_stepwise_reference() {
             "-demo_num_cpus * -1 > bool 2",
             "timestamp(demo_intermittent_metric)",
             "stddev by (mode) (irate(demo_cpu_usage_seconds_total[1m]))",
+            "sum by (instance) (rate(demo_cpu_usage_seconds_total[1m] anchored))",
+            "increase(demo_cpu_usage_seconds_total[2m] smoothed offset 1m)",
+            "changes(demo_intermittent_metric[3m] anchored)",
+            "demo_memory_usage_bytes smoothed",
         ]
         .map(String::from),
     );

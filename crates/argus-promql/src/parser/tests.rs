@@ -168,6 +168,15 @@ fn errors_read_like_prometheus() {
             "expected 3 argument(s) in call to \"clamp\", got 2",
         ),
         ("a\n  + )", "2:5: parse error: unexpected \")\""),
+        (
+            "a[5m] anchored smoothed",
+            "anchored and smoothed modifiers cannot be used together",
+        ),
+        (
+            "a[5m:1m] anchored",
+            "anchored modifier is not supported for subqueries",
+        ),
+        ("(a) smoothed", "smoothed modifier not implemented"),
     ];
     for (q, want) in cases {
         let got = show_err(q);

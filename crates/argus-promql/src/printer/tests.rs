@@ -65,6 +65,12 @@ fn canonical_forms() {
             "a + fill_left (1) fill_right (2) b",
         ),
         ("a[step()]", "a[step()]"),
+        (
+            "rate(a[5m] anchored @ 10 offset 1m)",
+            "rate(a[5m] anchored @ 10.000 offset 1m)",
+        ),
+        ("a offset 1m smoothed", "a smoothed offset 1m"),
+        ("a @ 5 smoothed", "a @ 5.000 smoothed"),
         ("a offset (step() * 2)", "a offset (step() * 2s)"),
     ];
     for (q, want) in cases {
