@@ -66,12 +66,9 @@ impl Queryable for argus_tsdb::Db {
         matchers: &[Matcher],
     ) -> Vec<(Labels, Vec<(i64, f64)>)> {
         self.querier(mint, maxt)
-            .select(matchers)
+            .select_last(matchers)
             .into_iter()
-            .filter_map(|s| {
-                let last = s.last_sample(mint, maxt)?;
-                Some((s.labels, vec![(last.timestamp_ms, last.value)]))
-            })
+            .map(|(labels, last)| (labels, vec![(last.timestamp_ms, last.value)]))
             .collect()
     }
 }
@@ -890,6 +887,10 @@ fn is_extended_matrix(e: &Expr) -> bool {
 /// Builds the output labels of a grouping (`by` keeps only the listed labels, `without`
 /// removes them and the metric name).
 pub fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
+    if !without && grouping.is_empty() {
+        // `sum(x)`, `count(x)`: one group, nothing to look up.
+        return Labels::empty();
+    }
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     grouping.hash(&mut h);

@@ -532,7 +532,18 @@ impl IndexLookup for Block {
             .unwrap_or_default()
     }
 
-    fn postings(&self, name: &str, value: &str) -> Vec<u64> {
+    fn postings(&self, name: &str, value: &str) -> std::borrow::Cow<'_, [u64]> {
+        std::borrow::Cow::Owned(self.decode_postings(name, value))
+    }
+
+    fn all_postings(&self) -> Vec<u64> {
+        (0..self.num_series as u64).collect()
+    }
+}
+
+impl Block {
+    /// The decoded ids of `name="value"`.
+    fn decode_postings(&self, name: &str, value: &str) -> Vec<u64> {
         let Some(values) = self.labels.get(name) else {
             return Vec::new();
         };
@@ -558,10 +569,6 @@ impl IndexLookup for Block {
             out.push(id);
         }
         out
-    }
-
-    fn all_postings(&self) -> Vec<u64> {
-        (0..self.num_series as u64).collect()
     }
 }
 

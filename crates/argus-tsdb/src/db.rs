@@ -831,6 +831,21 @@ impl Querier<'_> {
         merge_series(sources)
     }
 
+    /// Each matching series' newest sample in range, sorted by labels (instant selectors).
+    /// With only the head in range this skips chunk reads for most series.
+    pub fn select_last(&self, matchers: &[Matcher]) -> Vec<(Labels, argus_model::Sample)> {
+        if self.blocks.is_empty() {
+            return self.db.head.select_last(self.mint, self.maxt, matchers);
+        }
+        self.select(matchers)
+            .into_iter()
+            .filter_map(|s| {
+                let last = s.last_sample(self.mint, self.maxt)?;
+                Some((s.labels, last))
+            })
+            .collect()
+    }
+
     /// Label names, of matching series when matchers are given.
     pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
         let mut names: BTreeSet<String> = BTreeSet::new();

@@ -246,6 +246,21 @@ impl SeriesData {
         self.ooo.retain(|s| s.0 >= before);
     }
 
+    /// The newest sample in `[mint, maxt]` when it can be told without decoding: `Some(None)`
+    /// when the series has nothing there, `None` when chunks must be read (a range in the
+    /// past). Out-of-order samples are always older than the newest in-order one.
+    pub fn newest_in(&self, mint: i64, maxt: i64) -> Option<Option<(i64, f64)>> {
+        let t = self.max_time?;
+        let held = match &self.open {
+            Some(o) => o.max_time() == t,
+            None => self.closed.last().is_some_and(|c| c.max_time() == t),
+        };
+        if !held || t > maxt {
+            return None;
+        }
+        Some((t >= mint).then(|| (t, f64::from_bits(self.last_value))))
+    }
+
     /// Removes samples inside `[mint, maxt]`, re-encoding the affected chunks.
     fn delete_range(&mut self, mint: i64, maxt: i64, chunk_range: i64, store: &HeadChunkStore) {
         let overlaps = self
@@ -435,12 +450,23 @@ impl IndexLookup for HeadIndex {
             .unwrap_or_default()
     }
 
-    fn postings(&self, name: &str, value: &str) -> Vec<u64> {
+    fn label_values_where(&self, name: &str, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
         self.postings
             .get(name)
-            .and_then(|v| v.get(value))
-            .cloned()
+            .map(|v| {
+                v.keys()
+                    .filter(|k| keep(k))
+                    .map(|k| k.to_string())
+                    .collect()
+            })
             .unwrap_or_default()
+    }
+
+    fn postings(&self, name: &str, value: &str) -> std::borrow::Cow<'_, [u64]> {
+        match self.postings.get(name).and_then(|v| v.get(value)) {
+            Some(list) => std::borrow::Cow::Borrowed(list),
+            None => std::borrow::Cow::Owned(Vec::new()),
+        }
     }
 
     fn all_postings(&self) -> Vec<u64> {
@@ -726,6 +752,37 @@ impl Head {
             })
             .collect();
         out.sort_by_cached_key(|s| s.labels.order_key());
+        out
+    }
+
+    /// Each matching series' newest sample in `[mint, maxt]`, sorted by labels: what an
+    /// instant selector reads. Most series answer from their newest-sample bookkeeping
+    /// without touching chunks; the others decode the chunks they need.
+    pub fn select_last(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, argus_model::Sample)> {
+        let mut out: Vec<(Labels, argus_model::Sample)> = self
+            .select_refs(matchers)
+            .into_iter()
+            .filter_map(|s| {
+                let data = s.data.lock();
+                let newest = match data.newest_in(mint, maxt) {
+                    Some(answer) => answer.map(|(t, v)| argus_model::Sample::new(t, v)),
+                    None => SeriesChunks {
+                        labels: Labels::empty(),
+                        chunks: data.chunks_in(mint, maxt, &self.chunks),
+                        deleted: Vec::new(),
+                    }
+                    .last_sample(mint, maxt),
+                };
+                drop(data);
+                newest.map(|smp| (s.labels.clone(), smp))
+            })
+            .collect();
+        out.sort_by_cached_key(|(l, _)| l.order_key());
         out
     }
 

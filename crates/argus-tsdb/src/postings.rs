@@ -3,55 +3,103 @@
 
 use argus_model::Matcher;
 
+use std::borrow::Cow;
+
 /// What an index must answer for [`select_postings`].
 pub trait IndexLookup {
     /// All values of a label name (any order).
     fn label_values(&self, name: &str) -> Vec<String>;
-    /// Sorted ids of series with `name="value"`.
-    fn postings(&self, name: &str, value: &str) -> Vec<u64>;
+    /// The values of a label name for which `keep` holds (any order). Indexes that hold
+    /// their values as strings override it to allocate only the ones kept.
+    fn label_values_where(&self, name: &str, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let mut values = self.label_values(name);
+        values.retain(|v| keep(v));
+        values
+    }
+    /// Sorted ids of series with `name="value"` (borrowed when the index holds them as is).
+    fn postings(&self, name: &str, value: &str) -> Cow<'_, [u64]>;
     /// Sorted ids of every series.
     fn all_postings(&self) -> Vec<u64>;
 }
 
 /// Sorted ids of series matching every matcher. A matcher that matches the empty string also
-/// selects series without the label, as in Prometheus.
+/// selects series without the label, as in Prometheus. The narrowing matchers' lists are
+/// intersected smallest first, each step searching the larger list, so a selective matcher
+/// next to a metric name with many series costs about its own size.
 pub fn select_postings(index: &impl IndexLookup, matchers: &[Matcher]) -> Vec<u64> {
     let (narrowing, widening): (Vec<&Matcher>, Vec<&Matcher>) =
         matchers.iter().partition(|m| !m.matches_empty());
-    let mut result: Option<Vec<u64>> = None;
+    let mut sets: Vec<Cow<'_, [u64]>> = Vec::with_capacity(narrowing.len());
     for m in narrowing {
         let values: Vec<String> = match m.exact_values() {
             Some(v) => v.into_iter().map(str::to_string).collect(),
-            None => index
-                .label_values(&m.name)
-                .into_iter()
-                .filter(|v| m.matches(v))
-                .collect(),
+            None => index.label_values_where(&m.name, &|v| m.matches(v)),
         };
-        let lists: Vec<Vec<u64>> = values.iter().map(|v| index.postings(&m.name, v)).collect();
-        let matched = union_all(lists);
-        result = Some(match result {
-            None => matched,
-            Some(r) => intersect(&r, &matched),
-        });
-        if result.as_ref().is_some_and(Vec::is_empty) {
+        let set = match values.as_slice() {
+            [one] => index.postings(&m.name, one),
+            _ => Cow::Owned(union_all(
+                values
+                    .iter()
+                    .map(|v| index.postings(&m.name, v).into_owned())
+                    .collect(),
+            )),
+        };
+        if set.is_empty() {
             return Vec::new();
         }
+        sets.push(set);
     }
-    let mut result = result.unwrap_or_else(|| index.all_postings());
+    sets.sort_by_key(|s| s.len());
+    let mut result = match sets.split_first() {
+        None => index.all_postings(),
+        Some((smallest, rest)) => {
+            let mut r = smallest.to_vec();
+            for s in rest {
+                r = intersect(&r, s);
+                if r.is_empty() {
+                    return r;
+                }
+            }
+            r
+        }
+    };
     for m in widening {
         let excluded: Vec<Vec<u64>> = index
-            .label_values(&m.name)
+            .label_values_where(&m.name, &|v| !m.matches(v))
             .into_iter()
-            .filter(|v| !m.matches(v))
-            .map(|v| index.postings(&m.name, &v))
+            .map(|v| index.postings(&m.name, &v).into_owned())
             .collect();
         result = subtract(&result, &union_all(excluded));
     }
     result
 }
 
+/// Sorted intersection. When one list is much shorter, each of its ids is looked up in the
+/// other by galloping search instead of walking both.
 pub fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    if small.len().saturating_mul(16) < large.len() {
+        let mut out = Vec::with_capacity(small.len());
+        let mut rest = large;
+        for &x in small {
+            // Exponential probe, then binary search within the bracket.
+            let mut hi = 1;
+            while hi < rest.len() && rest[hi] < x {
+                hi *= 2;
+            }
+            let window = &rest[..hi.min(rest.len())];
+            let pos = window.partition_point(|&y| y < x);
+            rest = &rest[pos..];
+            if rest.first() == Some(&x) {
+                out.push(x);
+                rest = &rest[1..];
+            }
+            if rest.is_empty() {
+                break;
+            }
+        }
+        return out;
+    }
     let (mut i, mut j) = (0, 0);
     let mut out = Vec::with_capacity(a.len().min(b.len()));
     while i < a.len() && j < b.len() {
@@ -111,11 +159,11 @@ mod tests {
                 .map(|(_, v)| v.clone())
                 .collect()
         }
-        fn postings(&self, name: &str, value: &str) -> Vec<u64> {
-            self.0
-                .get(&(name.to_string(), value.to_string()))
-                .cloned()
-                .unwrap_or_default()
+        fn postings(&self, name: &str, value: &str) -> Cow<'_, [u64]> {
+            match self.0.get(&(name.to_string(), value.to_string())) {
+                Some(v) => Cow::Borrowed(v),
+                None => Cow::Owned(Vec::new()),
+            }
         }
         fn all_postings(&self) -> Vec<u64> {
             self.1.clone()
@@ -153,5 +201,17 @@ mod tests {
             Vec::<u64>::new()
         );
         assert_eq!(sel(vec![mk(MatchOp::RegexMatch, "a", "2|3")]), vec![2]);
+    }
+
+    proptest::proptest! {
+        /// Galloping and linear intersection agree with a set intersection.
+        #[test]
+        fn intersect_matches_sets(a in proptest::collection::btree_set(0u64..2000, 0..300),
+                                  b in proptest::collection::btree_set(0u64..2000, 0..10)) {
+            let (a, b): (Vec<u64>, Vec<u64>) = (a.into_iter().collect(), b.into_iter().collect());
+            let want: Vec<u64> = a.iter().copied().filter(|x| b.contains(x)).collect();
+            proptest::prop_assert_eq!(intersect(&a, &b), want.clone());
+            proptest::prop_assert_eq!(intersect(&b, &a), want);
+        }
     }
 }
