@@ -138,6 +138,22 @@ pub struct VectorSelector {
     pub span: Span,
 }
 
+impl VectorSelector {
+    /// A selector without modifiers.
+    pub fn new(name: Option<String>, matchers: Vec<Matcher>, span: Span) -> Self {
+        Self {
+            name,
+            matchers,
+            offset_ms: 0,
+            offset_expr: None,
+            at: None,
+            anchored: false,
+            smoothed: false,
+            span,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BinOp {
     Add,
@@ -462,6 +478,23 @@ impl Expr {
                 span: *span,
             },
             Expr::Number { .. } | Expr::String { .. } => self.clone(),
+        }
+    }
+
+    /// The direct sub-expressions (a selector has none).
+    pub fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Subquery { expr, .. } | Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => {
+                vec![expr]
+            }
+            Expr::Binary { lhs, rhs, .. } => vec![lhs, rhs],
+            Expr::Aggregate { expr, param, .. } => {
+                std::iter::once(&**expr).chain(param.as_deref()).collect()
+            }
+            Expr::Call { args, .. } => args.iter().collect(),
+            Expr::Number { .. } | Expr::String { .. } | Expr::Vector(_) | Expr::Matrix { .. } => {
+                Vec::new()
+            }
         }
     }
 

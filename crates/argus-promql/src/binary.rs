@@ -9,6 +9,16 @@ use crate::ast::{BinOp, Cardinality, VectorMatching};
 use crate::engine::{EvalError, Result, Sample, Value};
 
 /// `lhs op rhs` on floats: (value, keep) — comparisons keep the left value when true.
+/// What a vector element becomes after a comparison's verdict: with `bool` it is kept as
+/// 1 or 0; otherwise it is kept with `v` only when the comparison held.
+fn outcome(v: f64, keep: bool, return_bool: bool) -> Option<f64> {
+    if return_bool {
+        Some(if keep { 1.0 } else { 0.0 })
+    } else {
+        keep.then_some(v)
+    }
+}
+
 fn elem(op: BinOp, l: f64, r: f64) -> (f64, bool) {
     match op {
         BinOp::Add => (l + r, true),
@@ -95,16 +105,12 @@ fn vector_scalar(
     let mut out = Vec::with_capacity(vec.len());
     for sample in vec {
         let (lv, rv) = if swap { (s, sample.v) } else { (sample.v, s) };
-        let (mut v, mut keep) = elem(op, lv, rv);
+        let (mut v, keep) = elem(op, lv, rv);
         // The vector element's value is kept even when the scalar is on the left.
         if op.is_comparison() && swap {
             v = rv;
         }
-        if return_bool {
-            v = if keep { 1.0 } else { 0.0 };
-            keep = true;
-        }
-        if keep {
+        if let Some(v) = outcome(v, keep, return_bool) {
             let labels = if drops_name(op) || return_bool {
                 without_name(&sample.labels)
             } else {
@@ -234,14 +240,10 @@ fn vector_vector(
         } else {
             (s.v, other.v)
         };
-        let (mut v, mut keep) = elem(op, lv, rv);
-        if return_bool {
-            v = if keep { 1.0 } else { 0.0 };
-            keep = true;
-        }
-        if !keep {
+        let (v, keep) = elem(op, lv, rv);
+        let Some(v) = outcome(v, keep, return_bool) else {
             continue;
-        }
+        };
         let mut b = if drops_name(op) {
             without_name(&s.labels).to_builder()
         } else {
@@ -297,14 +299,10 @@ fn vector_vector(
             } else {
                 (fill, o.v)
             };
-            let (mut v, mut keep) = elem(op, lv, rv);
-            if return_bool {
-                v = if keep { 1.0 } else { 0.0 };
-                keep = true;
-            }
-            if !keep {
+            let (v, keep) = elem(op, lv, rv);
+            let Some(v) = outcome(v, keep, return_bool) else {
                 continue;
-            }
+            };
             // No sample on the missing side to take labels from: the matching signature of
             // the present one (name dropped; on/ignoring applied).
             out.push(Sample {

@@ -148,7 +148,6 @@ struct Ctx<'a> {
     interval: i64,
     /// The query's step (0 for instant queries), for `step()`.
     query_step: i64,
-    _q: std::marker::PhantomData<&'a ()>,
 }
 
 impl Engine {
@@ -193,14 +192,12 @@ impl Engine {
             step,
             n: ((end - start) / step + 1) as usize,
         };
-        let (labels, rows): (Vec<Labels>, Vec<Vec<Option<f64>>>) = match ctx
-            .eval_range(expr, &grid)?
-        {
-            range::RVal::Scalar(v) => (
-                vec![Labels::empty()],
-                vec![v.into_iter().map(Some).collect()],
-            ),
-            range::RVal::Vector(series) => series.into_iter().map(|s| (s.labels, s.vals)).unzip(),
+        let series = match ctx.eval_range(expr, &grid)? {
+            range::RVal::Scalar(v) => vec![range::StepSeries {
+                labels: Labels::empty(),
+                vals: v.into_iter().map(Some).collect(),
+            }],
+            range::RVal::Vector(series) => series,
             range::RVal::String(_) => {
                 return Err(EvalError::Execution(
                     "unexpected value type in range query".into(),
@@ -211,11 +208,12 @@ impl Engine {
         // "same labelset" error at that step.
         let mut out: LabelsMap<Vec<(i64, f64)>> = Default::default();
         let mut total = 0usize;
-        for (labels, vals) in labels.into_iter().zip(rows) {
-            let points = out.entry(labels).or_default();
+        for s in series {
+            let points = out.entry(s.labels).or_default();
             let before = points.len();
             points.extend(
-                vals.iter()
+                s.vals
+                    .iter()
                     .enumerate()
                     .filter_map(|(i, v)| v.map(|v| (grid.t(i), v))),
             );
@@ -232,12 +230,7 @@ impl Engine {
                 return Err(EvalError::TooManySamples);
             }
         }
-        let mut series: Vec<Series> = out
-            .into_iter()
-            .map(|(labels, points)| Series { labels, points })
-            .collect();
-        series.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(series)
+        Ok(sorted_series(out))
     }
 
     /// The range query evaluated step by step with the instant engine: the reference the
@@ -253,8 +246,7 @@ impl Engine {
         let resolved = check_range_query(expr, step)?.resolve_durations(step, end - start);
         let expr = &resolved;
         let mut ctx = self.context(q, expr, start, end, step, step)?;
-        let mut out: crate::engine::LabelsMap<Vec<(i64, f64)>> = Default::default();
-        let mut total = 0usize;
+        let mut out: LabelsMap<Vec<(i64, f64)>> = Default::default();
         let mut t = start;
         while t <= end {
             match ctx.eval(expr, t)? {
@@ -271,19 +263,12 @@ impl Engine {
                     ));
                 }
             }
-            total = out.values().map(Vec::len).sum();
-            if total > self.opts.max_samples {
+            if out.values().map(Vec::len).sum::<usize>() > self.opts.max_samples {
                 return Err(EvalError::TooManySamples);
             }
             t += step;
         }
-        let _ = total;
-        let mut series: Vec<Series> = out
-            .into_iter()
-            .map(|(labels, points)| Series { labels, points })
-            .collect();
-        series.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(series)
+        Ok(sorted_series(out))
     }
 
     fn context<'a>(
@@ -305,7 +290,6 @@ impl Engine {
             end,
             interval,
             query_step,
-            _q: std::marker::PhantomData,
         })
     }
 
@@ -426,6 +410,29 @@ fn check_range_query(expr: &Expr, step: i64) -> Result<&Expr> {
             t.name()
         ))),
     }
+}
+
+/// Samples of one series, without stale markers, for range windows.
+fn without_stale(points: &[(i64, f64)]) -> std::borrow::Cow<'_, [(i64, f64)]> {
+    if points.iter().any(|p| is_stale_nan(p.1)) {
+        points
+            .iter()
+            .copied()
+            .filter(|p| !is_stale_nan(p.1))
+            .collect()
+    } else {
+        std::borrow::Cow::Borrowed(points)
+    }
+}
+
+/// A range query's or subquery's series in Prometheus's result order (by labels).
+fn sorted_series(points: impl IntoIterator<Item = (Labels, Vec<(i64, f64)>)>) -> Vec<Series> {
+    let mut series: Vec<Series> = points
+        .into_iter()
+        .map(|(labels, points)| Series { labels, points })
+        .collect();
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    series
 }
 
 fn check_duplicates(vec: &[Sample]) -> Result<()> {
@@ -575,12 +582,7 @@ impl Ctx<'_> {
                     Err(EvalError::TooManySamples) => self.subquery_stepwise(inner, &grid)?,
                     other => other?,
                 };
-                let mut series: Vec<Series> = points
-                    .into_iter()
-                    .map(|(labels, points)| Series { labels, points })
-                    .collect();
-                series.sort_by(|a, b| a.labels.cmp(&b.labels));
-                Ok(Value::Matrix(series))
+                Ok(Value::Matrix(sorted_series(points)))
             }
             Expr::Unary { negate, expr, .. } => match self.eval(expr, t)? {
                 Value::Scalar { t, v } => Ok(Value::Scalar {
@@ -662,7 +664,7 @@ impl Ctx<'_> {
             Expr::Call { func, args, .. }
                 if args.len() == 1
                     && matches!(args[0], Expr::Matrix { .. })
-                    && crate::functions::direct_range_value(func.name, &[], 0, 0).is_some() =>
+                    && crate::functions::is_direct_range(func.name) =>
             {
                 let Expr::Matrix {
                     selector, range_ms, ..
@@ -740,22 +742,14 @@ impl Ctx<'_> {
         };
         let keep_name = crate::functions::direct_keeps_name(name);
         let mut out = Vec::new();
-        let mut scratch: Vec<(i64, f64)> = Vec::new();
         for (labels, points) in series {
             let lo = points.partition_point(|p| p.0 <= ts - range);
             let hi = points.partition_point(|p| p.0 <= ts);
-            let window = &points[lo..hi];
-            let pts: &[(i64, f64)] = if window.iter().any(|p| is_stale_nan(p.1)) {
-                scratch.clear();
-                scratch.extend(window.iter().copied().filter(|p| !is_stale_nan(p.1)));
-                &scratch
-            } else {
-                window
-            };
+            let pts = without_stale(&points[lo..hi]);
             if pts.is_empty() {
                 continue;
             }
-            if let Some(Some(v)) = crate::functions::direct_range_value(name, pts, range, ts) {
+            if let Some(v) = crate::functions::direct_range_value(name, &pts, range, ts) {
                 let labels = if keep_name {
                     labels.clone()
                 } else {
@@ -810,11 +804,7 @@ impl Ctx<'_> {
             for (labels, points) in series {
                 let lo = points.partition_point(|p| p.0 <= ts - lookback);
                 let hi = points.partition_point(|p| p.0 <= ts + lookback);
-                let window: Vec<(i64, f64)> = points[lo..hi.max(lo)]
-                    .iter()
-                    .copied()
-                    .filter(|p| !is_stale_nan(p.1))
-                    .collect();
+                let window = without_stale(&points[lo..hi.max(lo)]);
                 if let Some(v) = crate::extended::smoothed_value(&window, ts) {
                     out.push(Sample {
                         labels: labels.clone(),
@@ -863,11 +853,7 @@ impl Ctx<'_> {
         for (labels, points) in series {
             let lo = points.partition_point(|p| p.0 <= ts - range - before);
             let hi = points.partition_point(|p| p.0 <= ts + after);
-            let pts: Vec<(i64, f64)> = points[lo..hi]
-                .iter()
-                .copied()
-                .filter(|p| !is_stale_nan(p.1))
-                .collect();
+            let pts = without_stale(&points[lo..hi]).into_owned();
             if !pts.is_empty() {
                 out.push(Series {
                     labels: labels.clone(),

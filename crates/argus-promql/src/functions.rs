@@ -78,16 +78,31 @@ fn map_vector(v: Value, f: impl Fn(f64) -> f64) -> Result<Value> {
     ))
 }
 
-/// Range functions of one matrix argument that the engine evaluates directly on stored
-/// samples (no per-step copies): the value for one series' points in the window, or `None`
-/// for no output. Returns `None` when `name` is not one of them.
-pub fn direct_range_value(
-    name: &str,
-    p: &[(i64, f64)],
-    range: i64,
-    range_end: i64,
-) -> Option<Option<f64>> {
-    Some(match name {
+/// Range functions of one matrix argument that the engine evaluates directly on slices of
+/// stored samples (no per-step copies).
+const DIRECT_RANGE: [&str; 12] = [
+    "rate",
+    "increase",
+    "delta",
+    "irate",
+    "idelta",
+    "sum_over_time",
+    "count_over_time",
+    "last_over_time",
+    "present_over_time",
+    "min_over_time",
+    "max_over_time",
+    "avg_over_time",
+];
+
+pub fn is_direct_range(name: &str) -> bool {
+    DIRECT_RANGE.contains(&name)
+}
+
+/// A direct range function's value for one series' points in the window (`None`: no
+/// output). Only for names [`is_direct_range`] accepts.
+pub fn direct_range_value(name: &str, p: &[(i64, f64)], range: i64, range_end: i64) -> Option<f64> {
+    match name {
         "rate" => extrapolated(p, range, range_end, true, true),
         "increase" => extrapolated(p, range, range_end, true, false),
         "delta" => extrapolated(p, range, range_end, false, false),
@@ -112,8 +127,8 @@ pub fn direct_range_value(
             }
             Some(mean.value())
         }
-        _ => return None,
-    })
+        _ => None,
+    }
 }
 
 /// How often the value changes between consecutive samples (NaN to NaN is no change).
@@ -359,17 +374,9 @@ pub fn call(
             let v = if vec.len() == 1 { vec[0].v } else { f64::NAN };
             Ok(Value::Scalar { t, v })
         }
-        "rate" => over_time(next()?, t, false, |p| {
-            extrapolated(p, range, range_end, true, true)
+        name if is_direct_range(name) => over_time(next()?, t, direct_keeps_name(name), |p| {
+            direct_range_value(name, p, range, range_end)
         }),
-        "increase" => over_time(next()?, t, false, |p| {
-            extrapolated(p, range, range_end, true, false)
-        }),
-        "delta" => over_time(next()?, t, false, |p| {
-            extrapolated(p, range, range_end, false, false)
-        }),
-        "irate" => over_time(next()?, t, false, |p| instant_delta(p, true)),
-        "idelta" => over_time(next()?, t, false, |p| instant_delta(p, false)),
         "deriv" => over_time(next()?, t, false, |p| {
             (p.len() >= 2).then(|| linear_regression(p, p[0].0).0)
         }),
@@ -386,27 +393,6 @@ pub fn call(
         }
         "changes" => over_time(next()?, t, false, |p| Some(changes(p))),
         "resets" => over_time(next()?, t, false, |p| Some(resets(p))),
-        "avg_over_time" => over_time(next()?, t, false, |p| {
-            let mut mean = Mean::new(p.first()?.1);
-            for &(_, v) in &p[1..] {
-                mean.add(v);
-            }
-            Some(mean.value())
-        }),
-        "sum_over_time" => over_time(next()?, t, false, |p| Some(kahan_sum(p))),
-        "count_over_time" => over_time(next()?, t, false, |p| Some(p.len() as f64)),
-        "min_over_time" => over_time(next()?, t, false, |p| {
-            p.iter()
-                .map(|x| x.1)
-                .reduce(|a, b| if b < a || a.is_nan() { b } else { a })
-        }),
-        "max_over_time" => over_time(next()?, t, false, |p| {
-            p.iter()
-                .map(|x| x.1)
-                .reduce(|a, b| if b > a || a.is_nan() { b } else { a })
-        }),
-        "last_over_time" => over_time(next()?, t, true, |p| p.last().map(|x| x.1)),
-        "present_over_time" => over_time(next()?, t, false, |_| Some(1.0)),
         "stdvar_over_time" => over_time(next()?, t, false, |p| Some(variance(p))),
         "stddev_over_time" => over_time(next()?, t, false, |p| Some(variance(p).sqrt())),
         "quantile_over_time" => {
@@ -562,32 +548,12 @@ pub fn call(
         }
         "histogram_quantile" => {
             let q = scalar(&next()?)?;
-            let groups = classic_histograms(vector(next()?)?);
-            Ok(Value::Vector(
-                groups
-                    .into_iter()
-                    .map(|(labels, mut buckets)| Sample {
-                        labels,
-                        t,
-                        v: bucket_quantile(q, &mut buckets),
-                    })
-                    .collect(),
-            ))
+            per_histogram(vector(next()?)?, t, |b| bucket_quantile(q, b))
         }
         "histogram_fraction" => {
             let lower = scalar(&next()?)?;
             let upper = scalar(&next()?)?;
-            let groups = classic_histograms(vector(next()?)?);
-            Ok(Value::Vector(
-                groups
-                    .into_iter()
-                    .map(|(labels, mut buckets)| Sample {
-                        labels,
-                        t,
-                        v: bucket_fraction(lower, upper, &mut buckets),
-                    })
-                    .collect(),
-            ))
+            per_histogram(vector(next()?)?, t, |b| bucket_fraction(lower, upper, b))
         }
         "sort_by_label" | "sort_by_label_desc" => {
             let mut vec = vector(next()?)?;
@@ -758,6 +724,20 @@ fn classic_histograms(vec: Vec<Sample>) -> Vec<(Labels, Vec<(f64, f64)>)> {
         groups[i].1.push((le, smp.v));
     }
     groups
+}
+
+/// One sample per classic histogram in `vec`, computed from its buckets.
+fn per_histogram(vec: Vec<Sample>, t: i64, f: impl Fn(&mut [(f64, f64)]) -> f64) -> Result<Value> {
+    Ok(Value::Vector(
+        classic_histograms(vec)
+            .into_iter()
+            .map(|(labels, mut buckets)| Sample {
+                labels,
+                t,
+                v: f(&mut buckets),
+            })
+            .collect(),
+    ))
 }
 
 /// Sorts buckets by upper bound and merges those sharing one; `None` unless the last

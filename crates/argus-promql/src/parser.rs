@@ -487,19 +487,14 @@ impl Parser<'_> {
             }
             Tok::LBrace => {
                 let (matchers, end) = self.matchers(None)?;
-                Ok(Expr::Vector(VectorSelector {
-                    name: None,
+                Ok(Expr::Vector(VectorSelector::new(
+                    None,
                     matchers,
-                    offset_ms: 0,
-                    offset_expr: None,
-                    at: None,
-                    anchored: false,
-                    smoothed: false,
-                    span: Span {
+                    Span {
                         start: t.start,
                         end,
                     },
-                }))
+                )))
             }
             Tok::Ident(word) => {
                 self.next();
@@ -526,19 +521,14 @@ impl Parser<'_> {
                     matchers.extend(more);
                     end = e;
                 }
-                Ok(Expr::Vector(VectorSelector {
-                    name: Some(word),
+                Ok(Expr::Vector(VectorSelector::new(
+                    Some(word),
                     matchers,
-                    offset_ms: 0,
-                    offset_expr: None,
-                    at: None,
-                    anchored: false,
-                    smoothed: false,
-                    span: Span {
+                    Span {
                         start: t.start,
                         end,
                     },
-                }))
+                )))
             }
             Tok::Eof => Err(self.err(t.start, "unexpected end of input")),
             _ => Err(self.unexpected("")),

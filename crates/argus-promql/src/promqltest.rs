@@ -372,21 +372,10 @@ fn collect_selectors<'a>(expr: &'a crate::ast::Expr, out: &mut Vec<&'a [Matcher]
     match expr {
         Expr::Vector(v) => out.push(&v.matchers),
         Expr::Matrix { selector, .. } => out.push(&selector.matchers),
-        Expr::Subquery { expr, .. } | Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => {
-            collect_selectors(expr, out)
-        }
-        Expr::Binary { lhs, rhs, .. } => {
-            collect_selectors(lhs, out);
-            collect_selectors(rhs, out);
-        }
-        Expr::Aggregate { expr, param, .. } => {
-            collect_selectors(expr, out);
-            if let Some(p) = param {
-                collect_selectors(p, out);
-            }
-        }
-        Expr::Call { args, .. } => args.iter().for_each(|a| collect_selectors(a, out)),
-        Expr::Number { .. } | Expr::String { .. } => {}
+        other => other
+            .children()
+            .into_iter()
+            .for_each(|c| collect_selectors(c, out)),
     }
 }
 
@@ -671,19 +660,8 @@ fn at_invariance_skipped(expr: &crate::ast::Expr) -> bool {
         "time",
         "timestamp",
     ];
-    match expr {
-        Expr::Call { func, args, .. } => {
-            TIME_FUNCTIONS.contains(&func.name) || args.iter().any(at_invariance_skipped)
-        }
-        Expr::Subquery { expr, .. } | Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => {
-            at_invariance_skipped(expr)
-        }
-        Expr::Binary { lhs, rhs, .. } => at_invariance_skipped(lhs) || at_invariance_skipped(rhs),
-        Expr::Aggregate { expr, param, .. } => {
-            at_invariance_skipped(expr) || param.as_deref().is_some_and(at_invariance_skipped)
-        }
-        Expr::Number { .. } | Expr::String { .. } | Expr::Vector(_) | Expr::Matrix { .. } => false,
-    }
+    let calls_one = matches!(expr, Expr::Call { func, .. } if TIME_FUNCTIONS.contains(&func.name));
+    calls_one || expr.children().into_iter().any(at_invariance_skipped)
 }
 
 /// Gives every selector and subquery without `@` the modifier `@ t` (not descending into

@@ -771,14 +771,18 @@ impl Head {
                 let data = s.data.lock();
                 let newest = match data.newest_in(mint, maxt) {
                     Some(answer) => answer.map(|(t, v)| argus_model::Sample::new(t, v)),
-                    None => SeriesChunks {
-                        labels: Labels::empty(),
-                        chunks: data.chunks_in(mint, maxt, &self.chunks),
-                        deleted: Vec::new(),
+                    None => {
+                        // Decode after releasing the series, so appends are not held up.
+                        let chunks = data.chunks_in(mint, maxt, &self.chunks);
+                        drop(data);
+                        SeriesChunks {
+                            labels: Labels::empty(),
+                            chunks,
+                            deleted: Vec::new(),
+                        }
+                        .last_sample(mint, maxt)
                     }
-                    .last_sample(mint, maxt),
                 };
-                drop(data);
                 newest.map(|smp| (s.labels.clone(), smp))
             })
             .collect();

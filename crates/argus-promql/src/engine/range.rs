@@ -14,10 +14,12 @@
 
 use argus_model::{Labels, is_stale_nan};
 
-use super::{Ctx, EvalError, LabelsMap, Result, Sample, Value, drop_name, group_labels};
+use super::{
+    Ctx, EvalError, LabelsMap, Result, Sample, Value, drop_name, group_labels, without_stale,
+};
 use crate::aggregate::Running;
 use crate::ast::{AggOp, AtModifier, Expr, ValueType, VectorSelector};
-use crate::functions::{direct_keeps_name, direct_range_value};
+use crate::functions::{direct_keeps_name, direct_range_value, is_direct_range};
 
 /// Evaluation times `start + i * step` for `i < n`.
 #[derive(Debug, Clone, Copy)]
@@ -148,19 +150,6 @@ impl RVal {
     }
 }
 
-/// Samples of one series, without stale markers, for range windows.
-fn without_stale(points: &[(i64, f64)]) -> std::borrow::Cow<'_, [(i64, f64)]> {
-    if points.iter().any(|p| is_stale_nan(p.1)) {
-        points
-            .iter()
-            .copied()
-            .filter(|p| !is_stale_nan(p.1))
-            .collect()
-    } else {
-        std::borrow::Cow::Borrowed(points)
-    }
-}
-
 /// `name(points[window])` at every step: windows `(ts_i - range, ts_i]` with
 /// `ts_i = grid.t(i) - offset` (or one fixed `ts` for every step under `@`).
 fn slide(
@@ -176,7 +165,7 @@ fn slide(
         if window.is_empty() {
             None
         } else {
-            direct_range_value(name, window, range, ts).flatten()
+            direct_range_value(name, window, range, ts)
         }
     };
     let mut any = false;
@@ -200,11 +189,6 @@ fn slide(
         any |= slot.is_some();
     }
     any
-}
-
-/// Whether a call is a range function the sliding window computes.
-fn is_direct(name: &str) -> bool {
-    direct_range_value(name, &[], 0, 0).is_some()
 }
 
 impl Ctx<'_> {
@@ -311,7 +295,6 @@ impl Ctx<'_> {
                     });
                     Ok(())
                 })?;
-                self.check_size(&out)?;
                 Ok(RVal::Vector(out))
             }
             Expr::Unary { negate, expr, .. } => match self.eval_range(expr, grid)? {
@@ -328,7 +311,7 @@ impl Ctx<'_> {
                 RVal::String(_) => Err(EvalError::Execution("unary on a non-numeric value".into())),
                 other => Ok(other),
             },
-            Expr::Call { func, args, .. } if args.len() == 1 && is_direct(func.name) => {
+            Expr::Call { func, args, .. } if args.len() == 1 && is_direct_range(func.name) => {
                 match &args[0] {
                     Expr::Matrix { selector, .. } if selector.anchored || selector.smoothed => {
                         self.step_by_step(expr, grid)
@@ -346,7 +329,6 @@ impl Ctx<'_> {
                             });
                             Ok(())
                         })?;
-                        self.check_size(&out)?;
                         Ok(RVal::Vector(out))
                     }
                     Expr::Subquery { .. } => self.subquery_function(func.name, &args[0], grid),
@@ -423,18 +405,6 @@ impl Ctx<'_> {
         }
     }
 
-    /// Refuses intermediate results over `--query.max-samples`.
-    fn check_size(&self, series: &[StepSeries]) -> Result<()> {
-        let points: usize = series
-            .iter()
-            .map(|s| s.vals.iter().filter(|v| v.is_some()).count())
-            .sum();
-        if points > self.engine.opts.max_samples {
-            return Err(EvalError::TooManySamples);
-        }
-        Ok(())
-    }
-
     /// Runs a per-step operator on each step and collects its answers.
     fn bridge(
         &mut self,
@@ -449,11 +419,7 @@ impl Ctx<'_> {
             let v = op(self, i, t)?;
             out.push(i, v)?;
         }
-        let out = out.finish(expr.value_type());
-        if let RVal::Vector(s) = &out {
-            self.check_size(s)?;
-        }
-        Ok(out)
+        Ok(out.finish(expr.value_type()))
     }
 
     /// The instant engine at every step.
@@ -500,7 +466,7 @@ impl Ctx<'_> {
             Expr::Vector(sel) if !sel.smoothed => self.each_selected(sel, grid, &mut fold)?,
             Expr::Call { func, args, .. }
                 if args.len() == 1
-                    && is_direct(func.name)
+                    && is_direct_range(func.name)
                     && matches!(&args[0], Expr::Matrix { selector, .. }
                         if !selector.anchored && !selector.smoothed) =>
             {
@@ -586,6 +552,7 @@ impl Ctx<'_> {
         let mut vals = vec![None; grid.n];
         for (labels, points) in series {
             if slide(name, &points, range, None, offset, grid, &mut vals) {
+                within_budget(out.len() + 1, grid.n, self.engine.opts.max_samples)?;
                 out.push(StepSeries {
                     labels: if keep_name {
                         labels
@@ -596,7 +563,6 @@ impl Ctx<'_> {
                 });
             }
         }
-        self.check_size(&out)?;
         Ok(RVal::Vector(out))
     }
 }
