@@ -7,6 +7,7 @@
 pub mod duration;
 pub mod error;
 pub mod gofmt;
+pub mod histogram;
 pub mod labels;
 pub mod matcher;
 pub mod regex_go;
@@ -15,6 +16,7 @@ pub mod time;
 
 pub use duration::Duration;
 pub use error::{Error, Result};
+pub use histogram::{CounterResetHint, FloatHistogram};
 pub use labels::{Label, LabelRef, Labels, LabelsBuilder};
 pub use matcher::{MatchOp, Matcher};
 pub use sample::{STALE_NAN_BITS, Sample, is_stale_nan, stale_nan};

@@ -3,8 +3,18 @@
 
 use argus_model::Labels;
 
-use crate::ast::AggOp;
-use crate::engine::{EvalError, Result, Sample, Value, group_labels};
+use crate::annotations::{self as anno, Annotations};
+use crate::ast::{AggOp, Span};
+use crate::engine::{EvalError, Hist, Result, Sample, Value, group_labels};
+
+/// Where an aggregation's annotations point: the whole expression, its parameter and the
+/// aggregated expression.
+#[derive(Debug, Clone, Copy)]
+pub struct Spans {
+    pub whole: Span,
+    pub param: Span,
+    pub inner: Span,
+}
 
 /// Prometheus's `kahanSumInc`.
 pub fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -111,17 +121,25 @@ fn scalar_param(op: AggOp, param: &Option<Value>) -> Result<f64> {
 
 pub fn eval(
     op: AggOp,
-    vec: Vec<Sample>,
+    mut vec: Vec<Sample>,
     param: Option<Value>,
     grouping: &[String],
     without: bool,
     t: i64,
+    (annos, spans): (&mut Annotations, Spans),
 ) -> Result<Value> {
     match op {
         AggOp::Topk | AggOp::Bottomk => {
             let k = scalar_param(op, &param)?;
             if k.is_nan() {
                 return Err(EvalError::Execution("Parameter value is NaN".into()));
+            }
+            if vec.iter().any(|s| s.h.is_some()) {
+                annos.info(
+                    anno::histogram_ignored_in_aggregation(op.as_str()),
+                    spans.whole,
+                );
+                vec.retain(|s| s.h.is_none());
             }
             let k = if k >= 1.0 { k.min(9.0e18) as usize } else { 0 };
             let mut groups: crate::engine::LabelsMap<Vec<Sample>> = Default::default();
@@ -167,7 +185,11 @@ pub fn eval(
             let mut order = Vec::new();
             for s in vec {
                 let mut b = group_labels(&s.labels, grouping, without).to_builder();
-                b.set(&label, &argus_model::gofmt::format_f(s.v));
+                let value = match &s.h {
+                    Some(h) => h.to_string(),
+                    None => argus_model::gofmt::format_f(s.v),
+                };
+                b.set(&label, &value);
                 let key = b.build();
                 let c = counts.entry(key.clone()).or_insert_with(|| {
                     order.push(key);
@@ -180,7 +202,7 @@ pub fn eval(
                     .into_iter()
                     .map(|labels| {
                         let v = counts[&labels];
-                        Sample { labels, t, v }
+                        Sample::float(labels, t, v)
                     })
                     .collect(),
             ))
@@ -196,6 +218,9 @@ pub fn eval(
                     }
                     .into(),
                 ));
+            }
+            if op == AggOp::LimitRatio && !(-1.0..=1.0).contains(&p) {
+                annos.warn(anno::invalid_ratio(p, p.clamp(-1.0, 1.0)), spans.param);
             }
             let mut counts: crate::engine::LabelsMap<usize> = Default::default();
             let mut out = Vec::new();
@@ -224,6 +249,16 @@ pub fn eval(
         }
         AggOp::Quantile => {
             let q = scalar_param(op, &param)?;
+            if !(0.0..=1.0).contains(&q) {
+                annos.warn(anno::invalid_quantile(q), spans.param);
+            }
+            if vec.iter().any(|s| s.h.is_some()) {
+                annos.info(
+                    anno::histogram_ignored_in_aggregation("quantile"),
+                    spans.inner,
+                );
+                vec.retain(|s| s.h.is_none());
+            }
             let mut groups: crate::engine::LabelsMap<Vec<f64>> = Default::default();
             let mut order = Vec::new();
             for s in vec {
@@ -240,10 +275,13 @@ pub fn eval(
             for key in order {
                 if let Some(mut values) = groups.remove(&key) {
                     let v = quantile(q, &mut values);
-                    out.push(Sample { labels: key, t, v });
+                    out.push(Sample::float(key, t, v));
                 }
             }
             Ok(Value::Vector(out))
+        }
+        _ if vec.iter().any(|s| s.h.is_some()) => {
+            with_histograms(op, vec, grouping, without, t, annos, spans.inner)
         }
         _ => {
             let mut groups: crate::engine::LabelsMap<Running> = Default::default();
@@ -262,15 +300,158 @@ pub fn eval(
             let mut out = Vec::with_capacity(order.len());
             for key in order {
                 if let Some(acc) = groups.remove(&key) {
-                    out.push(Sample {
-                        labels: key,
-                        t,
-                        v: acc.value(),
-                    });
+                    out.push(Sample::float(key, t, acc.value()));
                 }
             }
             Ok(Value::Vector(out))
         }
+    }
+}
+
+/// A group of `sum`/`avg` over histograms: Prometheus adds them up (for `avg`, as an
+/// incremental mean); a group mixing floats and histograms has no result.
+#[derive(Default)]
+struct HistGroup {
+    sum: Option<argus_model::FloatHistogram>,
+    count: f64,
+    has_float: bool,
+    has_hist: bool,
+    incompatible: bool,
+    reset_seen: bool,
+    not_reset_seen: bool,
+    reconciled: bool,
+}
+
+impl HistGroup {
+    fn track(&mut self, h: &argus_model::FloatHistogram) {
+        match h.hint {
+            argus_model::CounterResetHint::Reset => self.reset_seen = true,
+            argus_model::CounterResetHint::NotReset => self.not_reset_seen = true,
+            _ => {}
+        }
+    }
+}
+
+/// `sum avg count group min max stddev stdvar` over a vector holding histogram samples.
+fn with_histograms(
+    op: AggOp,
+    vec: Vec<Sample>,
+    grouping: &[String],
+    without: bool,
+    t: i64,
+    annos: &mut Annotations,
+    inner: Span,
+) -> Result<Value> {
+    let mut out = Vec::new();
+    match op {
+        AggOp::Sum | AggOp::Avg => {
+            let mut groups: crate::engine::LabelsMap<(HistGroup, Option<Running>)> =
+                Default::default();
+            let mut order = Vec::new();
+            for s in vec {
+                let key = group_labels(&s.labels, grouping, without);
+                let (g, floats) = groups.entry(key.clone()).or_insert_with(|| {
+                    order.push(key);
+                    Default::default()
+                });
+                g.count += 1.0;
+                match s.h {
+                    None => {
+                        g.has_float = true;
+                        match floats {
+                            Some(acc) => acc.add(s.v),
+                            None => *floats = Running::new(op, s.v),
+                        }
+                    }
+                    Some(h) => {
+                        g.track(&h);
+                        g.has_hist = true;
+                        if g.incompatible || g.has_float {
+                            continue;
+                        }
+                        let metric = s.labels.metric_name().to_string();
+                        let Some(acc) = g.sum.as_mut() else {
+                            g.sum = Some((*h).clone());
+                            continue;
+                        };
+                        let added = if op == AggOp::Sum {
+                            acc.add(&h)
+                        } else {
+                            // Incremental mean: mean += h/n - mean/n.
+                            let mut delta = (*h).clone();
+                            delta.div(g.count);
+                            let mut scaled = acc.clone();
+                            scaled.div(g.count);
+                            delta
+                                .sub(&scaled)
+                                .and_then(|a| acc.add(&delta).map(|b| anno_or(a, b)))
+                        };
+                        match added {
+                            Ok(c) => g.reconciled |= c.custom_bounds_reconciled,
+                            Err(_) => {
+                                annos.warn(anno::mixed_exponential_custom(&metric), inner);
+                                g.incompatible = true;
+                            }
+                        }
+                    }
+                }
+            }
+            for key in order {
+                let Some((g, floats)) = groups.remove(&key) else {
+                    continue;
+                };
+                if g.has_float && g.has_hist {
+                    annos.warn(anno::mixed_floats_histograms_agg(), inner);
+                    continue;
+                }
+                if g.reset_seen && g.not_reset_seen {
+                    annos.warn(anno::counter_reset_collision("aggregation"), inner);
+                }
+                if g.reconciled {
+                    annos.info(anno::custom_buckets_reconciled("aggregation"), inner);
+                }
+                if g.incompatible {
+                    continue;
+                }
+                match (g.sum, floats) {
+                    (Some(mut h), _) => {
+                        h.compact();
+                        out.push(Sample::histogram(key, t, Hist::new(h)));
+                    }
+                    (None, Some(acc)) => out.push(Sample::float(key, t, acc.value())),
+                    (None, None) => {}
+                }
+            }
+        }
+        _ => {
+            // The other aggregations count histograms (`count`, `group`) or ignore them.
+            let counts_histograms = matches!(op, AggOp::Count | AggOp::Group);
+            let mut floats = Vec::with_capacity(vec.len());
+            for mut s in vec {
+                if s.h.take().is_some() && !counts_histograms {
+                    annos.info(anno::histogram_ignored_in_aggregation(op.as_str()), inner);
+                    continue;
+                }
+                floats.push(s);
+            }
+            let spans = Spans {
+                whole: inner,
+                param: inner,
+                inner,
+            };
+            return eval(op, floats, None, grouping, without, t, (annos, spans));
+        }
+    }
+    Ok(Value::Vector(out))
+}
+
+fn anno_or(
+    a: argus_model::histogram::Combined,
+    b: argus_model::histogram::Combined,
+) -> argus_model::histogram::Combined {
+    argus_model::histogram::Combined {
+        counter_reset_collision: a.counter_reset_collision || b.counter_reset_collision,
+        custom_bounds_reconciled: a.custom_bounds_reconciled || b.custom_bounds_reconciled,
     }
 }
 

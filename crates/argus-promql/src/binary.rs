@@ -5,8 +5,88 @@
 use argus_model::labels::METRIC_NAME;
 use argus_model::{Labels, LabelsBuilder};
 
-use crate::ast::{BinOp, Cardinality, VectorMatching};
-use crate::engine::{EvalError, Result, Sample, Value};
+use crate::annotations::{self as anno, Annotations};
+use crate::ast::{BinOp, Cardinality, Span, VectorMatching};
+use crate::engine::{EvalError, Hist, Result, Sample, Value};
+
+/// Where a binary expression's annotations go and the span they point at.
+type Notes<'a> = (&'a mut Annotations, Span);
+
+/// `lhs op rhs` for float or histogram operands (Prometheus's `vectorElemBinop`): the
+/// value, the histogram value and whether to keep the element. `None` when the combination
+/// has no result; the reason is recorded as an annotation.
+fn elem_any(
+    op: BinOp,
+    (lv, lh): (f64, Option<&Hist>),
+    (rv, rh): (f64, Option<&Hist>),
+    notes: &mut Notes<'_>,
+) -> Option<(f64, Option<Hist>, bool)> {
+    let scaled = |h: &Hist, f: &dyn Fn(&mut argus_model::FloatHistogram)| {
+        let mut h = (**h).clone();
+        f(&mut h);
+        h.compact();
+        Some(Hist::new(h))
+    };
+    let mut incompatible = |l: &str, r: &str| {
+        notes
+            .0
+            .info(anno::incompatible_types(l, op.as_str(), r), notes.1);
+        None
+    };
+    match (lh, rh) {
+        (None, None) => {
+            let (v, keep) = elem(op, lv, rv);
+            Some((v, None, keep))
+        }
+        (None, Some(h)) => match op {
+            BinOp::Mul => Some((0.0, scaled(h, &|h| _ = h.mul(lv)), true)),
+            _ => incompatible("float", "histogram"),
+        },
+        (Some(h), None) => match op {
+            BinOp::Mul => Some((0.0, scaled(h, &|h| _ = h.mul(rv)), true)),
+            BinOp::Div => Some((0.0, scaled(h, &|h| _ = h.div(rv)), true)),
+            _ => incompatible("histogram", "float"),
+        },
+        (Some(a), Some(b)) => match op {
+            BinOp::Add | BinOp::Sub => {
+                let mut res = (**a).clone();
+                let (combined, what) = if op == BinOp::Add {
+                    (res.add(b), "addition")
+                } else {
+                    (res.sub(b), "subtraction")
+                };
+                let Ok(c) = combined else {
+                    notes
+                        .0
+                        .warn(anno::incompatible_bucket_layout(op.as_str()), notes.1);
+                    return None;
+                };
+                if c.counter_reset_collision {
+                    notes.0.warn(anno::counter_reset_collision(what), notes.1);
+                }
+                if c.custom_bounds_reconciled {
+                    notes.0.info(anno::custom_buckets_reconciled(what), notes.1);
+                }
+                if op == BinOp::Sub {
+                    res.hint = argus_model::CounterResetHint::Gauge;
+                }
+                res.compact();
+                Some((0.0, Some(Hist::new(res)), true))
+            }
+            BinOp::Eql | BinOp::Neq => {
+                let equal = compacted(a).equals(&compacted(b));
+                Some((0.0, Some(a.clone()), equal == (op == BinOp::Eql)))
+            }
+            _ => incompatible("histogram", "histogram"),
+        },
+    }
+}
+
+fn compacted(h: &Hist) -> argus_model::FloatHistogram {
+    let mut h = (**h).clone();
+    h.compact();
+    h
+}
 
 /// `lhs op rhs` on floats: (value, keep) — comparisons keep the left value when true.
 /// What a vector element becomes after a comparison's verdict: with `bool` it is kept as
@@ -53,6 +133,7 @@ pub fn eval(
     matching: Option<&VectorMatching>,
     return_bool: bool,
     t: i64,
+    mut notes: Notes<'_>,
 ) -> Result<Value> {
     match (l, r) {
         (Value::Scalar { v: lv, .. }, Value::Scalar { v: rv, .. }) => {
@@ -64,12 +145,22 @@ pub fn eval(
             };
             Ok(Value::Scalar { t, v })
         }
-        (Value::Vector(vec), Value::Scalar { v: s, .. }) => {
-            Ok(Value::Vector(vector_scalar(op, vec, s, false, return_bool)))
-        }
-        (Value::Scalar { v: s, .. }, Value::Vector(vec)) => {
-            Ok(Value::Vector(vector_scalar(op, vec, s, true, return_bool)))
-        }
+        (Value::Vector(vec), Value::Scalar { v: s, .. }) => Ok(Value::Vector(vector_scalar(
+            op,
+            vec,
+            s,
+            false,
+            return_bool,
+            &mut notes,
+        ))),
+        (Value::Scalar { v: s, .. }, Value::Vector(vec)) => Ok(Value::Vector(vector_scalar(
+            op,
+            vec,
+            s,
+            true,
+            return_bool,
+            &mut notes,
+        ))),
         (Value::Vector(lv), Value::Vector(rv)) => {
             let default = VectorMatching {
                 card: if op.is_set() {
@@ -86,7 +177,7 @@ pub fn eval(
             let m = matching.unwrap_or(&default);
             match op {
                 BinOp::And | BinOp::Or | BinOp::Unless => Ok(Value::Vector(set_op(op, lv, rv, m))),
-                _ => vector_vector(op, lv, rv, m, return_bool).map(Value::Vector),
+                _ => vector_vector(op, lv, rv, m, return_bool, &mut notes).map(Value::Vector),
             }
         }
         _ => Err(EvalError::Execution(
@@ -101,14 +192,26 @@ fn vector_scalar(
     s: f64,
     swap: bool,
     return_bool: bool,
+    notes: &mut Notes<'_>,
 ) -> Vec<Sample> {
     let mut out = Vec::with_capacity(vec.len());
     for sample in vec {
-        let (lv, rv) = if swap { (s, sample.v) } else { (sample.v, s) };
-        let (mut v, keep) = elem(op, lv, rv);
+        let me = (sample.v, sample.h.as_ref());
+        let (l, r) = if swap {
+            ((s, None), me)
+        } else {
+            (me, (s, None))
+        };
+        let Some((mut v, mut h, keep)) = elem_any(op, l, r, notes) else {
+            continue;
+        };
         // The vector element's value is kept even when the scalar is on the left.
         if op.is_comparison() && swap {
-            v = rv;
+            v = r.0;
+            h = r.1.cloned();
+        }
+        if return_bool {
+            h = None;
         }
         if let Some(v) = outcome(v, keep, return_bool) {
             let labels = if drops_name(op) || return_bool {
@@ -120,6 +223,7 @@ fn vector_scalar(
                 labels,
                 t: sample.t,
                 v,
+                h,
             });
         }
     }
@@ -186,6 +290,7 @@ fn vector_vector(
     rhs: Vec<Sample>,
     m: &VectorMatching,
     return_bool: bool,
+    notes: &mut Notes<'_>,
 ) -> Result<Vec<Sample>> {
     // For group_right the "one" side is the left: swap and swap back for the operation.
     let one_to_many = m.card == Cardinality::OneToMany;
@@ -218,11 +323,7 @@ fn vector_vector(
             Some(o) => *o,
             None => match fill_one {
                 Some(v) => {
-                    filler = Sample {
-                        labels: Labels::empty(),
-                        t: s.t,
-                        v,
-                    };
+                    filler = Sample::float(Labels::empty(), s.t, v);
                     &filler
                 }
                 None => continue,
@@ -235,15 +336,19 @@ fn vector_vector(
                 return Err(EvalError::Execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".to_string()));
             }
         }
-        let (lv, rv) = if one_to_many {
-            (other.v, s.v)
+        let (mine, theirs) = ((s.v, s.h.as_ref()), (other.v, other.h.as_ref()));
+        let (l, r) = if one_to_many {
+            (theirs, mine)
         } else {
-            (s.v, other.v)
+            (mine, theirs)
         };
-        let (v, keep) = elem(op, lv, rv);
+        let Some((v, h, keep)) = elem_any(op, l, r, notes) else {
+            continue;
+        };
         let Some(v) = outcome(v, keep, return_bool) else {
             continue;
         };
+        let h = if return_bool { None } else { h };
         let mut b = if drops_name(op) {
             without_name(&s.labels).to_builder()
         } else {
@@ -284,6 +389,7 @@ fn vector_vector(
             labels: b.build(),
             t: s.t,
             v,
+            h,
         });
     }
     // "One"-side samples nothing matched: filled on the "many" side if asked to.
@@ -294,12 +400,15 @@ fn vector_vector(
             .iter()
             .filter(|o| !matched.contains(&signature(&o.labels, m)))
         {
-            let (lv, rv) = if one_to_many {
-                (o.v, fill)
+            let (mine, theirs) = ((o.v, o.h.as_ref()), (fill, None));
+            let (l, r) = if one_to_many {
+                (mine, theirs)
             } else {
-                (fill, o.v)
+                (theirs, mine)
             };
-            let (v, keep) = elem(op, lv, rv);
+            let Some((v, h, keep)) = elem_any(op, l, r, notes) else {
+                continue;
+            };
             let Some(v) = outcome(v, keep, return_bool) else {
                 continue;
             };
@@ -309,6 +418,7 @@ fn vector_vector(
                 labels: signature(&o.labels, m),
                 t: o.t,
                 v,
+                h: if return_bool { None } else { h },
             });
         }
     }

@@ -6,9 +6,13 @@
 
 use std::collections::HashMap;
 
-use argus_model::{Labels, LabelsBuilder, Matcher, is_stale_nan};
+use argus_model::{FloatHistogram, Labels, LabelsBuilder, Matcher, is_stale_nan};
 
+use crate::annotations::{self as anno, Annotations};
 use crate::ast::*;
+
+/// A histogram sample value, shared between steps without copying.
+pub type Hist = std::sync::Arc<FloatHistogram>;
 
 type Xxh3Build = xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
@@ -40,6 +44,18 @@ pub trait Queryable {
             }
         }
         series
+    }
+
+    /// Histogram samples of the matching series in `[mint, maxt]`, sorted by time. A series
+    /// may have both float and histogram samples (never at the same timestamp).
+    fn select_histograms(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, Vec<(i64, Hist)>)> {
+        let _ = (mint, maxt, matchers);
+        Vec::new()
     }
 }
 
@@ -94,12 +110,46 @@ pub struct Sample {
     pub labels: Labels,
     pub t: i64,
     pub v: f64,
+    /// Set for a histogram sample (`v` is then meaningless).
+    pub h: Option<Hist>,
+}
+
+impl Sample {
+    pub fn float(labels: Labels, t: i64, v: f64) -> Self {
+        Self {
+            labels,
+            t,
+            v,
+            h: None,
+        }
+    }
+
+    pub fn histogram(labels: Labels, t: i64, h: Hist) -> Self {
+        Self {
+            labels,
+            t,
+            v: 0.0,
+            h: Some(h),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
     pub labels: Labels,
     pub points: Vec<(i64, f64)>,
+    /// Histogram samples, by time (a series may mix them with float samples).
+    pub hists: Vec<(i64, Hist)>,
+}
+
+impl Series {
+    pub fn floats(labels: Labels, points: Vec<(i64, f64)>) -> Self {
+        Self {
+            labels,
+            points,
+            hists: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -139,9 +189,15 @@ pub struct Engine {
 /// Loaded data per selector (keyed by the selector's span, unique within a query).
 type Loaded = HashMap<(usize, usize), Vec<(Labels, Vec<(i64, f64)>)>>;
 
+/// Histogram samples per selector, aligned by index with the selector's [`Loaded`] series.
+type LoadedHists = HashMap<(usize, usize), Vec<Vec<(i64, Hist)>>>;
+
 struct Ctx<'a> {
     engine: &'a Engine,
     data: Loaded,
+    hdata: LoadedHists,
+    /// Warnings and infos raised so far.
+    annos: Annotations,
     start: i64,
     end: i64,
     /// Default subquery step (the query step, or 1m for instant queries).
@@ -157,18 +213,29 @@ impl Engine {
 
     /// Evaluates at one time (milliseconds).
     pub fn instant(&self, q: &dyn Queryable, expr: &Expr, t: i64) -> Result<Value> {
+        self.instant_annotated(q, expr, t).map(|(v, _)| v)
+    }
+
+    /// [`Self::instant`] with the warnings and infos the evaluation raised.
+    pub fn instant_annotated(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        t: i64,
+    ) -> Result<(Value, Annotations)> {
         let resolved = expr.resolve_durations(0, 0);
         let expr = &resolved;
         let mut ctx = self.context(q, expr, t, t, 60_000, 0)?;
         let v = ctx.eval(expr, t)?;
-        Ok(match v {
+        let v = match v {
             Value::Vector(mut vec) => {
                 check_duplicates(&vec)?;
                 vec.iter_mut().for_each(|s| s.t = t);
                 Value::Vector(vec)
             }
             other => other,
-        })
+        };
+        Ok((v, ctx.annos))
     }
 
     /// Evaluates at every step of `[start, end]`; the result is a matrix (or, for a scalar
@@ -181,12 +248,31 @@ impl Engine {
         end: i64,
         step: i64,
     ) -> Result<Vec<Series>> {
+        self.range_annotated(q, expr, start, end, step)
+            .map(|(s, _)| s)
+    }
+
+    /// [`Self::range`] with the warnings and infos the evaluation raised.
+    pub fn range_annotated(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<(Vec<Series>, Annotations)> {
         let resolved = check_range_query(expr, step)?.resolve_durations(step, end - start);
         if end < start {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Annotations::default()));
         }
         let expr = &resolved;
         let mut ctx = self.context(q, expr, start, end, step, step)?;
+        warn_sorting(expr, &mut ctx.annos);
+        if !ctx.hdata.is_empty() {
+            // Histogram samples take the step-by-step path.
+            let series = ctx.stepwise(expr, start, end, step)?;
+            return Ok((series, ctx.annos));
+        }
         let grid = range::Grid {
             start,
             step,
@@ -230,7 +316,7 @@ impl Engine {
                 return Err(EvalError::TooManySamples);
             }
         }
-        Ok(sorted_series(out))
+        Ok((sorted_series(out), ctx.annos))
     }
 
     /// The range query evaluated step by step with the instant engine: the reference the
@@ -246,29 +332,7 @@ impl Engine {
         let resolved = check_range_query(expr, step)?.resolve_durations(step, end - start);
         let expr = &resolved;
         let mut ctx = self.context(q, expr, start, end, step, step)?;
-        let mut out: LabelsMap<Vec<(i64, f64)>> = Default::default();
-        let mut t = start;
-        while t <= end {
-            match ctx.eval(expr, t)? {
-                Value::Scalar { v, .. } => out.entry(Labels::empty()).or_default().push((t, v)),
-                Value::Vector(vec) => {
-                    check_duplicates(&vec)?;
-                    for s in vec {
-                        out.entry(s.labels).or_default().push((t, s.v));
-                    }
-                }
-                _ => {
-                    return Err(EvalError::Execution(
-                        "unexpected value type in range query".into(),
-                    ));
-                }
-            }
-            if out.values().map(Vec::len).sum::<usize>() > self.opts.max_samples {
-                return Err(EvalError::TooManySamples);
-            }
-            t += step;
-        }
-        Ok(sorted_series(out))
+        ctx.stepwise(expr, start, end, step)
     }
 
     fn context<'a>(
@@ -281,11 +345,22 @@ impl Engine {
         query_step: i64,
     ) -> Result<Ctx<'a>> {
         let mut data = Loaded::new();
+        let mut hdata = LoadedHists::new();
         let mut loaded = 0usize;
-        self.load(q, expr, start, end, interval, &mut data, &mut loaded)?;
+        self.load(
+            q,
+            expr,
+            start,
+            end,
+            interval,
+            &mut (&mut data, &mut hdata),
+            &mut loaded,
+        )?;
         Ok(Ctx {
             engine: self,
             data,
+            hdata,
+            annos: Annotations::default(),
             start,
             end,
             interval,
@@ -302,10 +377,13 @@ impl Engine {
         start: i64,
         end: i64,
         interval: i64,
-        data: &mut Loaded,
+        data: &mut (&mut Loaded, &mut LoadedHists),
         loaded: &mut usize,
     ) -> Result<()> {
-        let mut put = |sel: &VectorSelector, range: i64, data: &mut Loaded| -> Result<()> {
+        let mut put = |sel: &VectorSelector,
+                       range: i64,
+                       data: &mut (&mut Loaded, &mut LoadedHists)|
+         -> Result<()> {
             // With `@` every step reads the same instant; otherwise the whole query range.
             let (s, e) = match sel.at {
                 Some(a) => (a.time(start, end), a.time(start, end)),
@@ -332,16 +410,21 @@ impl Engine {
             let maxt = e - sel.offset_ms + after;
             let key = (sel.span.start, sel.span.end);
             // An instant selector read at a single time needs only each series' newest sample.
-            let series = if range == 0 && s == e && !sel.smoothed {
+            let mut series = if range == 0 && s == e && !sel.smoothed {
                 q.select_last(mint, maxt, &sel.matchers)
             } else {
                 q.select(mint, maxt, &sel.matchers)
             };
             *loaded += series.iter().map(|(_, p)| p.len()).sum::<usize>();
+            let hists = q.select_histograms(mint, maxt, &sel.matchers);
+            if !hists.is_empty() {
+                *loaded += hists.iter().map(|(_, p)| p.len()).sum::<usize>();
+                data.1.insert(key, align_histograms(&mut series, hists));
+            }
             if *loaded > self.opts.max_samples {
                 return Err(EvalError::TooManySamples);
             }
-            data.insert(key, series);
+            data.0.insert(key, series);
             Ok(())
         };
         match expr {
@@ -396,6 +479,45 @@ impl Engine {
     }
 }
 
+/// Sorting functions do nothing in a range query (results are ordered by labels): say so.
+fn warn_sorting(expr: &Expr, annos: &mut Annotations) {
+    if let Expr::Call { func, span, .. } = expr
+        && matches!(
+            func.name,
+            "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc"
+        )
+    {
+        annos.warn(anno::sort_in_range_query(), *span);
+    }
+    for c in expr.children() {
+        warn_sorting(c, annos);
+    }
+}
+
+/// Puts histogram samples next to the float samples of the same series: afterwards
+/// `series` holds every series (sorted by labels) and the result holds each one's histograms
+/// at the same index.
+fn align_histograms(
+    series: &mut Vec<(Labels, Vec<(i64, f64)>)>,
+    hists: Vec<(Labels, Vec<(i64, Hist)>)>,
+) -> Vec<Vec<(i64, Hist)>> {
+    let mut by_labels: LabelsMap<Vec<(i64, Hist)>> = hists.into_iter().collect();
+    for (labels, _) in series.iter() {
+        by_labels.entry(labels.clone()).or_default();
+    }
+    let known: LabelsSet = series.iter().map(|(l, _)| l.clone()).collect();
+    for labels in by_labels.keys() {
+        if !known.contains(labels) {
+            series.push((labels.clone(), Vec::new()));
+        }
+    }
+    series.sort_by(|a, b| a.0.cmp(&b.0));
+    series
+        .iter()
+        .map(|(l, _)| by_labels.remove(l).unwrap_or_default())
+        .collect()
+}
+
 /// A positive step and an expression a range query can return (scalar or instant vector).
 fn check_range_query(expr: &Expr, step: i64) -> Result<&Expr> {
     if step <= 0 {
@@ -429,7 +551,7 @@ fn without_stale(points: &[(i64, f64)]) -> std::borrow::Cow<'_, [(i64, f64)]> {
 fn sorted_series(points: impl IntoIterator<Item = (Labels, Vec<(i64, f64)>)>) -> Vec<Series> {
     let mut series: Vec<Series> = points
         .into_iter()
-        .map(|(labels, points)| Series { labels, points })
+        .map(|(labels, points)| Series::floats(labels, points))
         .collect();
     series.sort_by(|a, b| a.labels.cmp(&b.labels));
     series
@@ -578,11 +700,15 @@ impl Ctx<'_> {
                         ((base - first) / step + 1) as usize
                     },
                 };
-                let points = match self.subquery_points(inner, &grid) {
-                    Err(EvalError::TooManySamples) => self.subquery_stepwise(inner, &grid)?,
-                    other => other?,
-                };
-                Ok(Value::Matrix(sorted_series(points)))
+                if !self.hdata.is_empty() {
+                    return Ok(Value::Matrix(self.subquery_stepwise(inner, &grid)?));
+                }
+                match self.subquery_points(inner, &grid) {
+                    Err(EvalError::TooManySamples) => {
+                        Ok(Value::Matrix(self.subquery_stepwise(inner, &grid)?))
+                    }
+                    other => Ok(Value::Matrix(sorted_series(other?))),
+                }
             }
             Expr::Unary { negate, expr, .. } => match self.eval(expr, t)? {
                 Value::Scalar { t, v } => Ok(Value::Scalar {
@@ -599,6 +725,14 @@ impl Ctx<'_> {
                             },
                             t: s.t,
                             v: if *negate { -s.v } else { s.v },
+                            h: match s.h {
+                                Some(h) if *negate => {
+                                    let mut h = (*h).clone();
+                                    h.mul(-1.0);
+                                    Some(Hist::new(h))
+                                }
+                                h => h,
+                            },
                         })
                         .collect(),
                 )),
@@ -610,11 +744,19 @@ impl Ctx<'_> {
                 rhs,
                 matching,
                 return_bool,
-                ..
+                span,
             } => {
                 let l = self.eval(lhs, t)?;
                 let r = self.eval(rhs, t)?;
-                crate::binary::eval(*op, l, r, matching.as_ref(), *return_bool, t)
+                crate::binary::eval(
+                    *op,
+                    l,
+                    r,
+                    matching.as_ref(),
+                    *return_bool,
+                    t,
+                    (&mut self.annos, *span),
+                )
             }
             Expr::Aggregate {
                 op,
@@ -622,8 +764,9 @@ impl Ctx<'_> {
                 param,
                 grouping,
                 without,
-                ..
+                span,
             } => {
+                let param_span = param.as_ref().map_or(*span, |p| p.span());
                 let param = match param {
                     Some(p) => Some(self.eval(p, t)?),
                     None => None,
@@ -631,7 +774,20 @@ impl Ctx<'_> {
                 let Value::Vector(vec) = self.eval(expr, t)? else {
                     return Err(EvalError::Execution("aggregation over a non-vector".into()));
                 };
-                crate::aggregate::eval(*op, vec, param, grouping, *without, t)
+                let spans = crate::aggregate::Spans {
+                    whole: *span,
+                    param: param_span,
+                    inner: expr.span(),
+                };
+                crate::aggregate::eval(
+                    *op,
+                    vec,
+                    param,
+                    grouping,
+                    *without,
+                    t,
+                    (&mut self.annos, spans),
+                )
             }
             // `anchored` / `smoothed` ranges, for the functions that accept them.
             Expr::Call { func, args, .. } if args.iter().any(is_extended_matrix) => {
@@ -664,7 +820,8 @@ impl Ctx<'_> {
             Expr::Call { func, args, .. }
                 if args.len() == 1
                     && matches!(args[0], Expr::Matrix { .. })
-                    && crate::functions::is_direct_range(func.name) =>
+                    && crate::functions::is_direct_range(func.name)
+                    && !self.has_histograms(&args[0]) =>
             {
                 let Expr::Matrix {
                     selector, range_ms, ..
@@ -674,9 +831,13 @@ impl Ctx<'_> {
                         "internal: matrix argument expected".into(),
                     ));
                 };
-                Ok(Value::Vector(
-                    self.direct_range(func.name, selector, *range_ms, t),
-                ))
+                Ok(Value::Vector(self.direct_range(
+                    func.name,
+                    selector,
+                    *range_ms,
+                    t,
+                    args[0].span(),
+                )))
             }
             Expr::Call { func, args, .. } => {
                 let mut values = Vec::with_capacity(args.len());
@@ -690,33 +851,39 @@ impl Ctx<'_> {
 
     /// A subquery's samples computed one step at a time (when its grid is too large to hold
     /// densely): only the samples present are kept.
-    fn subquery_stepwise(
-        &mut self,
-        inner: &Expr,
-        grid: &range::Grid,
-    ) -> Result<Vec<(Labels, Vec<(i64, f64)>)>> {
+    fn subquery_stepwise(&mut self, inner: &Expr, grid: &range::Grid) -> Result<Vec<Series>> {
         let mut index: LabelsMap<usize> = LabelsMap::default();
-        let mut out: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
+        let mut out: Vec<Series> = Vec::new();
         for i in 0..grid.n {
             let ts = grid.t(i);
             let samples = match self.eval(inner, ts)? {
-                Value::Vector(vec) => vec.into_iter().map(|s| (s.labels, s.v)).collect(),
-                Value::Scalar { v, .. } => vec![(Labels::empty(), v)],
+                Value::Vector(vec) => vec,
+                Value::Scalar { v, .. } => vec![Sample::float(Labels::empty(), ts, v)],
                 _ => return Err(EvalError::Execution("subquery over a non-vector".into())),
             };
-            for (labels, v) in samples {
-                let k = *index.entry(labels.clone()).or_insert_with(|| {
-                    out.push((labels, Vec::new()));
+            for s in samples {
+                let k = *index.entry(s.labels.clone()).or_insert_with(|| {
+                    out.push(Series::floats(s.labels.clone(), Vec::new()));
                     out.len() - 1
                 });
-                out[k].1.push((ts, v));
+                match s.h {
+                    Some(h) => out[k].hists.push((ts, h)),
+                    None => out[k].points.push((ts, s.v)),
+                }
             }
         }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
     }
 
     /// A function applied to its evaluated arguments at time `t`.
-    fn apply_call(&self, name: &str, args: &[Expr], values: Vec<Value>, t: i64) -> Result<Value> {
+    fn apply_call(
+        &mut self,
+        name: &str,
+        args: &[Expr],
+        values: Vec<Value>,
+        t: i64,
+    ) -> Result<Value> {
         let seconds = |ms: i64| Value::Scalar {
             t,
             v: ms as f64 / 1000.0,
@@ -726,7 +893,13 @@ impl Ctx<'_> {
             "end" => Ok(seconds(self.end)),
             "step" => Ok(seconds(self.query_step)),
             "range" => Ok(seconds(self.end - self.start)),
-            _ => crate::functions::call(name, values, args, t, self.start, self.end),
+            _ => crate::functions::call(
+                name,
+                values,
+                args,
+                (t, self.start, self.end),
+                &mut self.annos,
+            ),
         }
     }
 
@@ -735,7 +908,14 @@ impl Ctx<'_> {
     }
 
     /// `name(selector[range])` for every series, computed on slices of the loaded samples.
-    fn direct_range(&self, name: &str, sel: &VectorSelector, range: i64, t: i64) -> Vec<Sample> {
+    fn direct_range(
+        &mut self,
+        name: &str,
+        sel: &VectorSelector,
+        range: i64,
+        t: i64,
+        arg_span: Span,
+    ) -> Vec<Sample> {
         let ts = self.at_time(sel.at, t) - sel.offset_ms;
         let Some(series) = self.data.get(&(sel.span.start, sel.span.end)) else {
             return Vec::new();
@@ -750,12 +930,15 @@ impl Ctx<'_> {
                 continue;
             }
             if let Some(v) = crate::functions::direct_range_value(name, &pts, range, ts) {
+                if matches!(name, "rate" | "increase") {
+                    crate::functions::check_counter_name(labels, &mut self.annos, arg_span);
+                }
                 let labels = if keep_name {
                     labels.clone()
                 } else {
                     drop_name(labels)
                 };
-                out.push(Sample { labels, t, v });
+                out.push(Sample::float(labels, t, v));
             }
         }
         out
@@ -781,11 +964,7 @@ impl Ctx<'_> {
                 _ => None,
             };
             if let Some(v) = v {
-                out.push(Sample {
-                    labels: drop_name(&s.labels),
-                    t,
-                    v,
-                });
+                out.push(Sample::float(drop_name(&s.labels), t, v));
             }
         }
         out
@@ -806,32 +985,32 @@ impl Ctx<'_> {
                 let hi = points.partition_point(|p| p.0 <= ts + lookback);
                 let window = without_stale(&points[lo..hi.max(lo)]);
                 if let Some(v) = crate::extended::smoothed_value(&window, ts) {
-                    out.push(Sample {
-                        labels: labels.clone(),
-                        t: ts,
-                        v,
-                    });
+                    out.push(Sample::float(labels.clone(), ts, v));
                 }
             }
             return out;
         }
+        let hists = self.hdata.get(&(sel.span.start, sel.span.end));
         let mut out = Vec::new();
-        for (labels, points) in series {
+        for (k, (labels, points)) in series.iter().enumerate() {
             let idx = points.partition_point(|p| p.0 <= ts);
-            if idx == 0 {
-                continue;
-            }
-            let (pt, pv) = points[idx - 1];
-            if pt <= ts - lookback || is_stale_nan(pv) {
-                continue;
-            }
+            let float = idx.checked_sub(1).map(|i| points[i]);
+            let hist = hists.and_then(|h| {
+                let h = &h[k];
+                let i = h.partition_point(|p| p.0 <= ts);
+                i.checked_sub(1).map(|i| &h[i])
+            });
             // The sample's own time: `timestamp()` reads it; everything else is moved to the
             // evaluation time (see `eval`).
-            out.push(Sample {
-                labels: labels.clone(),
-                t: pt,
-                v: pv,
-            });
+            let newest = match (float, hist) {
+                (f, Some((ht, h))) if f.is_none_or(|f| f.0 < *ht) => (!is_stale_nan(h.sum))
+                    .then(|| Sample::histogram(labels.clone(), *ht, h.clone())),
+                (Some((pt, pv)), _) => {
+                    (!is_stale_nan(pv)).then(|| Sample::float(labels.clone(), pt, pv))
+                }
+                _ => None,
+            };
+            out.extend(newest.filter(|s| s.t > ts - lookback));
         }
         out
     }
@@ -849,19 +1028,87 @@ impl Ctx<'_> {
             0
         };
         let after = if sel.smoothed { lookback } else { 0 };
+        let hists = self.hdata.get(&(sel.span.start, sel.span.end));
         let mut out = Vec::new();
-        for (labels, points) in series {
+        for (k, (labels, points)) in series.iter().enumerate() {
             let lo = points.partition_point(|p| p.0 <= ts - range - before);
             let hi = points.partition_point(|p| p.0 <= ts + after);
             let pts = without_stale(&points[lo..hi]).into_owned();
-            if !pts.is_empty() {
+            let hs: Vec<(i64, Hist)> = match hists {
+                Some(h) => {
+                    let h = &h[k];
+                    let lo = h.partition_point(|p| p.0 <= ts - range - before);
+                    let hi = h.partition_point(|p| p.0 <= ts + after);
+                    h[lo..hi]
+                        .iter()
+                        .filter(|p| !is_stale_nan(p.1.sum))
+                        .cloned()
+                        .collect()
+                }
+                None => Vec::new(),
+            };
+            if !pts.is_empty() || !hs.is_empty() {
                 out.push(Series {
                     labels: labels.clone(),
                     points: pts,
+                    hists: hs,
                 });
             }
         }
         out
+    }
+
+    /// True when the selector under `e` (a matrix selector) loaded histogram samples.
+    fn has_histograms(&self, e: &Expr) -> bool {
+        match e {
+            Expr::Matrix { selector, .. } | Expr::Vector(selector) => self
+                .hdata
+                .contains_key(&(selector.span.start, selector.span.end)),
+            _ => false,
+        }
+    }
+
+    /// A range query evaluated one step at a time with the instant operators.
+    fn stepwise(&mut self, expr: &Expr, start: i64, end: i64, step: i64) -> Result<Vec<Series>> {
+        let mut out: LabelsMap<Series> = Default::default();
+        let mut total = 0usize;
+        let mut t = start;
+        while t <= end {
+            match self.eval(expr, t)? {
+                Value::Scalar { v, .. } => {
+                    out.entry(Labels::empty())
+                        .or_insert_with(|| Series::floats(Labels::empty(), Vec::new()))
+                        .points
+                        .push((t, v));
+                    total += 1;
+                }
+                Value::Vector(vec) => {
+                    check_duplicates(&vec)?;
+                    total += vec.len();
+                    for s in vec {
+                        let e = out
+                            .entry(s.labels.clone())
+                            .or_insert_with(|| Series::floats(s.labels, Vec::new()));
+                        match s.h {
+                            Some(h) => e.hists.push((t, h)),
+                            None => e.points.push((t, s.v)),
+                        }
+                    }
+                }
+                _ => {
+                    return Err(EvalError::Execution(
+                        "unexpected value type in range query".into(),
+                    ));
+                }
+            }
+            if total > self.engine.opts.max_samples {
+                return Err(EvalError::TooManySamples);
+            }
+            t += step;
+        }
+        let mut series: Vec<Series> = out.into_values().collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(series)
     }
 }
 

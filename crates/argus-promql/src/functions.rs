@@ -3,8 +3,22 @@
 use argus_model::Labels;
 
 use crate::aggregate::{Mean, kahan_inc, quantile};
-use crate::ast::Expr;
-use crate::engine::{EvalError, Result, Sample, Series, Value};
+use crate::annotations::{self as anno, Annotations};
+use crate::ast::{Expr, Span};
+use crate::engine::{EvalError, Hist, Result, Sample, Series, Value};
+
+/// Prometheus's hint that `rate`/`increase` runs over something that may not be a counter:
+/// a float series whose name lacks a counter suffix.
+pub fn check_counter_name(labels: &Labels, annos: &mut Annotations, span: Span) {
+    let name = labels.metric_name();
+    if !name.is_empty()
+        && !["_total", "_sum", "_count", "_bucket"]
+            .iter()
+            .any(|s| name.ends_with(s))
+    {
+        annos.info(anno::possible_non_counter(name), span);
+    }
+}
 
 fn drop_name(labels: &Labels) -> Labels {
     crate::engine::drop_name(labels)
@@ -65,14 +79,25 @@ fn range_end_of(arg: &Expr, t: i64, start: i64, end: i64) -> i64 {
     }
 }
 
+/// A float function applied to every float sample; histogram samples are left out.
 fn map_vector(v: Value, f: impl Fn(f64) -> f64) -> Result<Value> {
     Ok(Value::Vector(
         vector(v)?
             .into_iter()
-            .map(|s| Sample {
-                labels: drop_name(&s.labels),
-                t: s.t,
-                v: f(s.v),
+            .filter(|s| s.h.is_none())
+            .map(|s| Sample::float(drop_name(&s.labels), s.t, f(s.v)))
+            .collect(),
+    ))
+}
+
+/// A histogram function applied to every histogram sample; float samples are left out.
+fn map_histograms(v: Value, f: impl Fn(&argus_model::FloatHistogram) -> f64) -> Result<Value> {
+    Ok(Value::Vector(
+        vector(v)?
+            .into_iter()
+            .filter_map(|s| {
+                let h = s.h.as_ref()?;
+                Some(Sample::float(drop_name(&s.labels), s.t, f(h)))
             })
             .collect(),
     ))
@@ -163,7 +188,7 @@ fn over_time(
             } else {
                 drop_name(&s.labels)
             };
-            out.push(Sample { labels, t, v });
+            out.push(Sample::float(labels, t, v));
         }
     }
     Ok(Value::Vector(out))
@@ -194,38 +219,63 @@ fn extrapolated(
             prev = v;
         }
     }
-    let mut duration_to_start = (first_t - range_start) as f64 / 1000.0;
-    let mut duration_to_end = (range_end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg_between = sampled / (points.len() - 1) as f64;
-    // Extrapolate to a boundary only if a sample sits within 110% of the average spacing of
-    // it; otherwise by half the average spacing (Prometheus 3).
-    let threshold = avg_between * 1.1;
-    if duration_to_start >= threshold {
-        duration_to_start = avg_between / 2.0;
-    }
-    if is_counter {
-        // A counter never goes below zero: do not extrapolate past its zero point.
-        let to_zero = if result > 0.0 && first_v >= 0.0 {
-            sampled * (first_v / result)
-        } else {
-            duration_to_start
-        };
-        if to_zero < duration_to_start {
-            duration_to_start = to_zero;
-        }
-    }
-    if duration_to_end >= threshold {
-        duration_to_end = avg_between / 2.0;
-    }
-    let extrapolate_to = sampled + duration_to_start + duration_to_end;
-    // Prometheus 3's operation order: one factor, then a single multiplication.
-    let mut factor = extrapolate_to / sampled;
-    if is_rate {
-        factor /= range_ms as f64 / 1000.0;
-    }
-    result *= factor;
+    let window = Window {
+        first: (first_t, first_v),
+        last_t,
+        samples: points.len(),
+        range_start,
+        range_end,
+    };
+    result *= window.factor(result, range_ms, is_counter, is_rate);
     Some(result)
+}
+
+/// Where a range's samples sit in its window, for extrapolation.
+pub struct Window {
+    /// Time and value (for histograms: count) of the first sample.
+    pub first: (i64, f64),
+    pub last_t: i64,
+    pub samples: usize,
+    pub range_start: i64,
+    pub range_end: i64,
+}
+
+impl Window {
+    /// Prometheus's extrapolation factor for a change of `result` over the window.
+    pub fn factor(&self, result: f64, range_ms: i64, is_counter: bool, is_rate: bool) -> f64 {
+        let (first_t, first_v) = self.first;
+        let mut duration_to_start = (first_t - self.range_start) as f64 / 1000.0;
+        let mut duration_to_end = (self.range_end - self.last_t) as f64 / 1000.0;
+        let sampled = (self.last_t - first_t) as f64 / 1000.0;
+        let avg_between = sampled / (self.samples - 1) as f64;
+        // Extrapolate to a boundary only if a sample sits within 110% of the average spacing
+        // of it; otherwise by half the average spacing (Prometheus 3).
+        let threshold = avg_between * 1.1;
+        if duration_to_start >= threshold {
+            duration_to_start = avg_between / 2.0;
+        }
+        if is_counter {
+            // A counter never goes below zero: do not extrapolate past its zero point.
+            let to_zero = if result > 0.0 && first_v >= 0.0 {
+                sampled * (first_v / result)
+            } else {
+                duration_to_start
+            };
+            if to_zero < duration_to_start {
+                duration_to_start = to_zero;
+            }
+        }
+        if duration_to_end >= threshold {
+            duration_to_end = avg_between / 2.0;
+        }
+        let extrapolate_to = sampled + duration_to_start + duration_to_end;
+        // Prometheus 3's operation order: one factor, then a single multiplication.
+        let mut factor = extrapolate_to / sampled;
+        if is_rate {
+            factor /= range_ms as f64 / 1000.0;
+        }
+        factor
+    }
 }
 
 fn instant_delta(points: &[(i64, f64)], is_rate: bool) -> Option<f64> {
@@ -310,11 +360,11 @@ fn days_in_month(y: i64, m: i64) -> i64 {
 
 fn date_fn(values: Vec<Value>, t: i64, f: impl Fn(f64) -> f64) -> Result<Value> {
     if values.is_empty() {
-        return Ok(Value::Vector(vec![Sample {
-            labels: Labels::empty(),
+        return Ok(Value::Vector(vec![Sample::float(
+            Labels::empty(),
             t,
-            v: f(t as f64 / 1000.0),
-        }]));
+            f(t as f64 / 1000.0),
+        )]));
     }
     let arg = values
         .into_iter()
@@ -327,11 +377,16 @@ pub fn call(
     name: &str,
     values: Vec<Value>,
     args: &[Expr],
-    t: i64,
-    start: i64,
-    end: i64,
+    (t, start, end): (i64, i64, i64),
+    annos: &mut Annotations,
 ) -> Result<Value> {
-    let _ = (start, end);
+    // A range function over series holding histogram samples.
+    if name != "absent_over_time"
+        && let Some(mi) = values.iter().position(|v| matches!(v, Value::Matrix(_)))
+        && matches!(&values[mi], Value::Matrix(m) if m.iter().any(|s| !s.hists.is_empty()))
+    {
+        return range_with_histograms(name, values, mi, args, (t, start, end), annos);
+    }
     let mut values = values.into_iter();
     let mut next = || {
         values
@@ -363,17 +418,22 @@ pub fn call(
         }),
         "vector" => {
             let v = scalar(&next()?)?;
-            Ok(Value::Vector(vec![Sample {
-                labels: Labels::empty(),
-                t,
-                v,
-            }]))
+            Ok(Value::Vector(vec![Sample::float(Labels::empty(), t, v)]))
         }
         "scalar" => {
             let vec = vector(next()?)?;
-            let v = if vec.len() == 1 { vec[0].v } else { f64::NAN };
+            let mut floats = vec.iter().filter(|s| s.h.is_none());
+            let v = match (floats.next(), floats.next()) {
+                (Some(s), None) => s.v,
+                _ => f64::NAN,
+            };
             Ok(Value::Scalar { t, v })
         }
+        "histogram_count" => map_histograms(next()?, |h| h.count),
+        "histogram_sum" => map_histograms(next()?, |h| h.sum),
+        "histogram_avg" => map_histograms(next()?, |h| h.sum / h.count),
+        "histogram_stdvar" => map_histograms(next()?, crate::histfn::variance),
+        "histogram_stddev" => map_histograms(next()?, |h| crate::histfn::variance(h).sqrt()),
         name if is_direct_range(name) => over_time(next()?, t, direct_keeps_name(name), |p| {
             direct_range_value(name, p, range, range_end)
         }),
@@ -397,7 +457,11 @@ pub fn call(
         "stddev_over_time" => over_time(next()?, t, false, |p| Some(variance(p).sqrt())),
         "quantile_over_time" => {
             let q = scalar(&next()?)?;
-            over_time(next()?, t, false, |p| {
+            let m = next()?;
+            if !(0.0..=1.0).contains(&q) && matches!(&m, Value::Matrix(m) if !m.is_empty()) {
+                annos.warn(anno::invalid_quantile(q), args[0].span());
+            }
+            over_time(m, t, false, |p| {
                 let mut vals: Vec<f64> = p.iter().map(|x| x.1).collect();
                 Some(quantile(q, &mut vals))
             })
@@ -474,11 +538,11 @@ pub fn call(
             if present {
                 return Ok(Value::Vector(Vec::new()));
             }
-            Ok(Value::Vector(vec![Sample {
-                labels: absent_labels(args.first()),
+            Ok(Value::Vector(vec![Sample::float(
+                absent_labels(args.first()),
                 t,
-                v: 1.0,
-            }]))
+                1.0,
+            )]))
         }
         "first_over_time" => over_time(next()?, t, true, |p| p.first().map(|x| x.1)),
         "ts_of_first_over_time" => over_time(next()?, t, false, |p| {
@@ -548,12 +612,44 @@ pub fn call(
         }
         "histogram_quantile" => {
             let q = scalar(&next()?)?;
-            per_histogram(vector(next()?)?, t, |b| bucket_quantile(q, b))
+            if !(0.0..=1.0).contains(&q) {
+                annos.warn(anno::invalid_quantile(q), args[0].span());
+            }
+            let vec = vector(next()?)?;
+            let span = args[1].span();
+            let out = both_histograms(vec, annos, span, |native, annos| match native {
+                Native::Native(metric, h) => {
+                    crate::histfn::quantile(q, h, metric, args[0].span(), annos)
+                }
+                Native::Classic(metric, buckets) => {
+                    let (v, forced) = bucket_quantile(q, buckets);
+                    if forced {
+                        annos.info(anno::forced_monotonicity(metric), span);
+                    }
+                    v
+                }
+            });
+            Ok(Value::Vector(
+                out.into_iter()
+                    .map(|(l, v)| Sample::float(l, t, v))
+                    .collect(),
+            ))
         }
         "histogram_fraction" => {
             let lower = scalar(&next()?)?;
             let upper = scalar(&next()?)?;
-            per_histogram(vector(next()?)?, t, |b| bucket_fraction(lower, upper, b))
+            let vec = vector(next()?)?;
+            let out = both_histograms(vec, annos, args[2].span(), |native, annos| match native {
+                Native::Native(metric, h) => {
+                    crate::histfn::fraction(lower, upper, h, metric, args[0].span(), annos)
+                }
+                Native::Classic(_, buckets) => bucket_fraction(lower, upper, buckets),
+            });
+            Ok(Value::Vector(
+                out.into_iter()
+                    .map(|(l, v)| Sample::float(l, t, v))
+                    .collect(),
+            ))
         }
         "sort_by_label" | "sort_by_label_desc" => {
             let mut vec = vector(next()?)?;
@@ -582,6 +678,7 @@ pub fn call(
         }
         "sort" | "sort_desc" => {
             let mut vec = vector(next()?)?;
+            vec.retain(|s| s.h.is_none());
             vec.sort_by(|a, b| {
                 let o = a.v.total_cmp(&b.v);
                 if name == "sort" { o } else { o.reverse() }
@@ -703,41 +800,210 @@ fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
     diff / abs_sum.min(f64::MAX) < epsilon
 }
 
-/// Prometheus's `BucketQuantile` over (upper bound, cumulative count) pairs.
-/// Classic histograms in a vector: `_bucket` series grouped by their labels without `le`
-/// (and the name), as `(upper bound, cumulative count)` pairs; series without a parsable
-/// `le` are left out.
-fn classic_histograms(vec: Vec<Sample>) -> Vec<(Labels, Vec<(f64, f64)>)> {
-    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
+/// A histogram `histogram_quantile`/`histogram_fraction` works on, with its metric name.
+enum Native<'a> {
+    Native(&'a str, &'a argus_model::FloatHistogram),
+    Classic(&'a str, &'a mut [(f64, f64)]),
+}
+
+/// Applies `f` to every native histogram and every classic histogram (`le` bucket groups)
+/// in `vec` (Prometheus's `resetHistograms`): float samples without a valid `le` are
+/// reported and left out; a native histogram with the labels of a classic group drops both.
+fn both_histograms(
+    vec: Vec<Sample>,
+    annos: &mut Annotations,
+    span: Span,
+    mut f: impl FnMut(Native<'_>, &mut Annotations) -> f64,
+) -> Vec<(Labels, f64)> {
+    let mut natives = Vec::new();
+    let mut groups: Vec<(Labels, Labels, Vec<(f64, f64)>)> = Vec::new();
     let mut index: crate::engine::LabelsMap<usize> = Default::default();
     for smp in vec {
-        let Some(le) = smp.labels.get("le").and_then(parse_le) else {
+        if smp.h.is_some() {
+            natives.push(smp);
+            continue;
+        }
+        let le_text = smp.labels.get("le").unwrap_or("");
+        let Some(le) = parse_le(le_text) else {
+            annos.warn(
+                anno::bad_bucket_label(smp.labels.metric_name(), le_text),
+                span,
+            );
             continue;
         };
-        let mut b = drop_name(&smp.labels).to_builder();
+        let mut b = smp.labels.to_builder();
         b.delete("le");
         let key = b.build();
         let i = *index.entry(key.clone()).or_insert_with(|| {
-            groups.push((key, Vec::new()));
+            groups.push((key.clone(), drop_name(&key), Vec::new()));
             groups.len() - 1
         });
-        groups[i].1.push((le, smp.v));
+        groups[i].2.push((le, smp.v));
     }
-    groups
+    let mut out = Vec::new();
+    for smp in &natives {
+        if let Some(&i) = index.get(&smp.labels)
+            && !groups[i].2.is_empty()
+        {
+            annos.warn(anno::mixed_classic_native(smp.labels.metric_name()), span);
+            groups[i].2.clear();
+            continue;
+        }
+        if let Some(h) = &smp.h {
+            let v = f(Native::Native(smp.labels.metric_name(), h), annos);
+            out.push((drop_name(&smp.labels), v));
+        }
+    }
+    for (key, labels, mut buckets) in groups {
+        if buckets.is_empty() {
+            continue;
+        }
+        let v = f(Native::Classic(key.metric_name(), &mut buckets), annos);
+        out.push((labels, v));
+    }
+    out
 }
 
-/// One sample per classic histogram in `vec`, computed from its buckets.
-fn per_histogram(vec: Vec<Sample>, t: i64, f: impl Fn(&mut [(f64, f64)]) -> f64) -> Result<Value> {
-    Ok(Value::Vector(
-        classic_histograms(vec)
-            .into_iter()
-            .map(|(labels, mut buckets)| Sample {
-                labels,
-                t,
-                v: f(&mut buckets),
-            })
-            .collect(),
-    ))
+/// A range function over a matrix some of whose series hold histogram samples: float-only
+/// series take the float path, the others are computed here.
+fn range_with_histograms(
+    name: &str,
+    mut values: Vec<Value>,
+    mi: usize,
+    args: &[Expr],
+    time: (i64, i64, i64),
+    annos: &mut Annotations,
+) -> Result<Value> {
+    let t = time.0;
+    let Value::Matrix(m) = std::mem::replace(&mut values[mi], Value::Matrix(Vec::new())) else {
+        return Err(EvalError::Execution(
+            "expected a range vector argument".into(),
+        ));
+    };
+    let (plain, with_h): (Vec<Series>, Vec<Series>) =
+        m.into_iter().partition(|s| s.hists.is_empty());
+    let arg_span = args.get(mi).map_or(Span { start: 0, end: 0 }, |a| a.span());
+    let range = args.get(mi).map(range_of).unwrap_or(0);
+    let range_end = args
+        .get(mi)
+        .map_or(t, |a| range_end_of(a, t, time.1, time.2));
+    let floats_only = |series: Vec<Series>, annos: &mut Annotations| -> Result<Vec<Sample>> {
+        let mut v = values.clone();
+        v[mi] = Value::Matrix(series);
+        vector(call(name, v, args, time, annos)?)
+    };
+    let mut out = if plain.is_empty() {
+        Vec::new()
+    } else {
+        floats_only(plain, annos)?
+    };
+    for s in with_h {
+        let metric = s.labels.metric_name().to_string();
+        let labels = if direct_keeps_name(name) || name == "first_over_time" {
+            s.labels.clone()
+        } else {
+            drop_name(&s.labels)
+        };
+        let has_floats = !s.points.is_empty();
+        let float = |v: f64| Some(Sample::float(labels.clone(), t, v));
+        let hist = |h: argus_model::FloatHistogram| {
+            Some(Sample::histogram(labels.clone(), t, Hist::new(h)))
+        };
+        let sample = match name {
+            "rate" | "increase" | "delta" => {
+                if has_floats {
+                    annos.warn(anno::mixed_floats_histograms(&metric), arg_span);
+                    None
+                } else {
+                    crate::histfn::extrapolated_rate(
+                        &s.hists,
+                        range,
+                        range_end,
+                        name != "delta",
+                        name == "rate",
+                        &metric,
+                        arg_span,
+                        annos,
+                    )
+                    .and_then(hist)
+                }
+            }
+            "irate" | "idelta" => {
+                match crate::histfn::instant_value(&s, name == "irate", &metric, arg_span, annos) {
+                    Some(Ok(v)) => float(v),
+                    Some(Err(h)) => hist(h),
+                    None => None,
+                }
+            }
+            "sum_over_time" | "avg_over_time" => {
+                if has_floats {
+                    annos.warn(anno::mixed_floats_histograms(&metric), arg_span);
+                    None
+                } else {
+                    crate::histfn::sum_or_avg(
+                        &s.hists,
+                        name == "avg_over_time",
+                        &metric,
+                        arg_span,
+                        annos,
+                    )
+                    .and_then(hist)
+                }
+            }
+            "count_over_time" => float((s.points.len() + s.hists.len()) as f64),
+            "present_over_time" => float(1.0),
+            "last_over_time" | "first_over_time" => {
+                let last = name == "last_over_time";
+                let (f, h) = if last {
+                    (s.points.last(), s.hists.last())
+                } else {
+                    (s.points.first(), s.hists.first())
+                };
+                match (f, h) {
+                    (Some(f), Some(h)) if (f.0 > h.0) == last => float(f.1),
+                    (_, Some(h)) => Some(Sample::histogram(labels.clone(), t, h.1.clone())),
+                    (Some(f), None) => float(f.1),
+                    (None, None) => None,
+                }
+            }
+            "ts_of_first_over_time" => {
+                let ts = s.points.first().map_or(i64::MAX, |p| p.0);
+                float(ts.min(s.hists[0].0) as f64 / 1000.0)
+            }
+            "ts_of_last_over_time" => {
+                let ts = s.points.last().map_or(i64::MIN, |p| p.0);
+                float(ts.max(s.hists[s.hists.len() - 1].0) as f64 / 1000.0)
+            }
+            "changes" | "resets" => float(crate::histfn::changes_or_resets(&s, name == "resets")),
+            "deriv" | "predict_linear" | "double_exponential_smoothing" => {
+                if s.points.len() == 1 {
+                    annos.info(anno::histogram_ignored_in_mixed_range(&metric), arg_span);
+                }
+                if s.points.len() < 2 {
+                    None
+                } else {
+                    annos.info(anno::histogram_ignored_in_mixed_range(&metric), arg_span);
+                    floats_only(vec![Series::floats(s.labels.clone(), s.points)], annos)?
+                        .into_iter()
+                        .next()
+                }
+            }
+            _ => {
+                // Float-only functions (min/max/quantile/stddev/… over time): histograms
+                // are ignored, with a note when floats are there to compute from.
+                if has_floats {
+                    annos.info(anno::histogram_ignored_in_mixed_range(&metric), arg_span);
+                    floats_only(vec![Series::floats(s.labels.clone(), s.points)], annos)?
+                        .into_iter()
+                        .next()
+                } else {
+                    None
+                }
+            }
+        };
+        out.extend(sample);
+    }
+    Ok(Value::Vector(out))
 }
 
 /// Sorts buckets by upper bound and merges those sharing one; `None` unless the last
@@ -822,32 +1088,44 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
     (upper_rank - lower_rank) / count
 }
 
-fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
+/// Prometheus's `BucketQuantile`: the value and whether the buckets had to be forced to be
+/// monotonic.
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> (f64, bool) {
     if q.is_nan() {
-        return f64::NAN;
+        return (f64::NAN, false);
     }
     if q < 0.0 {
-        return f64::NEG_INFINITY;
+        return (f64::NEG_INFINITY, false);
     }
     if q > 1.0 {
-        return f64::INFINITY;
+        return (f64::INFINITY, false);
     }
     let Some(mut merged) = coalesced(buckets) else {
-        return f64::NAN;
+        return (f64::NAN, false);
     };
     // Ignore tiny floating-point differences and force monotonicity.
+    let mut forced = false;
     let mut prev = merged[0].1;
     for b in merged.iter_mut().skip(1) {
         let curr = b.1;
         if curr == prev {
             continue;
         }
-        if almost_equal(prev, curr, 1e-12) || curr < prev {
+        if almost_equal(prev, curr, 1e-12) {
+            b.1 = prev;
+            continue;
+        }
+        if curr < prev {
+            forced = true;
             b.1 = prev;
             continue;
         }
         prev = curr;
     }
+    (bucket_quantile_of(q, merged), forced)
+}
+
+fn bucket_quantile_of(q: f64, merged: Vec<(f64, f64)>) -> f64 {
     if merged.len() < 2 {
         return f64::NAN;
     }
@@ -923,11 +1201,7 @@ fn map_times(v: Value) -> Result<Value> {
     Ok(Value::Vector(
         vector(v)?
             .into_iter()
-            .map(|s| Sample {
-                labels: drop_name(&s.labels),
-                t: s.t,
-                v: s.t as f64 / 1000.0,
-            })
+            .map(|s| Sample::float(drop_name(&s.labels), s.t, s.t as f64 / 1000.0))
             .collect(),
     ))
 }

@@ -5,12 +5,14 @@
 //! This crate must never panic on any input: every query string is untrusted.
 
 pub mod aggregate;
+pub mod annotations;
 pub mod ast;
 pub mod binary;
 pub mod compliance;
 pub mod engine;
 pub mod extended;
 pub mod functions;
+pub mod histfn;
 pub mod lexer;
 pub mod parser;
 pub mod printer;

@@ -6,23 +6,57 @@
 //! variants (printed with the canonical printer and parsed again) and the range-mode
 //! cross-check.
 //!
-//! Not yet: native-histogram literals (`{{…}}`), `load_with_nhcb`, start-timestamp lines,
-//! annotation checks (`expect warn|info` fail, `no_warn|no_info` pass trivially).
+//! Native-histogram literals, `load_with_nhcb` and the annotation expectations
+//! (`expect warn|info|no_warn|no_info`) are supported. Not yet: start-timestamp lines.
 
 use std::collections::BTreeMap;
 
-use argus_model::{Labels, Matcher, is_stale_nan, stale_nan};
+use argus_model::{FloatHistogram, Labels, Matcher, is_stale_nan, stale_nan};
 
-use crate::engine::{Engine, EngineOptions, Queryable, Value};
+use crate::annotations::Annotations;
+use crate::engine::{Engine, EngineOptions, Hist, Queryable, Value};
 use crate::lexer::{Tok, lex};
+
+mod hist;
 
 /// In-memory storage for the scripts.
 #[derive(Default)]
 pub struct MemStore {
     series: BTreeMap<Labels, Vec<(i64, f64)>>,
-    /// Series that could not be loaded (native histograms, NHCB conversions, start
-    /// timestamps), with the reason: an eval that selects one of them is unsupported.
+    /// Histogram samples as loaded (with the literals' counter-reset hints)…
+    raw_hists: BTreeMap<Labels, Vec<(i64, FloatHistogram)>>,
+    /// …and as storage hands them back (hints as a chunked store sets them).
+    hists: BTreeMap<Labels, Vec<(i64, Hist)>>,
+    /// Series that could not be loaded (start timestamps, invalid NHCB conversions), with
+    /// the reason: an eval that selects one of them is unsupported.
     skipped: Vec<(Labels, String)>,
+}
+
+impl MemStore {
+    /// Recomputes the read-back histograms of one series after a load.
+    fn settle(&mut self, labels: &Labels) {
+        let Some(raw) = self.raw_hists.get(labels) else {
+            return;
+        };
+        let floats = self.series.get(labels).map(Vec::as_slice).unwrap_or(&[]);
+        let mut all: Vec<(i64, hist::Stored<'_>)> = floats
+            .iter()
+            .map(|&(t, _)| (t, hist::Stored::Float))
+            .chain(raw.iter().map(|(t, h)| (*t, hist::Stored::Hist(h))))
+            .collect();
+        all.sort_by_key(|p| p.0);
+        let read = hist::read_back_hints(&all)
+            .into_iter()
+            .map(|(t, h)| (t, Hist::new(h)))
+            .collect();
+        self.hists.insert(labels.clone(), read);
+    }
+}
+
+fn selected(labels: &Labels, matchers: &[Matcher]) -> bool {
+    matchers
+        .iter()
+        .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
 }
 
 impl Queryable for MemStore {
@@ -41,6 +75,23 @@ impl Queryable for MemStore {
             })
             .collect()
     }
+
+    fn select_histograms(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, Vec<(i64, Hist)>)> {
+        self.hists
+            .iter()
+            .filter(|(l, _)| selected(l, matchers))
+            .filter_map(|(l, p)| {
+                let lo = p.partition_point(|x| x.0 < mint);
+                let hi = p.partition_point(|x| x.0 <= maxt);
+                (lo < hi).then(|| (l.clone(), p[lo..hi].to_vec()))
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,8 +102,16 @@ pub struct CaseResult {
     pub failure: Option<String>,
 }
 
-/// One value slot of a series line: `None` is `_`.
-type Slots = Vec<Option<f64>>;
+/// A value of a series line: a float, or a histogram with whether its literal stated the
+/// counter-reset hint.
+#[derive(Debug, Clone, PartialEq)]
+enum Val {
+    F(f64),
+    H(Box<FloatHistogram>, bool),
+}
+
+/// The value slots of a series line: `None` is `_`.
+type Slots = Vec<Option<Val>>;
 
 fn parse_time(s: &str) -> Result<i64, String> {
     if s == "0" {
@@ -144,9 +203,10 @@ fn parse_float(s: &str) -> Option<f64> {
 /// Expands the value items of a series line.
 fn parse_items(rest: &str) -> Result<Slots, String> {
     let mut out = Vec::new();
-    for item in rest.split_whitespace() {
-        if item.contains("{{") {
-            return Err("native histogram literals are not supported yet".into());
+    for item in hist::items(rest)? {
+        if item.starts_with("{{") {
+            hist::item(item, &mut out)?;
+            continue;
         }
         if item == "_" {
             out.push(None);
@@ -158,7 +218,7 @@ fn parse_items(rest: &str) -> Result<Slots, String> {
             continue;
         }
         if item == "stale" {
-            out.push(Some(stale_nan()));
+            out.push(Some(Val::F(stale_nan())));
             continue;
         }
         let (base, times) = match item.rfind('x') {
@@ -187,17 +247,17 @@ fn parse_items(rest: &str) -> Result<Slots, String> {
                     parse_float(&base[..i]).ok_or_else(|| format!("bad value in {item:?}"))?;
                 let d = parse_float(&base[i..]).ok_or_else(|| format!("bad delta in {item:?}"))?;
                 for _ in 0..=n {
-                    out.push(Some(a));
+                    out.push(Some(Val::F(a)));
                     a += d;
                 }
             }
             (None, Some(n)) => {
                 let a = parse_float(base).ok_or_else(|| format!("bad value in {item:?}"))?;
-                out.extend(std::iter::repeat_n(Some(a), n + 1));
+                out.extend(std::iter::repeat_n(Some(Val::F(a)), n + 1));
             }
-            (None, None) => out.push(Some(
+            (None, None) => out.push(Some(Val::F(
                 parse_float(base).ok_or_else(|| format!("bad value {item:?}"))?,
-            )),
+            ))),
             (Some(_), None) => return Err(format!("bad item {item:?}")),
         }
     }
@@ -215,8 +275,11 @@ struct Eval {
     kind: EvalKind,
     fail: Option<Option<(bool, String)>>, // Some(None): any error; Some(Some((is_regex, text)))
     ordered: bool,
-    expect_warn: bool,
-    expect_info: bool,
+    /// `expect warn` lines: `None` matches any warning, else `(is_regex, text)`.
+    warns: Vec<Option<(bool, String)>>,
+    infos: Vec<Option<(bool, String)>>,
+    no_warn: bool,
+    no_info: bool,
     string: Option<String>,
     range_vector: Option<(i64, i64, i64)>,
     scalar: Option<f64>,
@@ -310,32 +373,51 @@ pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
                 }
                 i += 1;
             }
+            let mut touched = Vec::new();
             if nhcb {
                 // The converted histograms are stored under the base name, without `le`.
-                for labels in block.keys() {
-                    let name = labels.metric_name();
-                    let base = ["_bucket", "_count", "_sum"]
-                        .iter()
-                        .find_map(|s| name.strip_suffix(s));
-                    if let Some(base) = base {
-                        let mut b = labels.to_builder();
-                        b.set("__name__", base);
-                        b.delete("le");
-                        store
-                            .skipped
-                            .push((b.build(), "load_with_nhcb is not supported yet".into()));
-                    }
+                let (converted, bad) = hist::convert_classic(&block, interval);
+                store.skipped.extend(bad);
+                for (labels, series) in converted {
+                    store
+                        .raw_hists
+                        .entry(labels.clone())
+                        .or_default()
+                        .extend(series);
+                    touched.push(labels);
                 }
             }
             for (labels, slots) in block {
-                let points = store.series.entry(labels).or_default();
+                let mut floats = Vec::new();
+                let mut hists = Vec::new();
                 for (k, v) in slots.into_iter().enumerate() {
-                    if let Some(v) = v {
-                        points.push((k as i64 * interval, v));
+                    let t = k as i64 * interval;
+                    match v {
+                        Some(Val::F(v)) => floats.push((t, v)),
+                        Some(Val::H(h, _)) => hists.push((t, *h)),
+                        None => {}
                     }
                 }
-                points.sort_by_key(|p| p.0);
-                points.dedup_by_key(|p| p.0);
+                if !floats.is_empty() {
+                    let points = store.series.entry(labels.clone()).or_default();
+                    points.extend(floats);
+                    points.sort_by_key(|p| p.0);
+                    points.dedup_by_key(|p| p.0);
+                }
+                if !hists.is_empty() {
+                    store
+                        .raw_hists
+                        .entry(labels.clone())
+                        .or_default()
+                        .extend(hists);
+                }
+                touched.push(labels);
+            }
+            for labels in touched {
+                if let Some(h) = store.raw_hists.get_mut(&labels) {
+                    h.sort_by_key(|p| p.0);
+                }
+                store.settle(&labels);
             }
         } else if first.starts_with("eval") {
             let (ev, next) = parse_eval(&lines, i)?;
@@ -413,8 +495,18 @@ fn parse_eval(lines: &[String], start: usize) -> Result<(Eval, usize), String> {
         kind,
         fail: (variant == "eval_fail").then_some(None),
         ordered: variant == "eval_ordered",
-        expect_warn: variant == "eval_warn",
-        expect_info: variant == "eval_info",
+        warns: if variant == "eval_warn" {
+            vec![None]
+        } else {
+            Vec::new()
+        },
+        infos: if variant == "eval_info" {
+            vec![None]
+        } else {
+            Vec::new()
+        },
+        no_warn: false,
+        no_info: false,
         string: None,
         range_vector: None,
         scalar: None,
@@ -456,9 +548,10 @@ fn parse_eval(lines: &[String], start: usize) -> Result<(Eval, usize), String> {
             match kind {
                 "fail" => ev.fail = Some(text),
                 "ordered" => ev.ordered = true,
-                "warn" => ev.expect_warn = true,
-                "info" => ev.expect_info = true,
-                "no_warn" | "no_info" => {}
+                "warn" => ev.warns.push(text),
+                "info" => ev.infos.push(text),
+                "no_warn" => ev.no_warn = true,
+                "no_info" => ev.no_info = true,
                 other => return Err(format!("line {}: unknown expectation {other:?}", i)),
             }
             continue;
@@ -516,9 +609,6 @@ fn run_eval(
     if let Some(u) = unsupported_load {
         return Some(format!("unsupported data: {u}"));
     }
-    if ev.expect_warn || ev.expect_info {
-        return Some("annotations (warn/info) are not produced yet".into());
-    }
     let expr = match crate::parse(&ev.query) {
         Ok(e) => e,
         Err(e) => return Some(format!("parse error: {e}")),
@@ -526,13 +616,14 @@ fn run_eval(
     match ev.kind {
         EvalKind::Range { start, end, step } => outcome(
             ev,
+            &ev.query,
             engine
-                .range(store, &expr, start, end, step)
-                .map(Value::Matrix),
+                .range_annotated(store, &expr, start, end, step)
+                .map(|(m, a)| (Value::Matrix(m), a)),
         ),
         EvalKind::Instant { at } => {
             let t = ev.range_vector.map_or(at, |(_, end, _)| end);
-            if let Some(f) = run_instant(engine, store, ev, &expr, t) {
+            if let Some(f) = run_instant(engine, store, ev, &expr, &ev.query, t) {
                 return Some(f);
             }
             if at_invariance_skipped(&expr) {
@@ -551,15 +642,29 @@ fn run_eval(
                 vec![-10 * t, 0, t / 5, t, 10 * t]
             };
             times.into_iter().find_map(|t2| {
-                run_instant(engine, store, ev, &pinned, t2)
+                run_instant(engine, store, ev, &pinned, &text, t2)
                     .map(|f| format!("@-invariance ({text} at {t2}ms): {f}"))
             })
         }
     }
 }
 
-/// Checks an evaluation's outcome against the expected result or failure.
-fn outcome(ev: &Eval, result: crate::engine::Result<Value>) -> Option<String> {
+/// Checks an evaluation's outcome against the expected result or failure, and its
+/// annotations (rendered against `query`, the text as executed) against the expectations.
+fn outcome(
+    ev: &Eval,
+    query: &str,
+    result: crate::engine::Result<(Value, Annotations)>,
+) -> Option<String> {
+    let result = match result {
+        Ok((value, annos)) => {
+            if let Some(f) = check_annotations(ev, &annos, query) {
+                return Some(f);
+            }
+            Ok(value)
+        }
+        Err(e) => Err(e),
+    };
     match (&ev.fail, result) {
         (Some(expected), Err(e)) => {
             let msg = e.to_string();
@@ -583,11 +688,12 @@ fn run_instant(
     store: &MemStore,
     ev: &Eval,
     expr: &crate::ast::Expr,
+    query: &str,
     t: i64,
 ) -> Option<String> {
-    let result = engine.instant(store, expr, t);
+    let result = engine.instant_annotated(store, expr, t);
     let succeeded = result.is_ok();
-    if let Some(f) = outcome(ev, result) {
+    if let Some(f) = outcome(ev, query, result) {
         return Some(f);
     }
     let text = crate::printer::canonical(expr);
@@ -610,6 +716,12 @@ fn run_instant(
         return Some(format!("range mode at {t}ms: matrix not sorted by labels"));
     }
     let at_t = |s: &crate::engine::Series| s.points.iter().find(|p| p.0 == t).map(|p| p.1);
+    let hist_at_t = |s: &crate::engine::Series| {
+        s.hists
+            .iter()
+            .find(|p| p.0 == t)
+            .map(|p| crate::engine::Sample::histogram(s.labels.clone(), t, p.1.clone()))
+    };
     let value = if ev.scalar.is_some() {
         match series.as_slice() {
             [one] => match at_t(one) {
@@ -628,11 +740,9 @@ fn run_instant(
             series
                 .iter()
                 .filter_map(|s| {
-                    at_t(s).map(|v| crate::engine::Sample {
-                        labels: s.labels.clone(),
-                        t,
-                        v,
-                    })
+                    at_t(s)
+                        .map(|v| crate::engine::Sample::float(s.labels.clone(), t, v))
+                        .or_else(|| hist_at_t(s))
                 })
                 .collect(),
         )
@@ -727,9 +837,17 @@ fn compare(ev: &Eval, value: Value) -> Option<String> {
                 let Some((_, slots)) = want else {
                     return Some(format!("unexpected series {}", s.labels));
                 };
-                match slots.as_slice() {
-                    [Some(w)] if close(*w, s.v) => {}
-                    [Some(w)] => return Some(format!("{}: expected {w}, got {}", s.labels, s.v)),
+                match (slots.as_slice(), &s.h) {
+                    ([Some(Val::F(w))], None) if close(*w, s.v) => {}
+                    ([Some(Val::H(w, hint))], Some(h)) if hist::matches(w, *hint, h) => {}
+                    ([Some(w)], _) => {
+                        return Some(format!(
+                            "{}: expected {}, got {}",
+                            s.labels,
+                            show(w),
+                            show_sample(s.v, s.h.as_deref())
+                        ));
+                    }
                     _ => return Some(format!("{}: expected one value", s.labels)),
                 }
             }
@@ -755,26 +873,95 @@ fn compare(ev: &Eval, value: Value) -> Option<String> {
                 let Some((_, slots)) = ev.series.iter().find(|(l, _)| *l == s.labels) else {
                     return Some(format!("unexpected series {}", s.labels));
                 };
-                let want: Vec<(i64, f64)> = slots
+                let at = |i: usize| start + i as i64 * step;
+                let want_f: Vec<(i64, f64)> = slots
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, v)| v.map(|v| (start + i as i64 * step, v)))
+                    .filter_map(|(i, v)| match v {
+                        Some(Val::F(v)) => Some((at(i), *v)),
+                        _ => None,
+                    })
                     .collect();
-                if want.len() != s.points.len()
-                    || want
+                let want_h: Vec<(i64, &FloatHistogram, bool)> = slots
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| match v {
+                        Some(Val::H(h, hint)) => Some((at(i), &**h, *hint)),
+                        _ => None,
+                    })
+                    .collect();
+                if want_f.len() != s.points.len()
+                    || want_f
                         .iter()
                         .zip(&s.points)
                         .any(|(a, b)| a.0 != b.0 || !close(a.1, b.1))
                 {
                     return Some(format!(
-                        "{}: expected {want:?}, got {:?}",
+                        "{}: expected {want_f:?}, got {:?}",
                         s.labels, s.points
+                    ));
+                }
+                if want_h.len() != s.hists.len()
+                    || want_h
+                        .iter()
+                        .zip(&s.hists)
+                        .any(|(a, b)| a.0 != b.0 || !hist::matches(a.1, a.2, &b.1))
+                {
+                    let got: Vec<String> =
+                        s.hists.iter().map(|(t, h)| format!("{t}: {h}")).collect();
+                    return Some(format!(
+                        "{}: expected {} histograms, got {got:?}",
+                        s.labels,
+                        want_h.len()
                     ));
                 }
             }
             None
         }
     }
+}
+
+fn show(v: &Val) -> String {
+    match v {
+        Val::F(f) => f.to_string(),
+        Val::H(h, _) => format!("{h} (hint {:?})", h.hint),
+    }
+}
+
+fn show_sample(v: f64, h: Option<&FloatHistogram>) -> String {
+    match h {
+        Some(h) => format!("{h} (hint {:?})", h.hint),
+        None => v.to_string(),
+    }
+}
+
+/// The annotation rules of INDEX.md §10.
+fn check_annotations(ev: &Eval, annos: &Annotations, query: &str) -> Option<String> {
+    let (warns, infos) = annos.render(query);
+    for (kind, got, want, none) in [
+        ("warn", &warns, &ev.warns, ev.no_warn),
+        ("info", &infos, &ev.infos, ev.no_info),
+    ] {
+        if none && !got.is_empty() {
+            return Some(format!("expected no {kind}, got {got:?}"));
+        }
+        let hit = |w: &Option<(bool, String)>, text: &str| match w {
+            None => true,
+            Some((false, msg)) => msg == text,
+            Some((true, re)) => regex::Regex::new(re).is_ok_and(|r| r.is_match(text)),
+        };
+        for w in want {
+            if !got.iter().any(|g| hit(w, g)) {
+                return Some(format!("expected {kind} {w:?}, got {got:?}"));
+            }
+        }
+        if !want.is_empty()
+            && let Some(extra) = got.iter().find(|g| !want.iter().any(|w| hit(w, g)))
+        {
+            return Some(format!("unexpected {kind} {extra:?}"));
+        }
+    }
+    None
 }
 
 #[cfg(test)]

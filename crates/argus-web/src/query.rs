@@ -26,6 +26,45 @@ fn point(t: i64, v: &str) -> String {
     format!("[{},{}]", format_f(t as f64 / 1000.0), json_str(v))
 }
 
+/// A native histogram as Prometheus's API writes it: count, sum and every populated bucket
+/// as `[boundary rule, lower, upper, count]` (rule 0: `(a,b]`, 1: `[a,b)`, 2: `(a,b)`,
+/// 3: `[a,b]`).
+fn histogram_json(h: &argus_model::FloatHistogram) -> String {
+    let mut out = format!(
+        "{{\"count\":{},\"sum\":{}",
+        json_str(&api_float(h.count)),
+        json_str(&api_float(h.sum))
+    );
+    let buckets: Vec<String> = h
+        .buckets()
+        .into_iter()
+        .filter(|b| b.count != 0.0)
+        .map(|b| {
+            let rule = match (b.lower_inclusive, b.upper_inclusive) {
+                (true, true) => 3,
+                (true, false) => 1,
+                (false, true) => 0,
+                (false, false) => 2,
+            };
+            format!(
+                "[{rule},{},{},{}]",
+                json_str(&api_float(b.lower)),
+                json_str(&api_float(b.upper)),
+                json_str(&api_float(b.count))
+            )
+        })
+        .collect();
+    if !buckets.is_empty() {
+        out.push_str(&format!(",\"buckets\":[{}]", buckets.join(",")));
+    }
+    out.push('}');
+    out
+}
+
+fn hist_point(t: i64, h: &argus_model::FloatHistogram) -> String {
+    format!("[{},{}]", format_f(t as f64 / 1000.0), histogram_json(h))
+}
+
 /// The `data` object of a query response.
 pub fn result_json(value: &Value) -> String {
     match value {
@@ -39,12 +78,17 @@ pub fn result_json(value: &Value) -> String {
         Value::Vector(samples) => {
             let items: Vec<String> = samples
                 .iter()
-                .map(|s| {
-                    format!(
+                .map(|s| match &s.h {
+                    Some(h) => format!(
+                        "{{\"metric\":{},\"histogram\":{}}}",
+                        labels_json(&s.labels),
+                        hist_point(s.t, h)
+                    ),
+                    None => format!(
                         "{{\"metric\":{},\"value\":{}}}",
                         labels_json(&s.labels),
                         point(s.t, &api_float(s.v))
-                    )
+                    ),
                 })
                 .collect();
             format!(
@@ -60,16 +104,21 @@ pub fn matrix_json(series: &[Series]) -> String {
     let items: Vec<String> = series
         .iter()
         .map(|s| {
-            let points: Vec<String> = s
-                .points
-                .iter()
-                .map(|(t, v)| point(*t, &api_float(*v)))
-                .collect();
-            format!(
-                "{{\"metric\":{},\"values\":[{}]}}",
-                labels_json(&s.labels),
-                points.join(",")
-            )
+            let mut out = format!("{{\"metric\":{}", labels_json(&s.labels));
+            if !s.points.is_empty() || s.hists.is_empty() {
+                let points: Vec<String> = s
+                    .points
+                    .iter()
+                    .map(|(t, v)| point(*t, &api_float(*v)))
+                    .collect();
+                out.push_str(&format!(",\"values\":[{}]", points.join(",")));
+            }
+            if !s.hists.is_empty() {
+                let hists: Vec<String> = s.hists.iter().map(|(t, h)| hist_point(*t, h)).collect();
+                out.push_str(&format!(",\"histograms\":[{}]", hists.join(",")));
+            }
+            out.push('}');
+            out
         })
         .collect();
     format!(
@@ -79,10 +128,36 @@ pub fn matrix_json(series: &[Series]) -> String {
 }
 
 pub fn success_raw(data: &str) -> Response {
+    success_annotated(data, &Default::default(), "")
+}
+
+/// A success envelope with the query's warnings and infos (positions rendered against the
+/// query text), each list left out when empty, as Prometheus does.
+pub fn success_annotated(
+    data: &str,
+    annos: &argus_promql::annotations::Annotations,
+    query: &str,
+) -> Response {
+    let (warnings, infos) = annos.render(query);
+    let list = |items: &[String]| {
+        items
+            .iter()
+            .map(|w| json_str(w))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut body = format!("{{\"status\":\"success\",\"data\":{data}");
+    if !warnings.is_empty() {
+        body.push_str(&format!(",\"warnings\":[{}]", list(&warnings)));
+    }
+    if !infos.is_empty() {
+        body.push_str(&format!(",\"infos\":[{}]", list(&infos)));
+    }
+    body.push('}');
     (
         StatusCode::OK,
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        format!("{{\"status\":\"success\",\"data\":{data}}}"),
+        body,
     )
         .into_response()
 }
@@ -202,11 +277,11 @@ mod tests {
 
     #[test]
     fn json_like_prometheus() {
-        let v = Value::Vector(vec![Sample {
-            labels: Labels::from_pairs(&[("a", "b")]),
-            t: 1_435_781_451_781,
-            v: 1e-7,
-        }]);
+        let v = Value::Vector(vec![Sample::float(
+            Labels::from_pairs(&[("a", "b")]),
+            1_435_781_451_781,
+            1e-7,
+        )]);
         assert_eq!(
             result_json(&v),
             r#"{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1435781451.781,"1e-07"]}]}"#
@@ -225,13 +300,39 @@ mod tests {
             }),
             r#"{"resultType":"string","result":[0,"x\"y"]}"#
         );
-        let m = vec![Series {
-            labels: Labels::empty(),
-            points: vec![(0, f64::NAN), (15_000, 2.5)],
-        }];
+        let m = vec![Series::floats(
+            Labels::empty(),
+            vec![(0, f64::NAN), (15_000, 2.5)],
+        )];
         assert_eq!(
             matrix_json(&m),
             r#"{"resultType":"matrix","result":[{"metric":{},"values":[[0,"NaN"],[15,"2.5"]]}]}"#
+        );
+    }
+
+    #[test]
+    fn histograms_like_prometheus() {
+        let h = std::sync::Arc::new(argus_model::FloatHistogram {
+            count: 5.0,
+            sum: 5.0,
+            zero_threshold: 0.001,
+            zero_count: 1.0,
+            positive: vec![(0, 1.0), (1, 2.0), (2, 0.0), (3, 1.0)],
+            ..Default::default()
+        });
+        let v = Value::Vector(vec![Sample::histogram(Labels::empty(), 1_000, h.clone())]);
+        assert_eq!(
+            result_json(&v),
+            r#"{"resultType":"vector","result":[{"metric":{},"histogram":[1,{"count":"5","sum":"5","buckets":[[3,"-0.001","0.001","1"],[0,"0.5","1","1"],[0,"1","2","2"],[0,"4","8","1"]]}]}]}"#
+        );
+        let mut s = Series::floats(Labels::empty(), Vec::new());
+        s.hists.push((
+            0,
+            std::sync::Arc::new(argus_model::FloatHistogram::default()),
+        ));
+        assert_eq!(
+            matrix_json(&[s]),
+            r#"{"resultType":"matrix","result":[{"metric":{},"histograms":[[0,{"count":"0","sum":"0"}]]}]}"#
         );
     }
 }

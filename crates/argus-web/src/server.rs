@@ -567,10 +567,15 @@ async fn query(
     let p = params(q, &headers, &body);
     let expr = crate::query::parse_query(&p)?;
     let t = p.time("time", argus_model::time::now_ms())?;
-    let value = run_query(&s, &p, move |engine, db| engine.instant(db, &expr, t)).await?;
-    Ok(crate::query::success_raw(&crate::query::result_json(
-        &value,
-    )))
+    let (value, annos) = run_query(&s, &p, move |engine, db| {
+        engine.instant_annotated(db, &expr, t)
+    })
+    .await?;
+    Ok(crate::query::success_annotated(
+        &crate::query::result_json(&value),
+        &annos,
+        p.get("query").unwrap_or(""),
+    ))
 }
 
 async fn query_range(
@@ -582,13 +587,15 @@ async fn query_range(
     let p = params(q, &headers, &body);
     let expr = crate::query::parse_query(&p)?;
     let (start, end, step) = crate::query::range_params(&p)?;
-    let series = run_query(&s, &p, move |engine, db| {
-        engine.range(db, &expr, start, end, step)
+    let (series, annos) = run_query(&s, &p, move |engine, db| {
+        engine.range_annotated(db, &expr, start, end, step)
     })
     .await?;
-    Ok(crate::query::success_raw(&crate::query::matrix_json(
-        &series,
-    )))
+    Ok(crate::query::success_annotated(
+        &crate::query::matrix_json(&series),
+        &annos,
+        p.get("query").unwrap_or(""),
+    ))
 }
 
 #[derive(Serialize)]

@@ -137,13 +137,7 @@ impl RVal {
             RVal::Vector(series) => Value::Vector(
                 series
                     .iter()
-                    .filter_map(|s| {
-                        s.vals[i].map(|v| Sample {
-                            labels: s.labels.clone(),
-                            t,
-                            v,
-                        })
-                    })
+                    .filter_map(|s| s.vals[i].map(|v| Sample::float(s.labels.clone(), t, v)))
                     .collect(),
             ),
         }
@@ -355,11 +349,11 @@ impl Ctx<'_> {
                 rhs,
                 matching,
                 return_bool,
-                ..
+                span,
             } => {
                 let l = self.eval_range(lhs, grid)?;
                 let r = self.eval_range(rhs, grid)?;
-                self.bridge(expr, grid, |_, i, t| {
+                self.bridge(expr, grid, |ctx, i, t| {
                     crate::binary::eval(
                         *op,
                         l.at(i, t),
@@ -367,6 +361,7 @@ impl Ctx<'_> {
                         matching.as_ref(),
                         *return_bool,
                         t,
+                        (&mut ctx.annos, *span),
                     )
                 })
             }
@@ -386,19 +381,32 @@ impl Ctx<'_> {
                 param,
                 grouping,
                 without,
-                ..
+                span,
             } => {
+                let spans = crate::aggregate::Spans {
+                    whole: *span,
+                    param: param.as_ref().map_or(*span, |p| p.span()),
+                    inner: inner.span(),
+                };
                 let p = match param {
                     Some(p) => Some(self.eval_range(p, grid)?),
                     None => None,
                 };
                 let v = self.eval_range(inner, grid)?;
-                self.bridge(expr, grid, |_, i, t| {
+                self.bridge(expr, grid, |ctx, i, t| {
                     let Value::Vector(vec) = v.at(i, t) else {
                         return Err(EvalError::Execution("aggregation over a non-vector".into()));
                     };
                     let p = p.as_ref().map(|p| p.at(i, t));
-                    crate::aggregate::eval(*op, vec, p, grouping, *without, t)
+                    crate::aggregate::eval(
+                        *op,
+                        vec,
+                        p,
+                        grouping,
+                        *without,
+                        t,
+                        (&mut ctx.annos, spans),
+                    )
                 })
             }
             Expr::Matrix { .. } | Expr::Subquery { .. } => self.step_by_step(expr, grid),

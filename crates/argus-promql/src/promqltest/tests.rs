@@ -2,14 +2,26 @@ use super::*;
 
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/promql-tests");
 
+fn floats(items: &str) -> Vec<Option<f64>> {
+    parse_items(items)
+        .unwrap()
+        .into_iter()
+        .map(|v| match v {
+            Some(Val::F(f)) => Some(f),
+            None => None,
+            Some(Val::H(..)) => panic!("histogram in {items:?}"),
+        })
+        .collect()
+}
+
 #[test]
 fn series_notation() {
     assert_eq!(
-        parse_items("0+10x3").unwrap(),
+        floats("0+10x3"),
         vec![Some(0.0), Some(10.0), Some(20.0), Some(30.0)]
     );
     assert_eq!(
-        parse_items("1x2 _x2 _ -2-1x1").unwrap(),
+        floats("1x2 _x2 _ -2-1x1"),
         vec![
             Some(1.0),
             Some(1.0),
@@ -21,8 +33,8 @@ fn series_notation() {
             Some(-3.0)
         ]
     );
-    assert!(is_stale_nan(parse_items("stale").unwrap()[0].unwrap()));
-    assert!(parse_items("1e3+1e-1x1").unwrap()[1].unwrap() == 1000.1);
+    assert!(is_stale_nan(floats("stale")[0].unwrap()));
+    assert!(floats("1e3+1e-1x1")[1].unwrap() == 1000.1);
     let (l, rest) = parse_metric(r#"http_requests{job="a", instance='b'} 1 2"#).unwrap();
     assert_eq!(
         l.to_string(),

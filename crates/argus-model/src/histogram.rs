@@ -1,0 +1,760 @@
+//! Native histograms as PromQL computes with them: float counts, exponential bucket schemas
+//! −4…8 and custom buckets (schema −53).
+//!
+//! Buckets are kept as sorted sparse `(index, count)` lists rather than Prometheus's
+//! span/bucket pairs: the two describe the same layout (a span boundary is just a gap in the
+//! indexes), and arithmetic on sorted lists is a merge. Semantics follow Prometheus's
+//! `FloatHistogram` (schema reduction on addition, zero-bucket reconciliation, counter-reset
+//! detection, custom-bound intersection).
+
+use std::sync::Arc;
+
+/// The schema number of histograms with custom bucket boundaries (NHCB).
+pub const CUSTOM_BUCKETS_SCHEMA: i32 = -53;
+
+/// What a histogram sample says about a counter reset since the previous sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CounterResetHint {
+    #[default]
+    Unknown,
+    Reset,
+    NotReset,
+    /// A gauge histogram: counts may go down without a reset.
+    Gauge,
+}
+
+/// A native histogram with float counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FloatHistogram {
+    pub hint: CounterResetHint,
+    pub schema: i32,
+    pub zero_threshold: f64,
+    pub zero_count: f64,
+    pub count: f64,
+    pub sum: f64,
+    /// Positive buckets as `(index, count)`, ascending and unique by index.
+    pub positive: Vec<(i32, f64)>,
+    /// Negative buckets as `(index, count)`; index `i` mirrors positive bucket `i`.
+    pub negative: Vec<(i32, f64)>,
+    /// Upper bounds of the custom buckets (schema −53), without the implicit `+Inf`; empty
+    /// for exponential schemas.
+    pub custom_values: Arc<[f64]>,
+}
+
+/// One bucket with its boundaries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    pub lower: f64,
+    pub upper: f64,
+    pub lower_inclusive: bool,
+    pub upper_inclusive: bool,
+    pub count: f64,
+}
+
+impl std::fmt::Display for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::gofmt::format_g as g;
+        write!(
+            f,
+            "{}{},{}{}:{}",
+            if self.lower_inclusive { '[' } else { '(' },
+            g(self.lower),
+            g(self.upper),
+            if self.upper_inclusive { ']' } else { ')' },
+            g(self.count)
+        )
+    }
+}
+
+/// Adding an exponential-schema histogram to a custom-bucket one (or the reverse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IncompatibleSchemas;
+
+/// Side facts of an addition or subtraction that PromQL reports as annotations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Combined {
+    /// One side said "counter reset", the other "no counter reset".
+    pub counter_reset_collision: bool,
+    /// Custom-bucket histograms with different bounds were mapped onto the bounds both share.
+    pub custom_bounds_reconciled: bool,
+}
+
+/// `x · 2^exp` (Go's `math.Ldexp`) without overflowing the intermediate power.
+fn ldexp(x: f64, exp: i32) -> f64 {
+    let half = exp / 2;
+    x * 2f64.powi(half) * 2f64.powi(exp - half)
+}
+
+/// The upper bound of bucket `idx` in exponential schema `schema` (Prometheus's
+/// `getBoundExponential`).
+pub fn exponential_bound(idx: i32, schema: i32) -> f64 {
+    if schema < 0 {
+        let exp = (idx as i64) << (-schema) as u32;
+        if exp >= 1024 {
+            return f64::MAX;
+        }
+        if exp < -1100 {
+            return 0.0;
+        }
+        ldexp(1.0, exp as i32)
+    } else {
+        let per_power = 1i32 << schema;
+        let frac_idx = idx & (per_power - 1);
+        let frac = 2f64.powf(frac_idx as f64 / per_power as f64) / 2.0;
+        let exp = (idx >> schema) + 1;
+        if frac == 0.5 && exp == 1025 {
+            return f64::MAX;
+        }
+        ldexp(frac, exp)
+    }
+}
+
+/// The index a bucket of `from` falls into in the coarser schema `to`.
+fn target_index(idx: i32, from: i32, to: i32) -> i32 {
+    ((idx - 1) >> (from - to)) + 1
+}
+
+/// Buckets of a finer schema merged into a coarser one.
+fn reduce(buckets: &[(i32, f64)], from: i32, to: i32) -> Vec<(i32, f64)> {
+    if from == to {
+        return buckets.to_vec();
+    }
+    let mut out: Vec<(i32, f64)> = Vec::with_capacity(buckets.len());
+    for &(idx, c) in buckets {
+        let t = target_index(idx, from, to);
+        match out.last_mut() {
+            Some(last) if last.0 == t => last.1 += c,
+            _ => out.push((t, c)),
+        }
+    }
+    out
+}
+
+/// `a + sign·b` bucket by bucket; buckets of `b` whose index `skip` rejects are left out.
+fn merge(
+    a: &[(i32, f64)],
+    b: &[(i32, f64)],
+    sign: f64,
+    skip: impl Fn(i32) -> bool,
+) -> Vec<(i32, f64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        if j < b.len() && skip(b[j].0) {
+            j += 1;
+            continue;
+        }
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                out.push((x.0, x.1 + sign * y.1));
+                i += 1;
+                j += 1;
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => {
+                out.push(*x);
+                i += 1;
+            }
+            (Some(x), None) => {
+                out.push(*x);
+                i += 1;
+            }
+            (_, Some(y)) => {
+                out.push((y.0, sign * y.1));
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    out
+}
+
+fn bounds_match(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+fn bits_match(a: &[(i32, f64)], b: &[(i32, f64)]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.0 == y.0 && x.1.to_bits() == y.1.to_bits())
+}
+
+impl FloatHistogram {
+    pub fn uses_custom_buckets(&self) -> bool {
+        self.schema == CUSTOM_BUCKETS_SCHEMA
+    }
+
+    /// Bounds of positive bucket `idx`: `(lower, upper]`.
+    pub fn positive_bounds(&self, idx: i32) -> (f64, f64) {
+        if self.uses_custom_buckets() {
+            let cv = &self.custom_values;
+            let lower = if idx <= 0 {
+                f64::NEG_INFINITY
+            } else {
+                cv.get(idx as usize - 1).copied().unwrap_or(f64::INFINITY)
+            };
+            let upper = if idx < 0 {
+                f64::NEG_INFINITY
+            } else {
+                cv.get(idx as usize).copied().unwrap_or(f64::INFINITY)
+            };
+            (lower, upper)
+        } else {
+            (
+                exponential_bound(idx - 1, self.schema),
+                exponential_bound(idx, self.schema),
+            )
+        }
+    }
+
+    fn positive_bucket(&self, idx: i32, count: f64) -> Bucket {
+        let (lower, upper) = self.positive_bounds(idx);
+        Bucket {
+            lower,
+            upper,
+            lower_inclusive: false,
+            upper_inclusive: true,
+            count,
+        }
+    }
+
+    fn negative_bucket(&self, idx: i32, count: f64) -> Bucket {
+        let (lower, upper) = self.positive_bounds(idx);
+        Bucket {
+            lower: -upper,
+            upper: -lower,
+            lower_inclusive: true,
+            upper_inclusive: false,
+            count,
+        }
+    }
+
+    fn zero_bucket(&self) -> Bucket {
+        Bucket {
+            lower: -self.zero_threshold,
+            upper: self.zero_threshold,
+            lower_inclusive: true,
+            upper_inclusive: true,
+            count: self.zero_count,
+        }
+    }
+
+    /// Every bucket from the lowest to the highest: negative buckets, the zero bucket (when
+    /// populated) and positive buckets. Buckets overlapping the zero bucket are cut at its
+    /// threshold.
+    pub fn buckets(&self) -> Vec<Bucket> {
+        let zt = self.zero_threshold;
+        let mut out = Vec::with_capacity(self.positive.len() + self.negative.len() + 1);
+        for &(idx, c) in self.negative.iter().rev() {
+            let mut b = self.negative_bucket(idx, c);
+            if b.upper < 0.0 && b.upper > -zt {
+                b.upper = -zt;
+            }
+            out.push(b);
+        }
+        if self.zero_count > 0.0 {
+            out.push(self.zero_bucket());
+        }
+        for &(idx, c) in &self.positive {
+            let mut b = self.positive_bucket(idx, c);
+            if b.lower > 0.0 && b.lower < zt {
+                b.lower = zt;
+            }
+            out.push(b);
+        }
+        out
+    }
+
+    /// Drops empty buckets (Prometheus's `Compact(0)`).
+    pub fn compact(&mut self) -> &mut Self {
+        self.positive.retain(|b| b.1 != 0.0);
+        self.negative.retain(|b| b.1 != 0.0);
+        self
+    }
+
+    /// Multiplies every count and the sum; a negative factor makes it a gauge.
+    pub fn mul(&mut self, factor: f64) -> &mut Self {
+        self.zero_count *= factor;
+        self.count *= factor;
+        self.sum *= factor;
+        self.positive.iter_mut().for_each(|b| b.1 *= factor);
+        self.negative.iter_mut().for_each(|b| b.1 *= factor);
+        if factor < 0.0 {
+            self.hint = CounterResetHint::Gauge;
+        }
+        self
+    }
+
+    /// Divides every count and the sum; division by zero removes all buckets.
+    pub fn div(&mut self, divisor: f64) -> &mut Self {
+        self.zero_count /= divisor;
+        self.count /= divisor;
+        self.sum /= divisor;
+        if divisor == 0.0 {
+            self.positive.clear();
+            self.negative.clear();
+            return self;
+        }
+        self.positive.iter_mut().for_each(|b| b.1 /= divisor);
+        self.negative.iter_mut().for_each(|b| b.1 /= divisor);
+        if divisor < 0.0 {
+            self.hint = CounterResetHint::Gauge;
+        }
+        self
+    }
+
+    /// The same histogram in the coarser exponential schema `target`.
+    pub fn reduce_resolution(&mut self, target: i32) {
+        if self.uses_custom_buckets() || target >= self.schema {
+            return;
+        }
+        self.positive = reduce(&self.positive, self.schema, target);
+        self.negative = reduce(&self.negative, self.schema, target);
+        self.schema = target;
+    }
+
+    /// `self += other`.
+    pub fn add(&mut self, other: &FloatHistogram) -> Result<Combined, IncompatibleSchemas> {
+        self.combine(other, 1.0)
+    }
+
+    /// `self -= other`. The counter-reset hint follows the addition rules; the `-` operator
+    /// sets it to gauge afterwards.
+    pub fn sub(&mut self, other: &FloatHistogram) -> Result<Combined, IncompatibleSchemas> {
+        self.combine(other, -1.0)
+    }
+
+    fn combine(
+        &mut self,
+        other: &FloatHistogram,
+        sign: f64,
+    ) -> Result<Combined, IncompatibleSchemas> {
+        if self.uses_custom_buckets() != other.uses_custom_buckets() {
+            return Err(IncompatibleSchemas);
+        }
+        let mut out = Combined {
+            counter_reset_collision: self.adjust_counter_reset(other),
+            custom_bounds_reconciled: false,
+        };
+        if !self.uses_custom_buckets() {
+            let other_zero = self.reconcile_zero_buckets(other);
+            self.zero_count += sign * other_zero;
+        }
+        self.count += sign * other.count;
+        self.sum += sign * other.sum;
+        if self.uses_custom_buckets() {
+            if bounds_match(&self.custom_values, &other.custom_values) {
+                self.positive = merge(&self.positive, &other.positive, sign, |_| false);
+            } else {
+                out.custom_bounds_reconciled = true;
+                let shared = intersect_bounds(&self.custom_values, &other.custom_values);
+                let mut target = vec![0.0; shared.len() + 1];
+                map_custom(
+                    &self.positive,
+                    &self.custom_values,
+                    &shared,
+                    1.0,
+                    &mut target,
+                );
+                map_custom(
+                    &other.positive,
+                    &other.custom_values,
+                    &shared,
+                    sign,
+                    &mut target,
+                );
+                self.positive = target
+                    .into_iter()
+                    .enumerate()
+                    .filter(|b| b.1 != 0.0)
+                    .map(|(i, c)| (i as i32, c))
+                    .collect();
+                self.custom_values = shared.into();
+            }
+            return Ok(out);
+        }
+        let (mut op, mut on) = (
+            std::borrow::Cow::Borrowed(&other.positive),
+            std::borrow::Cow::Borrowed(&other.negative),
+        );
+        if other.schema < self.schema {
+            self.reduce_resolution(other.schema);
+        } else if other.schema > self.schema {
+            op = std::borrow::Cow::Owned(reduce(&other.positive, other.schema, self.schema));
+            on = std::borrow::Cow::Owned(reduce(&other.negative, other.schema, self.schema));
+        }
+        // Buckets of `other` inside the (reconciled) zero bucket are already in its count.
+        let (schema, zt) = (self.schema, self.zero_threshold);
+        let inside = |idx: i32| exponential_bound(idx, schema) <= zt;
+        self.positive = merge(&self.positive, &op, sign, inside);
+        self.negative = merge(&self.negative, &on, sign, inside);
+        Ok(out)
+    }
+
+    /// Prometheus's `adjustCounterReset`: true on a direct reset/not-reset collision.
+    fn adjust_counter_reset(&mut self, other: &FloatHistogram) -> bool {
+        use CounterResetHint::*;
+        match (self.hint, other.hint) {
+            (a, b) if a == b => false,
+            (Gauge, _) => false,
+            (_, Gauge) => {
+                self.hint = Gauge;
+                false
+            }
+            (Unknown, _) => false,
+            (_, Unknown) => {
+                self.hint = Unknown;
+                false
+            }
+            _ => {
+                self.hint = Unknown;
+                true
+            }
+        }
+    }
+
+    /// The zero count this histogram would have with the larger threshold `t`, and the
+    /// threshold actually needed (moved up to a bucket boundary when `t` falls inside a
+    /// populated bucket).
+    fn zero_count_for_larger_threshold(&self, mut t: f64) -> (f64, f64) {
+        if t == self.zero_threshold {
+            return (self.zero_count, t);
+        }
+        'outer: loop {
+            let mut count = self.zero_count;
+            for &(idx, c) in &self.positive {
+                let (lower, upper) = self.positive_bounds(idx);
+                if lower >= t {
+                    break;
+                }
+                count += c;
+                if upper > t {
+                    if c != 0.0 {
+                        t = upper;
+                    }
+                    break;
+                }
+            }
+            for &(idx, c) in &self.negative {
+                let (lower, upper) = self.positive_bounds(idx);
+                if lower >= t {
+                    break;
+                }
+                count += c;
+                if upper > t {
+                    if c != 0.0 {
+                        t = upper;
+                        continue 'outer;
+                    }
+                    break;
+                }
+            }
+            return (count, t);
+        }
+    }
+
+    /// Widens the zero buckets of `self` and (virtually) `other` to a common threshold;
+    /// returns the zero count `other` has at that threshold.
+    fn reconcile_zero_buckets(&mut self, other: &FloatHistogram) -> f64 {
+        let mut other_count = other.zero_count;
+        let mut other_t = other.zero_threshold;
+        while other_t != self.zero_threshold {
+            if self.zero_threshold > other_t {
+                (other_count, other_t) = other.zero_count_for_larger_threshold(self.zero_threshold);
+            }
+            if other_t > self.zero_threshold {
+                (self.zero_count, self.zero_threshold) =
+                    self.zero_count_for_larger_threshold(other_t);
+                let zt = self.zero_threshold;
+                let schema = self.schema;
+                let outside = |b: &(i32, f64)| exponential_bound(b.0 - 1, schema) >= zt;
+                self.positive.retain(outside);
+                self.negative.retain(outside);
+            }
+        }
+        other_count
+    }
+
+    /// True when going from `prev` to `self` must have involved a counter reset (Prometheus's
+    /// `DetectReset`).
+    pub fn detect_reset(&self, prev: &FloatHistogram) -> bool {
+        match self.hint {
+            CounterResetHint::Reset => return true,
+            CounterResetHint::NotReset => return false,
+            _ => {}
+        }
+        if self.count < prev.count {
+            return true;
+        }
+        if self.uses_custom_buckets() {
+            if !prev.uses_custom_buckets() {
+                return true;
+            }
+            if !bounds_match(&self.custom_values, &prev.custom_values) {
+                return self.reset_with_mismatched_bounds(prev);
+            }
+        }
+        if self.schema > prev.schema {
+            return true;
+        }
+        if self.zero_threshold < prev.zero_threshold {
+            return true;
+        }
+        let (prev_zero, t) = prev.zero_count_for_larger_threshold(self.zero_threshold);
+        if t != self.zero_threshold {
+            return true;
+        }
+        if self.zero_count < prev_zero {
+            return true;
+        }
+        let custom = self.uses_custom_buckets();
+        let (schema, zt) = (self.schema, self.zero_threshold);
+        let above = |idx: i32| custom || exponential_bound(idx, schema) > zt;
+        let side_reset = |curr: &[(i32, f64)], prev_side: &[(i32, f64)]| {
+            let prev_side = reduce(prev_side, prev.schema, schema);
+            let curr: Vec<&(i32, f64)> = curr.iter().filter(|b| above(b.0)).collect();
+            let mut j = 0;
+            for &(idx, pc) in prev_side.iter().filter(|b| above(b.0)) {
+                while j < curr.len() && curr[j].0 < idx {
+                    j += 1;
+                }
+                match curr.get(j) {
+                    Some(c) if c.0 == idx => {
+                        if c.1 < pc {
+                            return true;
+                        }
+                    }
+                    _ => {
+                        if pc != 0.0 {
+                            return true;
+                        }
+                    }
+                }
+            }
+            false
+        };
+        side_reset(&self.positive, &prev.positive) || side_reset(&self.negative, &prev.negative)
+    }
+
+    /// Counter-reset detection between custom-bucket histograms with different bounds:
+    /// cumulative counts are compared at every bound both share.
+    fn reset_with_mismatched_bounds(&self, prev: &FloatHistogram) -> bool {
+        let uppers = |h: &FloatHistogram| -> Vec<(f64, f64)> {
+            h.positive
+                .iter()
+                .map(|&(idx, c)| (h.positive_bounds(idx).1, c))
+                .collect()
+        };
+        let (curr, old) = (uppers(self), uppers(prev));
+        let (cb, pb) = (&self.custom_values, &prev.custom_values);
+        let (mut i, mut j) = (0usize, 0usize);
+        let (mut ci, mut pi) = (0usize, 0usize);
+        while i <= cb.len() && j <= pb.len() {
+            let c = cb.get(i).copied().unwrap_or(f64::INFINITY);
+            let p = pb.get(j).copied().unwrap_or(f64::INFINITY);
+            if c == p {
+                let mut csum = 0.0;
+                while ci < curr.len() && curr[ci].0 <= c {
+                    csum += curr[ci].1;
+                    ci += 1;
+                }
+                let mut psum = 0.0;
+                while pi < old.len() && old[pi].0 <= c {
+                    psum += old[pi].1;
+                    pi += 1;
+                }
+                if csum < psum {
+                    return true;
+                }
+                i += 1;
+                j += 1;
+            } else if c < p {
+                i += 1;
+            } else {
+                j += 1;
+            }
+        }
+        false
+    }
+
+    /// Exact equality of layout and values (bit patterns), ignoring the counter-reset hint —
+    /// Prometheus's `Equals`.
+    pub fn equals(&self, other: &FloatHistogram) -> bool {
+        self.schema == other.schema
+            && self.count.to_bits() == other.count.to_bits()
+            && self.sum.to_bits() == other.sum.to_bits()
+            && (!self.uses_custom_buckets()
+                || bounds_match(&self.custom_values, &other.custom_values))
+            && self.zero_threshold == other.zero_threshold
+            && self.zero_count.to_bits() == other.zero_count.to_bits()
+            && bits_match(&self.negative, &other.negative)
+            && bits_match(&self.positive, &other.positive)
+    }
+}
+
+/// Prometheus's `String()` form, e.g. `{count:4, sum:5, [-1,-0.5):1, (0.5,1]:2}`.
+impl std::fmt::Display for FloatHistogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use crate::gofmt::format_g as g;
+        write!(f, "{{count:{}, sum:{}", g(self.count), g(self.sum))?;
+        for &(idx, c) in self.negative.iter().rev() {
+            if c != 0.0 {
+                write!(f, ", {}", self.negative_bucket(idx, c))?;
+            }
+        }
+        if self.zero_count != 0.0 {
+            write!(f, ", {}", self.zero_bucket())?;
+        }
+        for &(idx, c) in &self.positive {
+            if c != 0.0 {
+                write!(f, ", {}", self.positive_bucket(idx, c))?;
+            }
+        }
+        write!(f, "}}")
+    }
+}
+
+/// The bounds two custom-bucket layouts share.
+fn intersect_bounds(a: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut out = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i] == b[j] {
+            out.push(a[i]);
+            i += 1;
+            j += 1;
+        } else if a[i] < b[j] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// Adds `sign ×` custom buckets laid out on `bounds` into `target` (laid out on `shared`,
+/// plus the `+Inf` bucket): each bucket goes to the first shared bound at or above its own.
+fn map_custom(
+    buckets: &[(i32, f64)],
+    bounds: &[f64],
+    shared: &[f64],
+    sign: f64,
+    target: &mut [f64],
+) {
+    for &(idx, c) in buckets {
+        let t = usize::try_from(idx)
+            .ok()
+            .and_then(|i| bounds.get(i))
+            .and_then(|&upper| shared.iter().position(|&s| s >= upper))
+            .unwrap_or(shared.len());
+        target[t] += sign * c;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exp(schema: i32, count: f64, positive: &[(i32, f64)]) -> FloatHistogram {
+        FloatHistogram {
+            schema,
+            count,
+            sum: count,
+            positive: positive.to_vec(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn bounds_of_exponential_schemas() {
+        assert_eq!(exponential_bound(0, 0), 1.0);
+        assert_eq!(exponential_bound(1, 0), 2.0);
+        assert_eq!(exponential_bound(-1, 0), 0.5);
+        assert!((exponential_bound(1, 1) - std::f64::consts::SQRT_2).abs() < 1e-15);
+        assert_eq!(exponential_bound(1, -1), 4.0);
+        assert_eq!(exponential_bound(1024, 0), f64::MAX);
+    }
+
+    #[test]
+    fn addition_reduces_to_the_coarser_schema() {
+        // Schema 1 buckets 1..=4 are (1,√2], (√2,2], (2,2√2], (2√2,4]; in schema 0 they
+        // become (1,2] and (2,4].
+        let mut a = exp(1, 4.0, &[(1, 1.0), (2, 1.0), (3, 1.0), (4, 1.0)]);
+        let b = exp(0, 2.0, &[(1, 1.0), (2, 1.0)]);
+        a.add(&b).unwrap();
+        assert_eq!(a.schema, 0);
+        assert_eq!(a.positive, vec![(1, 3.0), (2, 3.0)]);
+        assert_eq!(a.count, 6.0);
+    }
+
+    #[test]
+    fn zero_buckets_are_reconciled_to_the_wider_threshold() {
+        let mut a = exp(0, 2.0, &[(0, 1.0), (2, 1.0)]); // (0.5,1] and (2,4]
+        let b = FloatHistogram {
+            zero_threshold: 1.0,
+            zero_count: 3.0,
+            count: 3.0,
+            ..Default::default()
+        };
+        a.add(&b).unwrap();
+        assert_eq!(a.zero_threshold, 1.0);
+        assert_eq!(a.zero_count, 4.0);
+        assert_eq!(a.positive, vec![(2, 1.0)]);
+    }
+
+    #[test]
+    fn custom_bounds_are_intersected() {
+        let cv = |v: &[f64]| -> Arc<[f64]> { v.to_vec().into() };
+        let mut a = FloatHistogram {
+            schema: CUSTOM_BUCKETS_SCHEMA,
+            count: 3.0,
+            custom_values: cv(&[1.0, 2.0, 5.0]),
+            positive: vec![(0, 1.0), (1, 1.0), (2, 1.0)],
+            ..Default::default()
+        };
+        let b = FloatHistogram {
+            schema: CUSTOM_BUCKETS_SCHEMA,
+            count: 2.0,
+            custom_values: cv(&[2.0, 10.0]),
+            positive: vec![(0, 1.0), (2, 1.0)],
+            ..Default::default()
+        };
+        let info = a.add(&b).unwrap();
+        assert!(info.custom_bounds_reconciled);
+        assert_eq!(&*a.custom_values, &[2.0]);
+        assert_eq!(a.positive, vec![(0, 3.0), (1, 2.0)]);
+        assert_eq!(a.add(&exp(0, 1.0, &[])), Err(IncompatibleSchemas));
+    }
+
+    #[test]
+    fn reset_detection() {
+        let prev = exp(0, 3.0, &[(1, 2.0), (2, 1.0)]);
+        assert!(!exp(0, 4.0, &[(1, 2.0), (2, 2.0)]).detect_reset(&prev));
+        assert!(exp(0, 4.0, &[(1, 1.0), (2, 3.0)]).detect_reset(&prev));
+        // A populated bucket disappearing is a reset.
+        assert!(exp(0, 4.0, &[(1, 4.0)]).detect_reset(&prev));
+        // A finer schema only comes with a reset; a coarser one is compared merged.
+        assert!(exp(1, 4.0, &[]).detect_reset(&prev));
+        assert!(!exp(-1, 3.0, &[(1, 3.0)]).detect_reset(&prev));
+        let mut hinted = exp(0, 0.0, &[]);
+        hinted.hint = CounterResetHint::NotReset;
+        assert!(!hinted.detect_reset(&prev));
+    }
+
+    #[test]
+    fn string_form_lists_populated_buckets_in_order() {
+        let h = FloatHistogram {
+            count: 4.0,
+            sum: 5.0,
+            zero_threshold: 0.001,
+            zero_count: 1.0,
+            negative: vec![(0, 1.0)],
+            positive: vec![(0, 0.0), (1, 2.0)],
+            ..Default::default()
+        };
+        assert_eq!(
+            h.to_string(),
+            "{count:4, sum:5, [-1,-0.5):1, [-0.001,0.001]:1, (1,2]:2}"
+        );
+    }
+}

@@ -1,0 +1,502 @@
+//! PromQL functions over native-histogram samples: `histogram_*` on instant vectors, range
+//! functions over series holding histograms (`rate`, `sum_over_time`, `changes`, …), with
+//! the annotations Prometheus raises for mixed or mismatched inputs.
+
+use argus_model::{CounterResetHint, FloatHistogram};
+
+use crate::aggregate::kahan_inc;
+use crate::annotations::{self as anno, Annotations};
+use crate::ast::Span;
+use crate::engine::{Hist, Series};
+
+/// `h += other` (or `-=`), reporting mismatched layouts: `false` (with a warning) when an
+/// exponential and a custom-bucket histogram meet.
+fn combine(
+    h: &mut FloatHistogram,
+    other: &FloatHistogram,
+    subtract: bool,
+    metric: &str,
+    span: Span,
+    annos: &mut Annotations,
+) -> bool {
+    let (result, what) = if subtract {
+        (h.sub(other), "subtraction")
+    } else {
+        (h.add(other), "addition")
+    };
+    match result {
+        Err(_) => {
+            annos.warn(anno::mixed_exponential_custom(metric), span);
+            false
+        }
+        Ok(c) => {
+            if c.custom_bounds_reconciled {
+                annos.info(anno::custom_buckets_reconciled(what), span);
+            }
+            true
+        }
+    }
+}
+
+/// Prometheus's `histogramRate`: `last - first` with counter resets added back, in the
+/// coarsest schema of the range. `None` (with a warning) when the samples cannot be
+/// combined.
+fn histogram_rate(
+    points: &[(i64, Hist)],
+    is_counter: bool,
+    metric: &str,
+    span: Span,
+    annos: &mut Annotations,
+) -> Option<FloatHistogram> {
+    let last = &points[points.len() - 1].1;
+    let mut prev: std::borrow::Cow<'_, FloatHistogram> = std::borrow::Cow::Borrowed(&*points[0].1);
+    let gauge = CounterResetHint::Gauge;
+    if is_counter && (prev.hint == gauge || last.hint == gauge) {
+        annos.warn(anno::not_counter(metric), span);
+    }
+    // A reset between the first two samples makes the first one irrelevant: start from an
+    // empty histogram with the second one's layout.
+    if is_counter && points.len() > 1 && points[1].1.detect_reset(&prev) {
+        prev = std::borrow::Cow::Owned(FloatHistogram {
+            schema: points[1].1.schema,
+            custom_values: points[1].1.custom_values.clone(),
+            ..Default::default()
+        });
+    }
+    let custom = prev.uses_custom_buckets();
+    if last.uses_custom_buckets() != custom {
+        annos.warn(anno::mixed_exponential_custom(metric), span);
+        return None;
+    }
+    let mut min_schema = last.schema.min(prev.schema);
+    for (_, curr) in &points[1..points.len() - 1] {
+        if !is_counter {
+            continue;
+        }
+        if curr.hint == gauge {
+            annos.warn(anno::not_counter(metric), span);
+        }
+        min_schema = min_schema.min(curr.schema);
+        if curr.uses_custom_buckets() != custom {
+            annos.warn(anno::mixed_exponential_custom(metric), span);
+            return None;
+        }
+    }
+    let mut h = (**last).clone();
+    if !h.uses_custom_buckets() && min_schema < h.schema {
+        h.reduce_resolution(min_schema);
+        h.hint = CounterResetHint::Unknown;
+    }
+    if !combine(&mut h, &prev, true, metric, span, annos) {
+        return None;
+    }
+    if is_counter {
+        let mut prev: &FloatHistogram = &prev;
+        for (_, curr) in &points[1..] {
+            if curr.detect_reset(prev) && !combine(&mut h, prev, false, metric, span, annos) {
+                return None;
+            }
+            prev = curr;
+        }
+    } else if points[0].1.hint != gauge || last.hint != gauge {
+        annos.warn(anno::not_gauge(metric), span);
+    }
+    h.hint = CounterResetHint::Gauge;
+    h.compact();
+    Some(h)
+}
+
+/// `rate`/`increase`/`delta` of a series holding only histograms (Prometheus's
+/// `extrapolatedRate` histogram branch).
+#[allow(clippy::too_many_arguments)]
+pub fn extrapolated_rate(
+    points: &[(i64, Hist)],
+    range_ms: i64,
+    range_end: i64,
+    is_counter: bool,
+    is_rate: bool,
+    metric: &str,
+    span: Span,
+    annos: &mut Annotations,
+) -> Option<FloatHistogram> {
+    if points.len() < 2 {
+        return None;
+    }
+    let mut h = histogram_rate(points, is_counter, metric, span, annos)?;
+    let window = crate::functions::Window {
+        first: (points[0].0, points[0].1.count),
+        last_t: points[points.len() - 1].0,
+        samples: points.len(),
+        range_start: range_end - range_ms,
+        range_end,
+    };
+    let factor = window.factor(h.count, range_ms, is_counter, is_rate);
+    let hint = h.hint;
+    h.mul(factor);
+    h.hint = hint;
+    Some(h)
+}
+
+/// A float or histogram sample in time order.
+#[derive(Clone)]
+enum Point<'a> {
+    F(f64),
+    H(&'a Hist),
+}
+
+/// The samples of a series merged in time order.
+fn merged(s: &Series) -> Vec<(i64, Point<'_>)> {
+    let mut out: Vec<(i64, Point<'_>)> = s
+        .points
+        .iter()
+        .map(|&(t, v)| (t, Point::F(v)))
+        .chain(s.hists.iter().map(|(t, h)| (*t, Point::H(h))))
+        .collect();
+    out.sort_by_key(|p| p.0);
+    out
+}
+
+/// `irate`/`idelta` over the last two samples of a series with histograms. `Ok(None)`: no
+/// result; a float result as `Err(f)`-free `Left`.
+pub fn instant_value(
+    s: &Series,
+    is_rate: bool,
+    metric: &str,
+    span: Span,
+    annos: &mut Annotations,
+) -> Option<Result<f64, FloatHistogram>> {
+    let all = merged(s);
+    if all.len() < 2 {
+        return None;
+    }
+    let (t0, p0) = &all[all.len() - 2];
+    let (t1, p1) = &all[all.len() - 1];
+    let interval = t1 - t0;
+    if interval == 0 {
+        return None;
+    }
+    let per_second = interval as f64 / 1000.0;
+    match (p0, p1) {
+        (Point::F(a), Point::F(b)) => {
+            let mut v = if is_rate && b < a { *b } else { b - a };
+            if is_rate {
+                v /= per_second;
+            }
+            Some(Ok(v))
+        }
+        (Point::H(a), Point::H(b)) => {
+            let gauge = CounterResetHint::Gauge;
+            if is_rate && (a.hint == gauge || b.hint == gauge) {
+                annos.warn(anno::not_counter(metric), span);
+            }
+            if !is_rate && (a.hint != gauge || b.hint != gauge) {
+                annos.warn(anno::not_gauge(metric), span);
+            }
+            let mut h: FloatHistogram = (***b).clone();
+            if (!is_rate || !b.detect_reset(a)) && !combine(&mut h, a, true, metric, span, annos) {
+                return None;
+            }
+            h.hint = gauge;
+            h.compact();
+            if is_rate {
+                h.div(per_second);
+            }
+            Some(Err(h))
+        }
+        _ => {
+            annos.warn(anno::mixed_floats_histograms(metric), span);
+            None
+        }
+    }
+}
+
+/// `changes` (or `resets`) over a series with histograms, from sample `first` on.
+pub fn changes_or_resets(s: &Series, resets: bool) -> f64 {
+    let all = merged(s);
+    let mut n = 0usize;
+    for w in all.windows(2) {
+        let changed = match (&w[0].1, &w[1].1) {
+            (Point::F(a), Point::F(b)) => {
+                if resets {
+                    b < a
+                } else {
+                    a != b && !(a.is_nan() && b.is_nan())
+                }
+            }
+            (Point::H(a), Point::H(b)) => {
+                if resets {
+                    b.detect_reset(a)
+                } else {
+                    !b.equals(a)
+                }
+            }
+            _ => true,
+        };
+        n += changed as usize;
+    }
+    n as f64
+}
+
+/// `sum_over_time` or `avg_over_time` of histogram samples.
+pub fn sum_or_avg(
+    points: &[(i64, Hist)],
+    avg: bool,
+    metric: &str,
+    span: Span,
+    annos: &mut Annotations,
+) -> Option<FloatHistogram> {
+    let (mut reset, mut not_reset, mut reconciled) = (false, false, false);
+    let mut track = |h: &FloatHistogram| match h.hint {
+        CounterResetHint::Reset => reset = true,
+        CounterResetHint::NotReset => not_reset = true,
+        _ => {}
+    };
+    let mut acc = (*points[0].1).clone();
+    track(&acc);
+    for (i, (_, h)) in points.iter().enumerate().skip(1) {
+        track(h);
+        let combined = if avg {
+            let n = (i + 1) as f64;
+            let mut left = (**h).clone();
+            left.div(n);
+            let mut right = acc.clone();
+            right.div(n);
+            left.sub(&right).and_then(|a| {
+                acc.add(&left)
+                    .map(|b| a.custom_bounds_reconciled || b.custom_bounds_reconciled)
+            })
+        } else {
+            acc.add(h).map(|c| c.custom_bounds_reconciled)
+        };
+        match combined {
+            Ok(r) => reconciled |= r,
+            Err(_) => {
+                annos.warn(anno::mixed_exponential_custom(metric), span);
+                return None;
+            }
+        }
+    }
+    if reset && not_reset {
+        annos.warn(anno::counter_reset_collision("aggregation"), span);
+    }
+    if reconciled {
+        annos.info(anno::custom_buckets_reconciled("aggregation"), span);
+    }
+    acc.compact();
+    Some(acc)
+}
+
+/// `histogram_stddev`/`histogram_stdvar`: the variance of observations, placing each
+/// bucket's observations at its (geometric, for exponential buckets) midpoint.
+pub fn variance(h: &FloatHistogram) -> f64 {
+    let mean = h.sum / h.count;
+    let (mut var, mut c) = (0.0, 0.0);
+    for b in h.buckets() {
+        if b.count == 0.0 {
+            continue;
+        }
+        let val = if h.uses_custom_buckets() {
+            (b.upper + b.lower) / 2.0
+        } else if b.lower <= 0.0 && b.upper >= 0.0 {
+            0.0
+        } else {
+            let v = (b.upper * b.lower).sqrt();
+            if b.upper < 0.0 { -v } else { v }
+        };
+        let delta = val - mean;
+        (var, c) = kahan_inc(b.count * delta * delta, var, c);
+    }
+    (var + c) / h.count
+}
+
+/// Prometheus's `HistogramQuantile` for a native histogram.
+pub fn quantile(
+    q: f64,
+    h: &FloatHistogram,
+    metric: &str,
+    span: Span,
+    annos: &mut Annotations,
+) -> f64 {
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    if h.count == 0.0 || q.is_nan() {
+        return f64::NAN;
+    }
+    let mut buckets = h.buckets();
+    // NaN observations count without landing in a bucket: they need the forward walk.
+    let forward = h.sum.is_nan() || q < 0.5;
+    let mut rank = if forward {
+        q * h.count
+    } else {
+        buckets.reverse();
+        (1.0 - q) * h.count
+    };
+    let mut count = 0.0;
+    let mut at = None;
+    for (i, b) in buckets.iter().enumerate() {
+        at = Some(i);
+        if b.count == 0.0 {
+            continue;
+        }
+        count += b.count;
+        if count >= rank {
+            break;
+        }
+    }
+    let Some(i) = at else {
+        return 0.0;
+    };
+    let mut bucket = buckets[i];
+    let no_negative = h.negative.is_empty();
+    let no_positive = h.positive.is_empty();
+    if !h.uses_custom_buckets() && bucket.lower < 0.0 && bucket.upper > 0.0 {
+        if no_negative && !no_positive {
+            bucket.lower = 0.0;
+        } else if no_positive && !no_negative {
+            bucket.upper = 0.0;
+        }
+    } else if h.uses_custom_buckets() {
+        if bucket.lower == f64::NEG_INFINITY {
+            if bucket.upper <= 0.0 {
+                return bucket.upper;
+            }
+            bucket.lower = 0.0;
+        } else if bucket.upper == f64::INFINITY {
+            return bucket.lower;
+        }
+    }
+    if count > h.count {
+        count = h.count;
+    }
+    if count < rank {
+        if h.sum.is_nan() {
+            annos.info(anno::quantile_nan_result(metric), span);
+            return f64::NAN;
+        }
+        return bucket.upper;
+    }
+    if forward {
+        rank -= count - bucket.count;
+    } else {
+        rank = count - rank;
+    }
+    if h.sum.is_nan() {
+        let total: f64 = count + buckets[i + 1..].iter().map(|b| b.count).sum::<f64>();
+        if total < h.count {
+            annos.info(anno::quantile_nan_skew(metric), span);
+        }
+    }
+    let fraction = rank / bucket.count;
+    if h.uses_custom_buckets() || (bucket.lower <= 0.0 && bucket.upper >= 0.0) {
+        return bucket.lower + (bucket.upper - bucket.lower) * fraction;
+    }
+    let log_lower = bucket.lower.abs().log2();
+    let log_upper = bucket.upper.abs().log2();
+    if bucket.lower > 0.0 {
+        return (log_lower + (log_upper - log_lower) * fraction).exp2();
+    }
+    -((log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2())
+}
+
+/// Prometheus's `HistogramFraction` for a native histogram.
+pub fn fraction(
+    lower: f64,
+    upper: f64,
+    h: &FloatHistogram,
+    metric: &str,
+    span: Span,
+    annos: &mut Annotations,
+) -> f64 {
+    if h.count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let buckets = h.buckets();
+    let (mut count, mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let no_negative = h.negative.is_empty();
+    let no_positive = h.positive.is_empty();
+    let mut consumed = 0;
+    for b in &buckets {
+        consumed += 1;
+        let mut b = *b;
+        count += b.count;
+        let mut zero_bucket = false;
+        if b.lower <= 0.0 && b.upper >= 0.0 {
+            zero_bucket = true;
+            if no_negative && !no_positive {
+                b.lower = 0.0;
+            } else if no_positive && !no_negative {
+                b.upper = 0.0;
+            }
+        }
+        let linear = |v: f64| {
+            if b.lower == f64::NEG_INFINITY {
+                return b.count;
+            }
+            rank + b.count * (v - b.lower) / (b.upper - b.lower)
+        };
+        let exponential = |v: f64| {
+            let log_lower = b.lower.abs().log2();
+            let log_upper = b.upper.abs().log2();
+            let log_v = v.abs().log2();
+            let f = if v > 0.0 {
+                (log_v - log_lower) / (log_upper - log_lower)
+            } else {
+                1.0 - ((log_v - log_upper) / (log_lower - log_upper))
+            };
+            rank + b.count * f
+        };
+        let interpolate = |v: f64| {
+            if h.uses_custom_buckets() || zero_bucket {
+                linear(v)
+            } else {
+                exponential(v)
+            }
+        };
+        if !lower_set && b.lower >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && b.lower >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && b.lower < lower && b.upper > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && b.lower < upper && b.upper > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank += b.count;
+    }
+    if h.sum.is_nan() {
+        count += buckets[consumed..].iter().map(|b| b.count).sum::<f64>();
+        if count < h.count {
+            annos.info(anno::fraction_nans(metric), span);
+        }
+    } else {
+        count = h.count;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / h.count
+}
