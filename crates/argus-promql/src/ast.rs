@@ -169,6 +169,10 @@ pub enum BinOp {
     Lss,
     Gte,
     Lte,
+    /// `</`: trims a histogram's observations above the right-hand side.
+    TrimUpper,
+    /// `>/`: trims a histogram's observations below the right-hand side.
+    TrimLower,
     And,
     Or,
     Unless,
@@ -190,6 +194,8 @@ impl BinOp {
             BinOp::Lss => "<",
             BinOp::Gte => ">=",
             BinOp::Lte => "<=",
+            BinOp::TrimUpper => "</",
+            BinOp::TrimLower => ">/",
             BinOp::And => "and",
             BinOp::Or => "or",
             BinOp::Unless => "unless",
@@ -203,7 +209,12 @@ impl BinOp {
             BinOp::And | BinOp::Unless => 2,
             BinOp::Eql | BinOp::Neq | BinOp::Gtr | BinOp::Lss | BinOp::Gte | BinOp::Lte => 3,
             BinOp::Add | BinOp::Sub => 4,
-            BinOp::Mul | BinOp::Div | BinOp::Mod | BinOp::Atan2 => 5,
+            BinOp::Mul
+            | BinOp::Div
+            | BinOp::Mod
+            | BinOp::Atan2
+            | BinOp::TrimUpper
+            | BinOp::TrimLower => 5,
             BinOp::Pow => 6,
         }
     }

@@ -33,7 +33,9 @@ fn elem_any(
             .info(anno::incompatible_types(l, op.as_str(), r), notes.1);
         None
     };
+    let trim = matches!(op, BinOp::TrimUpper | BinOp::TrimLower);
     match (lh, rh) {
+        (None, None) if trim => incompatible("float", "float"),
         (None, None) => {
             let (v, keep) = elem(op, lv, rv);
             Some((v, None, keep))
@@ -45,6 +47,15 @@ fn elem_any(
         (Some(h), None) => match op {
             BinOp::Mul => Some((0.0, scaled(h, &|h| _ = h.mul(rv)), true)),
             BinOp::Div => Some((0.0, scaled(h, &|h| _ = h.div(rv)), true)),
+            BinOp::TrimUpper | BinOp::TrimLower => Some((
+                0.0,
+                Some(Hist::new(crate::histfn::trim(
+                    h,
+                    rv,
+                    op == BinOp::TrimUpper,
+                ))),
+                true,
+            )),
             _ => incompatible("histogram", "float"),
         },
         (Some(a), Some(b)) => match op {
@@ -115,11 +126,12 @@ fn elem(op: BinOp, l: f64, r: f64) -> (f64, bool) {
         BinOp::Gte => (l, l >= r),
         BinOp::Lte => (l, l <= r),
         BinOp::And | BinOp::Or | BinOp::Unless => (l, true),
+        BinOp::TrimUpper | BinOp::TrimLower => (l, false),
     }
 }
 
 fn drops_name(op: BinOp) -> bool {
-    !op.is_comparison() && !op.is_set()
+    !op.is_comparison() && !op.is_set() && !matches!(op, BinOp::TrimUpper | BinOp::TrimLower)
 }
 
 fn without_name(labels: &Labels) -> Labels {

@@ -500,3 +500,125 @@ pub fn fraction(
     }
     (upper_rank - lower_rank) / h.count
 }
+
+/// The share of a bucket `[l, u]` that a trim at `x` keeps (`below`: `</`, keep what is
+/// below `x`; else `>/`) and the midpoint of the kept part. `log` interpolates on a
+/// logarithmic scale (exponential buckets), otherwise linearly.
+fn keep_share(l: f64, u: f64, x: f64, below: bool, log: bool) -> (f64, f64) {
+    let mid = |a: f64, b: f64| {
+        if log {
+            let m = (a * b).sqrt();
+            if b <= 0.0 { -m } else { m }
+        } else {
+            (a + b) / 2.0
+        }
+    };
+    // The share of [l, u] below x, for l < x < u.
+    let share_below = || {
+        if !log {
+            return (x - l) / (u - l);
+        }
+        let (ll, lu, lx) = (l.abs().log2(), u.abs().log2(), x.abs().log2());
+        if x > 0.0 {
+            (lx - ll) / (lu - ll)
+        } else {
+            1.0 - (lx - lu) / (ll - lu)
+        }
+    };
+    match (below, x) {
+        (true, x) if x >= u => (1.0, mid(l, u)),
+        (true, x) if x <= l => (0.0, 0.0),
+        (true, x) => (share_below(), mid(l, x)),
+        (false, x) if x <= l => (1.0, mid(l, u)),
+        (false, x) if x >= u => (0.0, 0.0),
+        (false, x) => (1.0 - share_below(), mid(x, u)),
+    }
+}
+
+/// [`keep_share`] for a custom bucket, whose first bucket starts at −Inf and whose last
+/// ends at +Inf. A first bucket with a positive upper bound counts as starting at 0.
+fn custom_share(l: f64, u: f64, x: f64, below: bool) -> (f64, f64) {
+    let (ninf, pinf) = (f64::NEG_INFINITY, f64::INFINITY);
+    match (l == ninf, u == pinf) {
+        (false, false) => keep_share(l, u, x, below, false),
+        // One bucket for everything: only an infinite cut keeps it.
+        (true, true) => {
+            let keep = if below { x == pinf } else { x == ninf };
+            (if keep { 1.0 } else { 0.0 }, 0.0)
+        }
+        (true, false) if u > 0.0 => {
+            if !below && x == ninf {
+                (1.0, u / 2.0)
+            } else if !below && x < 0.0 {
+                (0.0, 0.0)
+            } else {
+                keep_share(0.0, u, x, below, false)
+            }
+        }
+        (true, false) => match (below, x) {
+            (true, x) if x >= u => (1.0, u),
+            (true, x) if x == ninf => (0.0, 0.0),
+            (true, x) => (1.0, x),
+            (false, x) if x == ninf => (1.0, u),
+            (false, _) => (0.0, 0.0),
+        },
+        (false, true) => match (below, x) {
+            (true, x) if x == pinf => (1.0, l),
+            (true, _) => (0.0, 0.0),
+            (false, x) if x <= l => (1.0, l),
+            (false, x) if x == pinf => (0.0, 0.0),
+            (false, x) => (1.0, x),
+        },
+    }
+}
+
+/// The trim operators: `h </ x` keeps the observations below `x`, `h >/ x` those above,
+/// interpolating inside the bucket `x` falls in. When anything is cut, count and sum are
+/// recomputed from the kept buckets (each bucket's observations at its midpoint); a trim that
+/// cuts nothing returns the histogram unchanged.
+pub fn trim(h: &FloatHistogram, x: f64, below: bool) -> FloatHistogram {
+    let mut out = h.clone();
+    let (mut count, mut sum, mut changed) = (0.0, 0.0, false);
+    let mut apply = |c: &mut f64, (share, mid): (f64, f64)| {
+        if *c != 0.0 && share != 1.0 {
+            changed = true;
+        }
+        *c *= share;
+        count += *c;
+        if *c != 0.0 {
+            sum += *c * mid;
+        }
+    };
+    let custom = h.uses_custom_buckets();
+    let zt = h.zero_threshold;
+    if !custom && h.zero_count != 0.0 {
+        let (no_neg, no_pos) = (h.negative.is_empty(), h.positive.is_empty());
+        let (l, u) = if no_neg && !no_pos {
+            (0.0, zt)
+        } else if no_pos && !no_neg {
+            (-zt, 0.0)
+        } else {
+            (-zt, zt)
+        };
+        apply(&mut out.zero_count, keep_share(l, u, x, below, false));
+    }
+    for (idx, c) in out.positive.iter_mut() {
+        let (l, u) = h.positive_bounds(*idx);
+        let share = if custom {
+            custom_share(l, u, x, below)
+        } else {
+            keep_share(l.max(zt), u, x, below, true)
+        };
+        apply(c, share);
+    }
+    for (idx, c) in out.negative.iter_mut() {
+        let (l, u) = h.positive_bounds(*idx);
+        apply(c, keep_share(-u, -(l.max(zt)), x, below, true));
+    }
+    if !changed {
+        return h.clone();
+    }
+    out.count = count;
+    out.sum = sum;
+    out
+}

@@ -29,6 +29,10 @@ pub enum Tok {
     Lte,
     Gtr,
     Gte,
+    /// `</`: keep histogram observations below the right-hand side.
+    TrimUpper,
+    /// `>/`: keep histogram observations above the right-hand side.
+    TrimLower,
     // Arithmetic.
     Add,
     Sub,
@@ -65,6 +69,8 @@ impl fmt::Display for Tok {
             Tok::Lte => f.write_str("\"<=\""),
             Tok::Gtr => f.write_str("\">\""),
             Tok::Gte => f.write_str("\">=\""),
+            Tok::TrimUpper => f.write_str("\"</\""),
+            Tok::TrimLower => f.write_str("\">/\""),
             Tok::Add => f.write_str("\"+\""),
             Tok::Sub => f.write_str("\"-\""),
             Tok::Mul => f.write_str("\"*\""),
@@ -126,6 +132,8 @@ pub fn lex(input: &str) -> Result<Vec<Token>, LexError> {
             "!=" => (Tok::Neq, 2),
             "<=" => (Tok::Lte, 2),
             ">=" => (Tok::Gte, 2),
+            "</" => (Tok::TrimUpper, 2),
+            ">/" => (Tok::TrimLower, 2),
             _ => match c {
                 '(' => (Tok::LParen, 1),
                 ')' => (Tok::RParen, 1),

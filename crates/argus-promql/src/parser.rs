@@ -190,6 +190,8 @@ fn binop(tok: &Tok) -> Option<BinOp> {
         Tok::Lss => BinOp::Lss,
         Tok::Gte => BinOp::Gte,
         Tok::Lte => BinOp::Lte,
+        Tok::TrimUpper => BinOp::TrimUpper,
+        Tok::TrimLower => BinOp::TrimLower,
         Tok::Ident(w) => match w.to_ascii_lowercase().as_str() {
             "and" => BinOp::And,
             "or" => BinOp::Or,
