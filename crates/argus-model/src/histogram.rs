@@ -347,29 +347,13 @@ impl FloatHistogram {
                 self.positive = merge(&self.positive, &other.positive, sign, |_| false);
             } else {
                 out.custom_bounds_reconciled = true;
-                let shared = intersect_bounds(&self.custom_values, &other.custom_values);
-                let mut target = vec![0.0; shared.len() + 1];
-                map_custom(
-                    &self.positive,
-                    &self.custom_values,
-                    &shared,
-                    1.0,
-                    &mut target,
-                );
-                map_custom(
-                    &other.positive,
-                    &other.custom_values,
-                    &shared,
-                    sign,
-                    &mut target,
-                );
-                self.positive = target
-                    .into_iter()
-                    .enumerate()
-                    .filter(|b| b.1 != 0.0)
-                    .map(|(i, c)| (i as i32, c))
-                    .collect();
-                self.custom_values = shared.into();
+                let shared: Arc<[f64]> =
+                    intersect_bounds(&self.custom_values, &other.custom_values).into();
+                let mut theirs = other.clone();
+                theirs.remap_custom(&shared);
+                self.remap_custom(&shared);
+                self.positive = merge(&self.positive, &theirs.positive, sign, |_| false);
+                self.positive.retain(|b| b.1 != 0.0);
             }
             return Ok(out);
         }
@@ -577,6 +561,134 @@ impl FloatHistogram {
         false
     }
 
+    /// `self += other` with Kahan–Neumaier compensation: `comp` collects, field by field,
+    /// the low-order bits the additions lose (it follows `self`'s layout). The compensated
+    /// value is [`Self::compensated`].
+    pub fn kahan_add(
+        &mut self,
+        other: &FloatHistogram,
+        comp: &mut FloatHistogram,
+    ) -> Result<Combined, IncompatibleSchemas> {
+        if self.uses_custom_buckets() != other.uses_custom_buckets() {
+            return Err(IncompatibleSchemas);
+        }
+        let mut out = Combined {
+            counter_reset_collision: self.adjust_counter_reset(other),
+            custom_bounds_reconciled: false,
+        };
+        let mut o = std::borrow::Cow::Borrowed(other);
+        if self.uses_custom_buckets() {
+            comp.schema = CUSTOM_BUCKETS_SCHEMA;
+            if !bounds_match(&self.custom_values, &other.custom_values) {
+                out.custom_bounds_reconciled = true;
+                let shared: Arc<[f64]> =
+                    intersect_bounds(&self.custom_values, &other.custom_values).into();
+                self.remap_custom(&shared);
+                comp.remap_custom(&shared);
+                o.to_mut().remap_custom(&shared);
+            }
+            comp.custom_values = self.custom_values.clone();
+        } else {
+            let schema = self.schema.min(other.schema);
+            for h in [&mut *self, &mut *comp, o.to_mut()] {
+                h.reduce_resolution(schema);
+            }
+            comp.schema = schema;
+            // A zero threshold wide enough for both, not cutting a populated bucket.
+            let mut t = self.zero_threshold.max(other.zero_threshold);
+            loop {
+                let t1 = self.zero_count_for_larger_threshold(t).1;
+                let t2 = o.zero_count_for_larger_threshold(t1).1;
+                if t1 == t && t2 == t {
+                    break;
+                }
+                t = t2.max(t1);
+            }
+            for h in [&mut *self, &mut *comp, o.to_mut()] {
+                h.fold_into_zero(t);
+            }
+        }
+        let k = |a: &mut f64, c: &mut f64, inc: f64| (*a, *c) = kahan_inc(inc, *a, *c);
+        k(&mut self.count, &mut comp.count, o.count);
+        k(&mut self.sum, &mut comp.sum, o.sum);
+        k(&mut self.zero_count, &mut comp.zero_count, o.zero_count);
+        kahan_buckets(&mut self.positive, &mut comp.positive, &o.positive);
+        kahan_buckets(&mut self.negative, &mut comp.negative, &o.negative);
+        Ok(out)
+    }
+
+    /// An all-zero histogram with this one's layout: the starting compensation for
+    /// [`Self::kahan_add`].
+    pub fn zeroed_like(&self) -> FloatHistogram {
+        FloatHistogram {
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            custom_values: self.custom_values.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// `self + comp`, field by field (the result of a compensated summation).
+    pub fn compensated(&self, comp: &FloatHistogram) -> FloatHistogram {
+        let mut out = self.clone();
+        out.count += comp.count;
+        out.sum += comp.sum;
+        out.zero_count += comp.zero_count;
+        out.positive = merge(&out.positive, &comp.positive, 1.0, |_| false);
+        out.negative = merge(&out.negative, &comp.negative, 1.0, |_| false);
+        out
+    }
+
+    /// Custom buckets mapped onto the bounds `shared` (a subset of this histogram's).
+    fn remap_custom(&mut self, shared: &Arc<[f64]>) {
+        let mut target = vec![0.0; shared.len() + 1];
+        map_custom(
+            &self.positive,
+            &self.custom_values,
+            shared,
+            1.0,
+            &mut target,
+        );
+        self.positive = target
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| (i as i32, c))
+            .collect();
+        self.custom_values = shared.clone();
+    }
+
+    /// Widens the zero bucket to threshold `t`, moving the buckets below it into it.
+    fn fold_into_zero(&mut self, t: f64) {
+        if t <= self.zero_threshold {
+            return;
+        }
+        let schema = self.schema;
+        let mut folded = 0.0;
+        for side in [&mut self.positive, &mut self.negative] {
+            side.retain(|&(idx, c)| {
+                let inside = exponential_bound(idx - 1, schema) < t;
+                if inside {
+                    folded += c;
+                }
+                !inside
+            });
+        }
+        self.zero_count += folded;
+        self.zero_threshold = t;
+    }
+
+    /// True when a count, the sum or a bucket is infinite.
+    pub fn has_infinity(&self) -> bool {
+        self.count.is_infinite()
+            || self.sum.is_infinite()
+            || self.zero_count.is_infinite()
+            || self
+                .positive
+                .iter()
+                .chain(&self.negative)
+                .any(|b| b.1.is_infinite())
+    }
+
     /// Exact equality of layout and values (bit patterns), ignoring the counter-reset hint —
     /// Prometheus's `Equals`.
     pub fn equals(&self, other: &FloatHistogram) -> bool {
@@ -612,6 +724,36 @@ impl std::fmt::Display for FloatHistogram {
         }
         write!(f, "}}")
     }
+}
+
+/// Kahan–Neumaier step (Prometheus's `kahanSumInc`): returns the new sum and compensation.
+pub fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Compensated bucket-wise addition of `inc` into `sum`/`comp` (sorted sparse lists).
+fn kahan_buckets(sum: &mut Vec<(i32, f64)>, comp: &mut Vec<(i32, f64)>, inc: &[(i32, f64)]) {
+    let mut all: std::collections::BTreeMap<i32, (f64, f64)> = std::collections::BTreeMap::new();
+    for &(i, v) in sum.iter() {
+        all.entry(i).or_default().0 = v;
+    }
+    for &(i, v) in comp.iter() {
+        all.entry(i).or_default().1 = v;
+    }
+    for &(i, v) in inc {
+        let e = all.entry(i).or_default();
+        *e = kahan_inc(v, e.0, e.1);
+    }
+    *sum = all.iter().map(|(&i, &(s, _))| (i, s)).collect();
+    *comp = all.iter().map(|(&i, &(_, c))| (i, c)).collect();
 }
 
 /// The bounds two custom-bucket layouts share.

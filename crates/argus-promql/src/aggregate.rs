@@ -16,18 +16,7 @@ pub struct Spans {
     pub inner: Span,
 }
 
-/// Prometheus's `kahanSumInc`.
-pub fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
-    let t = sum + inc;
-    let c = if t.is_infinite() {
-        0.0
-    } else if sum.abs() >= inc.abs() {
-        c + ((sum - t) + inc)
-    } else {
-        c + ((inc - t) + sum)
-    };
-    (t, c)
-}
+pub use argus_model::histogram::kahan_inc;
 
 /// Prometheus's mean: a Kahan sum, switching to an incremental mean once the sum would
 /// overflow (so that `avg` of huge values or of ±Inf stays finite or keeps its sign).
@@ -312,7 +301,7 @@ pub fn eval(
 /// incremental mean); a group mixing floats and histograms has no result.
 #[derive(Default)]
 struct HistGroup {
-    sum: Option<argus_model::FloatHistogram>,
+    sum: Option<crate::histfn::HistAcc>,
     count: f64,
     has_float: bool,
     has_hist: bool,
@@ -371,22 +360,10 @@ fn with_histograms(
                         }
                         let metric = s.labels.metric_name().to_string();
                         let Some(acc) = g.sum.as_mut() else {
-                            g.sum = Some((*h).clone());
+                            g.sum = Some(crate::histfn::HistAcc::new(&h, op == AggOp::Avg));
                             continue;
                         };
-                        let added = if op == AggOp::Sum {
-                            acc.add(&h)
-                        } else {
-                            // Incremental mean: mean += h/n - mean/n.
-                            let mut delta = (*h).clone();
-                            delta.div(g.count);
-                            let mut scaled = acc.clone();
-                            scaled.div(g.count);
-                            delta
-                                .sub(&scaled)
-                                .and_then(|a| acc.add(&delta).map(|b| anno_or(a, b)))
-                        };
-                        match added {
+                        match acc.add(&h) {
                             Ok(c) => g.reconciled |= c.custom_bounds_reconciled,
                             Err(_) => {
                                 annos.warn(anno::mixed_exponential_custom(&metric), inner);
@@ -414,9 +391,8 @@ fn with_histograms(
                     continue;
                 }
                 match (g.sum, floats) {
-                    (Some(mut h), _) => {
-                        h.compact();
-                        out.push(Sample::histogram(key, t, Hist::new(h)));
+                    (Some(acc), _) => {
+                        out.push(Sample::histogram(key, t, Hist::new(acc.value())));
                     }
                     (None, Some(acc)) => out.push(Sample::float(key, t, acc.value())),
                     (None, None) => {}
@@ -443,16 +419,6 @@ fn with_histograms(
         }
     }
     Ok(Value::Vector(out))
-}
-
-fn anno_or(
-    a: argus_model::histogram::Combined,
-    b: argus_model::histogram::Combined,
-) -> argus_model::histogram::Combined {
-    argus_model::histogram::Combined {
-        counter_reset_collision: a.counter_reset_collision || b.counter_reset_collision,
-        custom_bounds_reconciled: a.custom_bounds_reconciled || b.custom_bounds_reconciled,
-    }
 }
 
 /// One group's running value for the aggregations that need no parameter and no sorting

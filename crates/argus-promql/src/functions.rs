@@ -616,24 +616,34 @@ pub fn call(
                 annos.warn(anno::invalid_quantile(q), args[0].span());
             }
             let vec = vector(next()?)?;
-            let span = args[1].span();
-            let out = both_histograms(vec, annos, span, |native, annos| match native {
-                Native::Native(metric, h) => {
-                    crate::histfn::quantile(q, h, metric, args[0].span(), annos)
-                }
-                Native::Classic(metric, buckets) => {
-                    let (v, forced) = bucket_quantile(q, buckets);
-                    if forced {
-                        annos.info(anno::forced_monotonicity(metric), span);
-                    }
-                    v
-                }
-            });
+            let out = histogram_quantiles(q, vec, annos, args[1].span());
             Ok(Value::Vector(
                 out.into_iter()
                     .map(|(l, v)| Sample::float(l, t, v))
                     .collect(),
             ))
+        }
+        "histogram_quantiles" => {
+            let vec = vector(next()?)?;
+            let label = string(&next()?)?.to_string();
+            let mut out = Vec::new();
+            for (k, q) in values.enumerate() {
+                let q = scalar(&q)?;
+                let q_span = args.get(k + 2).map_or(args[0].span(), |a| a.span());
+                if !(0.0..=1.0).contains(&q) {
+                    annos.warn(anno::invalid_quantile(q), q_span);
+                }
+                let mut q_text = argus_model::gofmt::format_f(q);
+                if q.is_finite() && !q_text.contains('.') {
+                    q_text.push_str(".0");
+                }
+                for (l, v) in histogram_quantiles(q, vec.clone(), annos, args[0].span()) {
+                    let mut b = l.to_builder();
+                    b.set(&label, &q_text);
+                    out.push(Sample::float(b.build(), t, v));
+                }
+            }
+            Ok(Value::Vector(out))
         }
         "histogram_fraction" => {
             let lower = scalar(&next()?)?;
@@ -641,7 +651,7 @@ pub fn call(
             let vec = vector(next()?)?;
             let out = both_histograms(vec, annos, args[2].span(), |native, annos| match native {
                 Native::Native(metric, h) => {
-                    crate::histfn::fraction(lower, upper, h, metric, args[0].span(), annos)
+                    crate::histfn::fraction(lower, upper, h, metric, args[2].span(), annos)
                 }
                 Native::Classic(_, buckets) => bucket_fraction(lower, upper, buckets),
             });
@@ -798,6 +808,26 @@ fn almost_equal(a: f64, b: f64, epsilon: f64) -> bool {
         return diff < epsilon * f64::MIN_POSITIVE;
     }
     diff / abs_sum.min(f64::MAX) < epsilon
+}
+
+/// `histogram_quantile(q, vec)` for every native and classic histogram in `vec`; `span` is
+/// the vector argument's.
+fn histogram_quantiles(
+    q: f64,
+    vec: Vec<Sample>,
+    annos: &mut Annotations,
+    span: Span,
+) -> Vec<(Labels, f64)> {
+    both_histograms(vec, annos, span, |native, annos| match native {
+        Native::Native(metric, h) => crate::histfn::quantile(q, h, metric, span, annos),
+        Native::Classic(metric, buckets) => {
+            let (v, forced) = bucket_quantile(q, buckets);
+            if forced {
+                annos.info(anno::forced_monotonicity(metric), span);
+            }
+            v
+        }
+    })
 }
 
 /// A histogram `histogram_quantile`/`histogram_fraction` works on, with its metric name.

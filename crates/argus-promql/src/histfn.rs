@@ -237,6 +237,66 @@ pub fn changes_or_resets(s: &Series, resets: bool) -> f64 {
     n as f64
 }
 
+/// A compensated running sum or mean of histograms, with Prometheus's numerics: Kahan
+/// summation field by field; a mean switches to incremental updates once the sum overflows.
+pub struct HistAcc {
+    sum: FloatHistogram,
+    comp: FloatHistogram,
+    n: f64,
+    mean: bool,
+    incremental: bool,
+}
+
+impl HistAcc {
+    pub fn new(first: &FloatHistogram, mean: bool) -> Self {
+        Self {
+            comp: first.zeroed_like(),
+            sum: first.clone(),
+            n: 1.0,
+            mean,
+            incremental: false,
+        }
+    }
+
+    pub fn add(
+        &mut self,
+        h: &FloatHistogram,
+    ) -> Result<argus_model::histogram::Combined, argus_model::histogram::IncompatibleSchemas> {
+        self.n += 1.0;
+        if !self.mean {
+            return self.sum.kahan_add(h, &mut self.comp);
+        }
+        if !self.incremental {
+            let (mut sum, mut comp) = (self.sum.clone(), self.comp.clone());
+            let combined = sum.kahan_add(h, &mut comp)?;
+            if !sum.has_infinity() {
+                (self.sum, self.comp) = (sum, comp);
+                return Ok(combined);
+            }
+            self.incremental = true;
+            self.sum.div(self.n - 1.0);
+            self.comp.div(self.n - 1.0);
+        }
+        let q = (self.n - 1.0) / self.n;
+        self.sum.mul(q);
+        self.comp.mul(q);
+        let mut part = h.clone();
+        part.div(self.n);
+        self.sum.kahan_add(&part, &mut self.comp)
+    }
+
+    pub fn value(&self) -> FloatHistogram {
+        let mut out = self.sum.compensated(&self.comp);
+        if self.mean && !self.incremental {
+            let hint = out.hint;
+            out.div(self.n);
+            out.hint = hint;
+        }
+        out.compact();
+        out
+    }
+}
+
 /// `sum_over_time` or `avg_over_time` of histogram samples.
 pub fn sum_or_avg(
     points: &[(i64, Hist)],
@@ -251,25 +311,12 @@ pub fn sum_or_avg(
         CounterResetHint::NotReset => not_reset = true,
         _ => {}
     };
-    let mut acc = (*points[0].1).clone();
-    track(&acc);
-    for (i, (_, h)) in points.iter().enumerate().skip(1) {
+    track(&points[0].1);
+    let mut acc = HistAcc::new(&points[0].1, avg);
+    for (_, h) in &points[1..] {
         track(h);
-        let combined = if avg {
-            let n = (i + 1) as f64;
-            let mut left = (**h).clone();
-            left.div(n);
-            let mut right = acc.clone();
-            right.div(n);
-            left.sub(&right).and_then(|a| {
-                acc.add(&left)
-                    .map(|b| a.custom_bounds_reconciled || b.custom_bounds_reconciled)
-            })
-        } else {
-            acc.add(h).map(|c| c.custom_bounds_reconciled)
-        };
-        match combined {
-            Ok(r) => reconciled |= r,
+        match acc.add(h) {
+            Ok(c) => reconciled |= c.custom_bounds_reconciled,
             Err(_) => {
                 annos.warn(anno::mixed_exponential_custom(metric), span);
                 return None;
@@ -282,8 +329,7 @@ pub fn sum_or_avg(
     if reconciled {
         annos.info(anno::custom_buckets_reconciled("aggregation"), span);
     }
-    acc.compact();
-    Some(acc)
+    Some(acc.value())
 }
 
 /// `histogram_stddev`/`histogram_stdvar`: the variance of observations, placing each
@@ -347,10 +393,16 @@ pub fn quantile(
             break;
         }
     }
-    let Some(i) = at else {
-        return 0.0;
+    // Without buckets Prometheus goes on with an empty one at zero.
+    let empty = argus_model::histogram::Bucket {
+        lower: 0.0,
+        upper: 0.0,
+        lower_inclusive: false,
+        upper_inclusive: false,
+        count: 0.0,
     };
-    let mut bucket = buckets[i];
+    let mut bucket = at.map_or(empty, |i| buckets[i]);
+    let rest = at.map_or(0, |i| i + 1);
     let no_negative = h.negative.is_empty();
     let no_positive = h.positive.is_empty();
     if !h.uses_custom_buckets() && bucket.lower < 0.0 && bucket.upper > 0.0 {
@@ -385,7 +437,7 @@ pub fn quantile(
         rank = count - rank;
     }
     if h.sum.is_nan() {
-        let total: f64 = count + buckets[i + 1..].iter().map(|b| b.count).sum::<f64>();
+        let total: f64 = count + buckets[rest..].iter().map(|b| b.count).sum::<f64>();
         if total < h.count {
             annos.info(anno::quantile_nan_skew(metric), span);
         }
