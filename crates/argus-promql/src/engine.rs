@@ -194,6 +194,8 @@ type LoadedHists = HashMap<(usize, usize), Vec<Vec<(i64, Hist)>>>;
 
 struct Ctx<'a> {
     engine: &'a Engine,
+    /// The store, for lookups that depend on evaluated values (`info()`).
+    store: &'a dyn Queryable,
     data: Loaded,
     hdata: LoadedHists,
     /// Warnings and infos raised so far.
@@ -337,7 +339,7 @@ impl Engine {
 
     fn context<'a>(
         &'a self,
-        q: &dyn Queryable,
+        q: &'a dyn Queryable,
         expr: &Expr,
         start: i64,
         end: i64,
@@ -358,6 +360,7 @@ impl Engine {
         )?;
         Ok(Ctx {
             engine: self,
+            store: q,
             data,
             hdata,
             annos: Annotations::default(),
@@ -469,6 +472,12 @@ impl Engine {
                 }
                 self.load(q, expr, start, end, interval, data, loaded)
             }
+            // `info()`'s second argument only describes the info series; they are looked up
+            // when the base series are known.
+            Expr::Call { func, args, .. } if func.name == "info" => match args.first() {
+                Some(a) => self.load(q, a, start, end, interval, data, loaded),
+                None => Ok(()),
+            },
             Expr::Call { args, .. } => {
                 for a in args {
                     self.load(q, a, start, end, interval, data, loaded)?;
@@ -814,6 +823,17 @@ impl Ctx<'_> {
                 Ok(Value::Vector(
                     self.extended_call(func.name, selector, *range_ms, t),
                 ))
+            }
+            Expr::Call { func, args, .. } if func.name == "info" => {
+                let Value::Vector(base) = self.eval(&args[0], t)? else {
+                    return Err(EvalError::Execution(
+                        "info() expects an instant vector".into(),
+                    ));
+                };
+                let reference = crate::info::reference_time(&args[0], t, self.start, self.end);
+                let lookback = self.engine.opts.lookback_ms;
+                crate::info::enrich(self.store, base, args.get(1), reference, lookback)
+                    .map(Value::Vector)
             }
             // Fast path: a range function straight over a matrix selector works on slices of
             // the loaded samples instead of building a matrix per step.

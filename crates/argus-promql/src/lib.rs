@@ -13,6 +13,7 @@ pub mod engine;
 pub mod extended;
 pub mod functions;
 pub mod histfn;
+pub mod info;
 pub mod lexer;
 pub mod parser;
 pub mod printer;

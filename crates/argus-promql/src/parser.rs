@@ -149,6 +149,7 @@ pub fn parse(input: &str) -> Result<Expr, ParseError> {
         input,
         tokens,
         pos: 0,
+        empty_selector_ok: false,
     };
     let expr = p.expr(0)?;
     if p.peek() != &Tok::Eof {
@@ -174,6 +175,8 @@ struct Parser<'a> {
     input: &'a str,
     tokens: Vec<Token>,
     pos: usize,
+    /// Set while parsing `info()`'s second argument, whose selector may match everything.
+    empty_selector_ok: bool,
 }
 
 fn binop(tok: &Tok) -> Option<BinOp> {
@@ -544,7 +547,10 @@ impl Parser<'_> {
         loop {
             if *self.peek() == Tok::RBrace {
                 let close = self.next();
-                if metric.is_none() && out.iter().all(|m: &Matcher| m.matches_empty()) {
+                if metric.is_none()
+                    && !self.empty_selector_ok
+                    && out.iter().all(|m: &Matcher| m.matches_empty())
+                {
                     return Err(self.err(
                         open.start,
                         "vector selector must contain at least one non-empty matcher",
@@ -668,11 +674,20 @@ impl Parser<'_> {
 
     /// `( expr, expr, … )`: the arguments and the closing token.
     fn arg_list(&mut self, context: &str) -> Result<(Vec<Expr>, Token), ParseError> {
+        self.args(context, false)
+    }
+
+    /// [`Self::arg_list`]; with `info_args`, the second argument's selector may consist of
+    /// matchers that all match the empty string (as `info()` allows).
+    fn args(&mut self, context: &str, info_args: bool) -> Result<(Vec<Expr>, Token), ParseError> {
         self.expect(Tok::LParen, context)?;
         let mut args = Vec::new();
         if *self.peek() != Tok::RParen {
             loop {
-                args.push(self.expr(0)?);
+                self.empty_selector_ok = info_args && args.len() == 1;
+                let arg = self.expr(0);
+                self.empty_selector_ok = false;
+                args.push(arg?);
                 if *self.peek() != Tok::Comma {
                     break;
                 }
@@ -701,7 +716,7 @@ impl Parser<'_> {
     fn call(&mut self, name: &str, start: usize) -> Result<Expr, ParseError> {
         let func = function(name)
             .ok_or_else(|| self.err(start, format!("unknown function with name {name:?}")))?;
-        let (args, close) = self.arg_list("function call")?;
+        let (args, close) = self.args("function call", name == "info")?;
         Ok(Expr::Call {
             func,
             args,

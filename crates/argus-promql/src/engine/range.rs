@@ -331,7 +331,7 @@ impl Ctx<'_> {
             }
             Expr::Call { func, args, .. } => {
                 let readable = args.iter().all(|a| a.value_type() != ValueType::Matrix);
-                if !readable || func.name == "timestamp" {
+                if !readable || func.name == "timestamp" || func.name == "info" {
                     return self.step_by_step(expr, grid);
                 }
                 let mut children = Vec::with_capacity(args.len());
