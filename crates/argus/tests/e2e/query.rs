@@ -127,18 +127,20 @@ fn instant_and_range_queries_answer_like_prometheus() {
         body.contains("exceeded maximum resolution of 11,000 points"),
         "{body}"
     );
+    // Warnings come back next to the data, with the position in the query.
     let (status, body) = raw(
         &argus,
         &format!(
             "/api/v1/query?query={}&time={t}",
-            urlencode("info(reqs_total)")
+            urlencode("quantile(2, reqs_total)")
         ),
     );
-    assert_eq!(status, 422);
+    assert_eq!(status, 200);
     assert!(
-        body.contains("\"errorType\":\"execution\"") && body.contains("not supported yet"),
+        body.ends_with(r#","warnings":["PromQL warning: quantile value should be between 0 and 1, got 2 (1:10)"]}"#),
         "{body}"
     );
+    assert!(!body.contains("infos"), "{body}");
 }
 
 /// `format_query`, `parse_query` and `status/config` (secrets hidden), GET and POST.
