@@ -200,6 +200,8 @@ struct Ctx<'a> {
     hdata: LoadedHists,
     /// Warnings and infos raised so far.
     annos: Annotations,
+    /// Raised while reading smoothed selectors (which only borrow the context).
+    smoothed_annos: std::cell::RefCell<Annotations>,
     start: i64,
     end: i64,
     /// Default subquery step (the query step, or 1m for instant queries).
@@ -364,6 +366,7 @@ impl Engine {
             data,
             hdata,
             annos: Annotations::default(),
+            smoothed_annos: Default::default(),
             start,
             end,
             interval,
@@ -667,7 +670,12 @@ impl Ctx<'_> {
                 v: value.clone(),
             }),
             Expr::Paren { expr, .. } => self.eval(expr, t),
-            Expr::Vector(sel) => Ok(Value::Vector(self.vector(sel, t))),
+            Expr::Vector(sel) => {
+                let v = self.vector(sel, t);
+                let raised = std::mem::take(&mut *self.smoothed_annos.borrow_mut());
+                self.annos.extend(raised);
+                Ok(Value::Vector(v))
+            }
             Expr::Matrix {
                 selector, range_ms, ..
             } if selector.anchored || selector.smoothed => {
@@ -820,9 +828,13 @@ impl Ctx<'_> {
                         func.name
                     )));
                 };
-                Ok(Value::Vector(
-                    self.extended_call(func.name, selector, *range_ms, t),
-                ))
+                Ok(Value::Vector(self.extended_call(
+                    func.name,
+                    selector,
+                    *range_ms,
+                    t,
+                    args[0].span(),
+                )))
             }
             Expr::Call { func, args, .. } if func.name == "info" => {
                 let Value::Vector(base) = self.eval(&args[0], t)? else {
@@ -965,11 +977,26 @@ impl Ctx<'_> {
     }
 
     /// `rate|increase|delta|changes|resets(selector[range] anchored|smoothed)` at `t`.
-    fn extended_call(&self, name: &str, sel: &VectorSelector, range: i64, t: i64) -> Vec<Sample> {
+    fn extended_call(
+        &mut self,
+        name: &str,
+        sel: &VectorSelector,
+        range: i64,
+        t: i64,
+        span: Span,
+    ) -> Vec<Sample> {
         let ts = self.at_time(sel.at, t) - sel.offset_ms;
         let start = ts - range;
         let mut out = Vec::new();
         for s in self.matrix(sel, range, t) {
+            if !s.hists.is_empty() {
+                if let Some(sample) =
+                    self.extended_histograms(name, &s, start, ts, range, sel, span)
+                {
+                    out.push(Sample { t, ..sample });
+                }
+                continue;
+            }
             let p = &s.points;
             let v = match name {
                 "rate" => crate::extended::rate(p, start, ts, range, sel.smoothed, true, true),
@@ -990,6 +1017,71 @@ impl Ctx<'_> {
         out
     }
 
+    /// [`Self::extended_call`] for a series holding histogram samples.
+    #[allow(clippy::too_many_arguments)]
+    fn extended_histograms(
+        &mut self,
+        name: &str,
+        s: &Series,
+        start: i64,
+        end: i64,
+        range: i64,
+        sel: &VectorSelector,
+        span: Span,
+    ) -> Option<Sample> {
+        let labels = drop_name(&s.labels);
+        let metric = s.labels.metric_name();
+        if matches!(name, "changes" | "resets") {
+            // Count over the merged samples from the anchor (the last at or before start).
+            let anchor = s
+                .points
+                .iter()
+                .map(|p| p.0)
+                .chain(s.hists.iter().map(|p| p.0))
+                .filter(|&ts| ts <= start)
+                .max()
+                .unwrap_or(i64::MIN);
+            let newest = s
+                .points
+                .iter()
+                .map(|p| p.0)
+                .chain(s.hists.iter().map(|p| p.0))
+                .max()?;
+            if newest <= start {
+                return None;
+            }
+            let window = Series {
+                labels: s.labels.clone(),
+                points: s.points.iter().filter(|p| p.0 >= anchor).copied().collect(),
+                hists: s.hists.iter().filter(|p| p.0 >= anchor).cloned().collect(),
+            };
+            let v = crate::histfn::changes_or_resets(&window, name == "resets");
+            return Some(Sample::float(labels, end, v));
+        }
+        let mut notes = crate::extended::hist::Notes {
+            metric,
+            span,
+            annos: &mut self.annos,
+        };
+        if !s.points.is_empty() {
+            notes
+                .annos
+                .warn(anno::mixed_floats_histograms(metric), span);
+            return None;
+        }
+        let h = crate::extended::hist::rate(
+            &s.hists,
+            start,
+            end,
+            range,
+            sel.smoothed,
+            name != "delta",
+            name == "rate",
+            &mut notes,
+        )?;
+        Some(Sample::histogram(labels, end, Hist::new(h)))
+    }
+
     /// The newest non-stale sample in `(t' - lookback, t']` of every series (for a smoothed
     /// selector: the value interpolated at `t'` from the samples within a lookback delta).
     fn vector(&self, sel: &VectorSelector, t: i64) -> Vec<Sample> {
@@ -1000,10 +1092,38 @@ impl Ctx<'_> {
         };
         if sel.smoothed {
             let mut out = Vec::new();
-            for (labels, points) in series {
+            let hists = self.hdata.get(&(sel.span.start, sel.span.end));
+            for (k, (labels, points)) in series.iter().enumerate() {
                 let lo = points.partition_point(|p| p.0 <= ts - lookback);
                 let hi = points.partition_point(|p| p.0 <= ts + lookback);
                 let window = without_stale(&points[lo..hi.max(lo)]);
+                let hwindow: Vec<(i64, Hist)> = hists.map_or(Vec::new(), |h| {
+                    h[k].iter()
+                        .filter(|p| p.0 > ts - lookback && p.0 <= ts + lookback)
+                        .filter(|p| !is_stale_nan(p.1.sum))
+                        .cloned()
+                        .collect()
+                });
+                if !hwindow.is_empty() {
+                    let metric = labels.metric_name();
+                    let mut annos = std::mem::take(&mut *self.smoothed_annos.borrow_mut());
+                    if !window.is_empty() {
+                        annos.warn(anno::mixed_floats_histograms(metric), sel.span);
+                    } else {
+                        let mut notes = crate::extended::hist::Notes {
+                            metric,
+                            span: sel.span,
+                            annos: &mut annos,
+                        };
+                        if let Some(h) =
+                            crate::extended::hist::smoothed_value(&hwindow, ts, &mut notes)
+                        {
+                            out.push(Sample::histogram(labels.clone(), ts, Hist::new(h)));
+                        }
+                    }
+                    *self.smoothed_annos.borrow_mut() = annos;
+                    continue;
+                }
                 if let Some(v) = crate::extended::smoothed_value(&window, ts) {
                     out.push(Sample::float(labels.clone(), ts, v));
                 }

@@ -216,3 +216,174 @@ mod tests {
         }
     }
 }
+
+/// Histogram counterparts of the float functions above.
+pub mod hist {
+    use argus_model::{CounterResetHint, FloatHistogram};
+
+    use crate::annotations::{self as anno, Annotations};
+    use crate::ast::Span;
+    use crate::engine::Hist;
+
+    /// Where a warning goes: the metric name, the argument's span and the collection.
+    pub struct Notes<'a> {
+        pub metric: &'a str,
+        pub span: Span,
+        pub annos: &'a mut Annotations,
+    }
+
+    impl Notes<'_> {
+        fn mixed(&mut self) -> Option<FloatHistogram> {
+            self.annos
+                .warn(anno::mixed_exponential_custom(self.metric), self.span);
+            None
+        }
+    }
+
+    /// `a - b` (or `a + b`), `None` with a warning when the schemas do not mix.
+    fn combine(
+        a: &FloatHistogram,
+        b: &FloatHistogram,
+        add: bool,
+        notes: &mut Notes<'_>,
+    ) -> Option<FloatHistogram> {
+        let mut out = a.clone();
+        let r = if add { out.add(b) } else { out.sub(b) };
+        match r {
+            Ok(_) => Some(out),
+            Err(_) => notes.mixed(),
+        }
+    }
+
+    /// The histogram at `t` between two samples. Across a counter reset the counter is taken
+    /// to restart from zero, so the second sample is scaled.
+    fn interpolate(
+        p1: &(i64, Hist),
+        p2: &(i64, Hist),
+        t: i64,
+        is_counter: bool,
+        notes: &mut Notes<'_>,
+    ) -> Option<FloatHistogram> {
+        let frac = (t - p1.0) as f64 / (p2.0 - p1.0) as f64;
+        if is_counter && p2.1.detect_reset(&p1.1) {
+            let mut h = (*p2.1).clone();
+            h.mul(frac);
+            return Some(h);
+        }
+        let mut d = combine(&p2.1, &p1.1, false, notes)?;
+        d.mul(frac);
+        let mut out = combine(&p1.1, &d, true, notes)?;
+        out.hint = p1.1.hint;
+        Some(out)
+    }
+
+    /// `rate`/`increase`/`delta` over an anchored or smoothed range of histograms.
+    #[allow(clippy::too_many_arguments)]
+    pub fn rate(
+        f: &[(i64, Hist)],
+        start: i64,
+        end: i64,
+        range_ms: i64,
+        smoothed: bool,
+        is_counter: bool,
+        is_rate: bool,
+        notes: &mut Notes<'_>,
+    ) -> Option<FloatHistogram> {
+        if f.first().is_none_or(|p| p.0 > end) {
+            return None;
+        }
+        let mut last = f.len() - 1;
+        let first = f[..last]
+            .partition_point(|p| p.0 <= start)
+            .saturating_sub(1);
+        if smoothed {
+            last = f[..last].partition_point(|p| p.0 < end);
+        }
+        if f[last].0 <= start {
+            return None;
+        }
+        let used = &f[first..=last];
+        let custom = used[0].1.uses_custom_buckets();
+        if used.iter().any(|p| p.1.uses_custom_buckets() != custom) {
+            return notes.mixed();
+        }
+        let gauge = CounterResetHint::Gauge;
+        if is_counter && used.iter().any(|p| p.1.hint == gauge) {
+            notes
+                .annos
+                .warn(anno::not_counter(notes.metric), notes.span);
+        }
+        if !is_counter && (f[first].1.hint != gauge || f[last].1.hint != gauge) {
+            notes.annos.warn(anno::not_gauge(notes.metric), notes.span);
+        }
+        let left_interpolated = smoothed && f[first].0 < start;
+        let right_interpolated = smoothed && last > 0 && f[last].0 > end;
+        let left = if left_interpolated {
+            interpolate(&f[first], &f[first + 1], start, is_counter, notes)?
+        } else {
+            (*f[first].1).clone()
+        };
+        let right = if right_interpolated {
+            interpolate(&f[last - 1], &f[last], end, is_counter, notes)?
+        } else {
+            (*f[last].1).clone()
+        };
+        let mut result = combine(&right, &left, false, notes)?;
+        if is_counter {
+            // Resets strictly inside the range; an interpolated boundary already accounts
+            // for a reset between it and its neighbour.
+            let a = if f[first].0 <= start {
+                first + 1
+            } else {
+                first
+            };
+            let b = if f[last].0 >= end { last } else { last + 1 };
+            let mut prev: Option<&FloatHistogram> =
+                (!left_interpolated && a > first).then_some(&left);
+            for (_, h) in f.get(a..b.max(a)).unwrap_or(&[]) {
+                if let Some(p) = prev
+                    && h.detect_reset(p)
+                {
+                    result = combine(&result, p, true, notes)?;
+                }
+                prev = Some(h);
+            }
+            if b <= last
+                && let Some(p) = prev
+                && right.detect_reset(p)
+            {
+                result = combine(&result, p, true, notes)?;
+            }
+        }
+        if is_rate {
+            result.div(range_ms as f64 / 1000.0);
+        }
+        result.hint = gauge;
+        result.compact();
+        Some(result)
+    }
+
+    /// A smoothed instant selector's histogram at `t` (see [`super::smoothed_value`]).
+    pub fn smoothed_value(
+        f: &[(i64, Hist)],
+        t: i64,
+        notes: &mut Notes<'_>,
+    ) -> Option<FloatHistogram> {
+        let idx = f.partition_point(|p| p.0 <= t);
+        let prev = idx.checked_sub(1).map(|i| &f[i]);
+        let next = f.get(idx);
+        match (prev, next) {
+            (Some(p), _) if p.0 == t => Some((*p.1).clone()),
+            (Some(p), Some(n)) => {
+                if p.1.uses_custom_buckets() != n.1.uses_custom_buckets() {
+                    return notes.mixed();
+                }
+                let is_counter = n.1.hint != CounterResetHint::Gauge;
+                interpolate(p, n, t, is_counter, notes)
+            }
+            (Some(p), None) => Some((*p.1).clone()),
+            (None, Some(n)) => Some((*n.1).clone()),
+            (None, None) => None,
+        }
+    }
+}
