@@ -192,6 +192,71 @@ type Loaded = HashMap<(usize, usize), Vec<(Labels, Vec<(i64, f64)>)>>;
 /// Histogram samples per selector, aligned by index with the selector's [`Loaded`] series.
 type LoadedHists = HashMap<(usize, usize), Vec<Vec<(i64, Hist)>>>;
 
+/// Where [`Engine::load`] puts what it reads.
+struct LoadTarget<'x> {
+    floats: &'x mut Loaded,
+    hists: &'x mut LoadedHists,
+    /// Selectors read the way Prometheus reads for `histogram_count|sum|avg` (see
+    /// [`stats_decoded`]).
+    stats: &'x std::collections::HashSet<(usize, usize)>,
+}
+
+/// Selectors whose histograms only feed `histogram_count`, `histogram_sum` or
+/// `histogram_avg`. Prometheus reads those through an iterator that skips the buckets and
+/// detects counter resets as it goes, so their samples carry "reset"/"not reset" hints
+/// (which aggregations can then find conflicting). Binary operators start afresh; subqueries
+/// and the bucket-reading functions read normally.
+fn stats_decoded(expr: &Expr) -> std::collections::HashSet<(usize, usize)> {
+    fn walk(e: &Expr, under: bool, out: &mut std::collections::HashSet<(usize, usize)>) {
+        match e {
+            Expr::Vector(sel) | Expr::Matrix { selector: sel, .. } => {
+                if under {
+                    out.insert((sel.span.start, sel.span.end));
+                }
+            }
+            Expr::Call { func, args, .. } => {
+                let under = match func.name {
+                    "histogram_count" | "histogram_sum" | "histogram_avg" => true,
+                    "histogram_quantile" | "histogram_quantiles" | "histogram_fraction" => false,
+                    _ => under,
+                };
+                args.iter().for_each(|a| walk(a, under, out));
+            }
+            Expr::Binary { lhs, rhs, .. } => {
+                walk(lhs, false, out);
+                walk(rhs, false, out);
+            }
+            Expr::Subquery { expr, .. } => walk(expr, false, out),
+            other => other
+                .children()
+                .into_iter()
+                .for_each(|c| walk(c, under, out)),
+        }
+    }
+    let mut out = std::collections::HashSet::new();
+    walk(expr, false, &mut out);
+    out
+}
+
+/// Counter-reset hints as the bucket-skipping reader sets them: each counter histogram
+/// after the first says whether it reset against the one before.
+fn stats_hints(points: &mut [(i64, Hist)]) {
+    use argus_model::CounterResetHint;
+    for i in 1..points.len() {
+        if points[i].1.hint == CounterResetHint::Gauge {
+            continue;
+        }
+        let mut h = (*points[i].1).clone();
+        h.hint = CounterResetHint::Unknown;
+        h.hint = if h.detect_reset(&points[i - 1].1) {
+            CounterResetHint::Reset
+        } else {
+            CounterResetHint::NotReset
+        };
+        points[i].1 = Hist::new(h);
+    }
+}
+
 struct Ctx<'a> {
     engine: &'a Engine,
     /// The store, for lookups that depend on evaluated values (`info()`).
@@ -353,11 +418,16 @@ impl Engine {
         let mut loaded = 0usize;
         self.load(
             q,
+            (start, end),
             expr,
             start,
             end,
             interval,
-            &mut (&mut data, &mut hdata),
+            &mut LoadTarget {
+                floats: &mut data,
+                hists: &mut hdata,
+                stats: &stats_decoded(expr),
+            },
             &mut loaded,
         )?;
         Ok(Ctx {
@@ -379,20 +449,18 @@ impl Engine {
     fn load(
         &self,
         q: &dyn Queryable,
+        query: (i64, i64),
         expr: &Expr,
         start: i64,
         end: i64,
         interval: i64,
-        data: &mut (&mut Loaded, &mut LoadedHists),
+        data: &mut LoadTarget<'_>,
         loaded: &mut usize,
     ) -> Result<()> {
-        let mut put = |sel: &VectorSelector,
-                       range: i64,
-                       data: &mut (&mut Loaded, &mut LoadedHists)|
-         -> Result<()> {
+        let mut put = |sel: &VectorSelector, range: i64, data: &mut LoadTarget<'_>| -> Result<()> {
             // With `@` every step reads the same instant; otherwise the whole query range.
             let (s, e) = match sel.at {
-                Some(a) => (a.time(start, end), a.time(start, end)),
+                Some(a) => (a.time(query.0, query.1), a.time(query.0, query.1)),
                 None => (start, end),
             };
             let lookback = if range > 0 {
@@ -422,15 +490,18 @@ impl Engine {
                 q.select(mint, maxt, &sel.matchers)
             };
             *loaded += series.iter().map(|(_, p)| p.len()).sum::<usize>();
-            let hists = q.select_histograms(mint, maxt, &sel.matchers);
+            let mut hists = q.select_histograms(mint, maxt, &sel.matchers);
+            if data.stats.contains(&key) {
+                hists.iter_mut().for_each(|(_, h)| stats_hints(h));
+            }
             if !hists.is_empty() {
                 *loaded += hists.iter().map(|(_, p)| p.len()).sum::<usize>();
-                data.1.insert(key, align_histograms(&mut series, hists));
+                data.hists.insert(key, align_histograms(&mut series, hists));
             }
             if *loaded > self.opts.max_samples {
                 return Err(EvalError::TooManySamples);
             }
-            data.0.insert(key, series);
+            data.floats.insert(key, series);
             Ok(())
         };
         match expr {
@@ -447,12 +518,13 @@ impl Engine {
                 ..
             } => {
                 let (s, e) = match at {
-                    Some(a) => (a.time(start, end), a.time(start, end)),
+                    Some(a) => (a.time(query.0, query.1), a.time(query.0, query.1)),
                     None => (start, end),
                 };
                 let step = step_ms.unwrap_or(interval);
                 self.load(
                     q,
+                    query,
                     inner,
                     s - offset_ms - range_ms,
                     e - offset_ms,
@@ -463,27 +535,27 @@ impl Engine {
             }
             Expr::Number { .. } | Expr::String { .. } => Ok(()),
             Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => {
-                self.load(q, expr, start, end, interval, data, loaded)
+                self.load(q, query, expr, start, end, interval, data, loaded)
             }
             Expr::Binary { lhs, rhs, .. } => {
-                self.load(q, lhs, start, end, interval, data, loaded)?;
-                self.load(q, rhs, start, end, interval, data, loaded)
+                self.load(q, query, lhs, start, end, interval, data, loaded)?;
+                self.load(q, query, rhs, start, end, interval, data, loaded)
             }
             Expr::Aggregate { expr, param, .. } => {
                 if let Some(p) = param {
-                    self.load(q, p, start, end, interval, data, loaded)?;
+                    self.load(q, query, p, start, end, interval, data, loaded)?;
                 }
-                self.load(q, expr, start, end, interval, data, loaded)
+                self.load(q, query, expr, start, end, interval, data, loaded)
             }
             // `info()`'s second argument only describes the info series; they are looked up
             // when the base series are known.
             Expr::Call { func, args, .. } if func.name == "info" => match args.first() {
-                Some(a) => self.load(q, a, start, end, interval, data, loaded),
+                Some(a) => self.load(q, query, a, start, end, interval, data, loaded),
                 None => Ok(()),
             },
             Expr::Call { args, .. } => {
                 for a in args {
-                    self.load(q, a, start, end, interval, data, loaded)?;
+                    self.load(q, query, a, start, end, interval, data, loaded)?;
                 }
                 Ok(())
             }
@@ -899,6 +971,19 @@ impl Ctx<'_> {
                     out.len() - 1
                 });
                 match s.h {
+                    // A subquery's samples are not consecutive stored samples: their
+                    // counter-reset hints no longer apply (gauges stay gauges).
+                    Some(h)
+                        if matches!(
+                            h.hint,
+                            argus_model::CounterResetHint::Reset
+                                | argus_model::CounterResetHint::NotReset
+                        ) =>
+                    {
+                        let mut h = (*h).clone();
+                        h.hint = argus_model::CounterResetHint::Unknown;
+                        out[k].hists.push((ts, Hist::new(h)));
+                    }
                     Some(h) => out[k].hists.push((ts, h)),
                     None => out[k].points.push((ts, s.v)),
                 }

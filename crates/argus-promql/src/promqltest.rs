@@ -770,8 +770,16 @@ fn at_invariance_skipped(expr: &crate::ast::Expr) -> bool {
         "time",
         "timestamp",
     ];
+    use crate::ast::AtModifier;
     let calls_one = matches!(expr, Expr::Call { func, .. } if TIME_FUNCTIONS.contains(&func.name));
-    calls_one || expr.children().into_iter().any(at_invariance_skipped)
+    // `@ start()` / `@ end()` move with the evaluation time too.
+    let moving = |at: &Option<AtModifier>| matches!(at, Some(AtModifier::Start | AtModifier::End));
+    let pinned_to_bounds = match expr {
+        Expr::Vector(sel) | Expr::Matrix { selector: sel, .. } => moving(&sel.at),
+        Expr::Subquery { at, .. } => moving(at),
+        _ => false,
+    };
+    calls_one || pinned_to_bounds || expr.children().into_iter().any(at_invariance_skipped)
 }
 
 /// Gives every selector and subquery without `@` the modifier `@ t` (not descending into

@@ -283,10 +283,10 @@ pub(super) fn convert_classic(block: &BTreeMap<Labels, Slots>, interval: i64) ->
             }
             at.buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
             if at.buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
-                let Some(c) = at.count else {
-                    continue;
-                };
-                at.buckets.push((f64::INFINITY, c));
+                // No +Inf bucket: it holds the count (from `_count`, else the highest bucket).
+                let highest = at.buckets[at.buckets.len() - 1].1;
+                at.buckets
+                    .push((f64::INFINITY, at.count.unwrap_or(highest)));
             }
             let total = at.buckets[at.buckets.len() - 1].1;
             let count = at.count.unwrap_or(total);
