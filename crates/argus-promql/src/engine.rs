@@ -723,8 +723,11 @@ impl Ctx<'_> {
         let value = self.eval_inner(expr, t)?;
         // Only a plain selector (for `timestamp()`) keeps sample times; everything else is at
         // the evaluation time.
-        let keeps_time = matches!(expr, Expr::Vector(_))
-            || matches!(expr, Expr::Paren { expr, .. } if matches!(**expr, Expr::Vector(_)));
+        let mut inner = expr;
+        while let Expr::Paren { expr, .. } = inner {
+            inner = expr;
+        }
+        let keeps_time = matches!(inner, Expr::Vector(_));
         Ok(match value {
             Value::Vector(mut v) if !keeps_time => {
                 v.iter_mut().for_each(|s| s.t = t);

@@ -273,7 +273,7 @@ pub mod hist {
         let mut d = combine(&p2.1, &p1.1, false, notes)?;
         d.mul(frac);
         let mut out = combine(&p1.1, &d, true, notes)?;
-        out.hint = p1.1.hint;
+        out.hint = p2.1.hint;
         Some(out)
     }
 

@@ -7,6 +7,24 @@ use crate::annotations::{self as anno, Annotations};
 use crate::ast::{Expr, Span};
 use crate::engine::{EvalError, Hist, Result, Sample, Series, Value};
 
+/// Go's `math.Max`: NaN if either is NaN.
+fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
+}
+
+/// Go's `math.Min`: NaN if either is NaN.
+fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
+}
+
 /// Prometheus's hint that `rate`/`increase` runs over something that may not be a counter:
 /// a float series whose name lacks a counter suffix.
 pub fn check_counter_name(labels: &Labels, annos: &mut Annotations, span: Span) {
@@ -513,17 +531,17 @@ pub fn call(
             if lo > hi {
                 return Ok(Value::Vector(Vec::new()));
             }
-            map_vector(v, move |x| x.max(lo).min(hi))
+            map_vector(v, move |x| go_max(lo, go_min(hi, x)))
         }
         "clamp_min" => {
             let v = next()?;
             let lo = scalar(&next()?)?;
-            map_vector(v, move |x| x.max(lo))
+            map_vector(v, move |x| go_max(lo, x))
         }
         "clamp_max" => {
             let v = next()?;
             let hi = scalar(&next()?)?;
-            map_vector(v, move |x| x.min(hi))
+            map_vector(v, move |x| go_min(hi, x))
         }
         "timestamp" => {
             // Samples of a plain selector carry their own timestamp (see Ctx::eval).
@@ -571,6 +589,9 @@ pub fn call(
             best.map(|(ts, _)| ts as f64 / 1000.0)
         }),
         "mad_over_time" => over_time(next()?, t, false, |p| {
+            if p.iter().any(|x| x.1.is_nan()) {
+                return Some(f64::NAN);
+            }
             let mut vals: Vec<f64> = p.iter().map(|x| x.1).collect();
             let median = quantile(0.5, &mut vals);
             let mut dev: Vec<f64> = vals.iter().map(|v| (v - median).abs()).collect();
@@ -689,9 +710,13 @@ pub fn call(
         "sort" | "sort_desc" => {
             let mut vec = vector(next()?)?;
             vec.retain(|s| s.h.is_none());
-            vec.sort_by(|a, b| {
-                let o = a.v.total_cmp(&b.v);
-                if name == "sort" { o } else { o.reverse() }
+            // NaN sorts last in both directions.
+            vec.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if name == "sort" => a.v.total_cmp(&b.v),
+                _ => b.v.total_cmp(&a.v),
             });
             Ok(Value::Vector(vec))
         }
