@@ -21,4 +21,4 @@ pub mod promqltest;
 
 pub use ast::Expr;
 pub use engine::{Engine, EngineOptions, EvalError, Queryable, Value};
-pub use parser::{ParseError, parse};
+pub use parser::{Features, ParseError, parse, parse_with};

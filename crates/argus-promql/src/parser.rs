@@ -142,21 +142,135 @@ pub fn function(name: &str) -> Option<&'static Function> {
     FUNCTIONS.iter().find(|f| f.name == name)
 }
 
-/// Parses and type-checks a PromQL expression.
-pub fn parse(input: &str) -> Result<Expr, ParseError> {
+/// Experimental PromQL that Prometheus only accepts behind `--enable-feature` flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Features {
+    /// `promql-experimental-functions`: experimental functions, `limitk`, `limit_ratio`.
+    pub experimental_functions: bool,
+    /// `promql-duration-expr`: arithmetic in ranges, steps and offsets.
+    pub duration_expr: bool,
+    /// `promql-extended-range-selectors`: the `anchored` and `smoothed` modifiers.
+    pub extended_range_selectors: bool,
+    /// `promql-binop-fill-modifiers`: `fill`, `fill_left`, `fill_right`.
+    pub binop_fill_modifiers: bool,
+}
+
+impl Features {
+    /// Everything on (the test scripts, `argus tool`).
+    pub const ALL: Features = Features {
+        experimental_functions: true,
+        duration_expr: true,
+        extended_range_selectors: true,
+        binop_fill_modifiers: true,
+    };
+    /// Prometheus's defaults: everything off.
+    pub const NONE: Features = Features {
+        experimental_functions: false,
+        duration_expr: false,
+        extended_range_selectors: false,
+        binop_fill_modifiers: false,
+    };
+
+    /// Turns on the feature named by an `--enable-feature` value; false for names that are
+    /// not PromQL features.
+    pub fn enable(&mut self, name: &str) -> bool {
+        let flag = match name {
+            "promql-experimental-functions" => &mut self.experimental_functions,
+            "promql-duration-expr" => &mut self.duration_expr,
+            "promql-extended-range-selectors" => &mut self.extended_range_selectors,
+            "promql-binop-fill-modifiers" => &mut self.binop_fill_modifiers,
+            _ => return false,
+        };
+        *flag = true;
+        true
+    }
+}
+
+/// Parses a PromQL expression accepting only the experimental syntax and functions that
+/// `features` enables, with Prometheus's messages for the rest.
+pub fn parse_with(input: &str, features: Features) -> Result<Expr, ParseError> {
     let tokens = lex(input).map_err(|e| error_at(input, e.pos, e.message))?;
     let mut p = Parser {
         input,
         tokens,
         pos: 0,
         empty_selector_ok: false,
+        duration_expr_at: None,
     };
     let expr = p.expr(0)?;
     if p.peek() != &Tok::Eof {
         return Err(p.unexpected(""));
     }
     check(input, &expr)?;
+    if !features.duration_expr
+        && let Some(at) = p.duration_expr_at
+    {
+        return Err(error_at(
+            input,
+            at,
+            "experimental duration expression is not enabled".into(),
+        ));
+    }
+    if let Some((pos, message)) = disabled_feature(&expr, features) {
+        return Err(error_at(input, pos, message));
+    }
     Ok(expr)
+}
+
+/// The first use of a feature `features` leaves off, with Prometheus's message.
+fn disabled_feature(expr: &Expr, features: Features) -> Option<(usize, String)> {
+    let here = match expr {
+        Expr::Call { func, span, .. } if func.experimental && !features.experimental_functions => {
+            Some((
+                span.start,
+                format!("function {:?} is not enabled", func.name),
+            ))
+        }
+        Expr::Aggregate { op, span, .. }
+            if matches!(op, AggOp::Limitk | AggOp::LimitRatio)
+                && !features.experimental_functions =>
+        {
+            Some((
+                span.start,
+                format!(
+                    "{}() is experimental and must be enabled with --enable-feature=promql-experimental-functions",
+                    op.as_str()
+                ),
+            ))
+        }
+        Expr::Vector(sel) | Expr::Matrix { selector: sel, .. }
+            if (sel.anchored || sel.smoothed) && !features.extended_range_selectors =>
+        {
+            let which = if sel.anchored { "anchored" } else { "smoothed" };
+            Some((
+                sel.span.start,
+                format!("{which} modifier is experimental and not enabled"),
+            ))
+        }
+        Expr::Binary {
+            matching: Some(m),
+            span,
+            ..
+        } if (m.fill_left.is_some() || m.fill_right.is_some())
+            && !features.binop_fill_modifiers =>
+        {
+            Some((
+                span.start,
+                "binop fill modifiers are experimental and not enabled".into(),
+            ))
+        }
+        _ => None,
+    };
+    here.or_else(|| {
+        expr.children()
+            .into_iter()
+            .find_map(|c| disabled_feature(c, features))
+    })
+}
+
+/// Parses and type-checks a PromQL expression, with every experimental feature enabled.
+pub fn parse(input: &str) -> Result<Expr, ParseError> {
+    parse_with(input, Features::ALL)
 }
 
 fn error_at(input: &str, pos: usize, message: String) -> ParseError {
@@ -177,6 +291,9 @@ struct Parser<'a> {
     pos: usize,
     /// Set while parsing `info()`'s second argument, whose selector may match everything.
     empty_selector_ok: bool,
+    /// Where the first duration expression (`[5m+1m]`, `offset step()`) starts, for the
+    /// `promql-duration-expr` feature check.
+    duration_expr_at: Option<usize>,
 }
 
 fn binop(tok: &Tok) -> Option<BinOp> {
@@ -732,13 +849,18 @@ impl Parser<'_> {
         loop {
             if *self.peek() == Tok::LBracket {
                 let open = self.next();
-                let (range, range_expr) = Self::folded(self.dur_expr(0)?);
+                let d = self.dur_expr(0)?;
+                self.note_duration_expr(&d, open.end);
+                let (range, range_expr) = Self::folded(d);
                 if *self.peek() == Tok::Colon {
                     self.next();
                     let (step, step_expr) = if *self.peek() == Tok::RBracket {
                         (None, None)
                     } else {
-                        let (ms, e) = Self::folded(self.dur_expr(0)?);
+                        let at = self.tokens[self.pos].start;
+                        let d = self.dur_expr(0)?;
+                        self.note_duration_expr(&d, at);
+                        let (ms, e) = Self::folded(d);
                         (Some(ms), e)
                     };
                     let close = self.expect(Tok::RBracket, "subquery selector")?;
@@ -804,6 +926,7 @@ impl Parser<'_> {
                 // arithmetic after it applies to the selector's result.
                 let negative = self.sign();
                 let primary = self.dur_primary("offset")?;
+                self.note_duration_expr(&primary, t.end);
                 let d = if negative {
                     DurExpr::Neg(Box::new(primary))
                 } else {
@@ -846,6 +969,13 @@ impl Parser<'_> {
                 continue;
             }
             return Ok(expr);
+        }
+    }
+
+    /// Remembers where the first duration that is an expression rather than a literal is.
+    fn note_duration_expr(&mut self, d: &DurExpr, at: usize) {
+        if !matches!(d, DurExpr::Num(_)) && self.duration_expr_at.is_none() {
+            self.duration_expr_at = Some(at);
         }
     }
 

@@ -229,9 +229,12 @@ pub fn engine_for(
     Ok((Engine::new(opts), CancelOnDrop(flag)))
 }
 
-pub fn parse_query(p: &Params) -> Result<argus_promql::Expr, ApiError> {
+pub fn parse_query(
+    p: &Params,
+    features: argus_promql::Features,
+) -> Result<argus_promql::Expr, ApiError> {
     let q = p.get("query").unwrap_or("");
-    argus_promql::parse(q)
+    argus_promql::parse_with(q, features)
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))
 }
 

@@ -57,6 +57,8 @@ pub struct AppState {
     pub registry: Registry,
     pub lifecycle: Arc<dyn Lifecycle>,
     pub engine: argus_promql::EngineOptions,
+    /// Experimental PromQL enabled with `--enable-feature`.
+    pub promql_features: argus_promql::Features,
     /// Process start (Unix milliseconds) and reload bookkeeping, for runtimeinfo.
     pub start_time_ms: i64,
     pub retention: String,
@@ -565,7 +567,7 @@ async fn query(
     body: Bytes,
 ) -> ApiResult {
     let p = params(q, &headers, &body);
-    let expr = crate::query::parse_query(&p)?;
+    let expr = crate::query::parse_query(&p, s.promql_features)?;
     let t = p.time("time", argus_model::time::now_ms())?;
     let (value, annos) = run_query(&s, &p, move |engine, db| {
         engine.instant_annotated(db, &expr, t)
@@ -585,7 +587,7 @@ async fn query_range(
     body: Bytes,
 ) -> ApiResult {
     let p = params(q, &headers, &body);
-    let expr = crate::query::parse_query(&p)?;
+    let expr = crate::query::parse_query(&p, s.promql_features)?;
     let (start, end, step) = crate::query::range_params(&p)?;
     let (series, annos) = run_query(&s, &p, move |engine, db| {
         engine.range_annotated(db, &expr, start, end, step)
@@ -655,16 +657,26 @@ async fn status_config(State(s): State<Shared>) -> ApiResult {
 }
 
 /// `/api/v1/format_query`: the query in Prometheus's pretty-printed form.
-async fn format_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn format_query(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let p = params(q, &headers, &body);
-    let expr = crate::query::parse_query(&p)?;
+    let expr = crate::query::parse_query(&p, s.promql_features)?;
     Ok(success(&argus_promql::printer::pretty(&expr), &[]))
 }
 
 /// `/api/v1/parse_query`: the syntax tree as JSON (for the UI's tree view).
-async fn parse_query(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn parse_query(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let p = params(q, &headers, &body);
-    let expr = crate::query::parse_query(&p)?;
+    let expr = crate::query::parse_query(&p, s.promql_features)?;
     Ok(success(&crate::ast_json::translate(&expr), &[]))
 }
 
@@ -675,8 +687,13 @@ async fn metadata() -> ApiResult {
 }
 
 /// Exemplars are not stored yet: an empty list, as Prometheus answers when it has none.
-async fn query_exemplars(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> ApiResult {
+async fn query_exemplars(
+    State(s): State<Shared>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let p = params(q, &headers, &body);
-    crate::query::parse_query(&p)?;
+    crate::query::parse_query(&p, s.promql_features)?;
     Ok(success(&Vec::<serde_json::Value>::new(), &[]))
 }

@@ -123,6 +123,12 @@ pub struct ServerArgs {
     #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
     pub query_max_samples: usize,
 
+    /// Comma-separated feature names to enable (Prometheus's names; PromQL ones:
+    /// promql-experimental-functions, promql-duration-expr, promql-extended-range-selectors,
+    /// promql-binop-fill-modifiers). Others are accepted and have no effect yet.
+    #[arg(long = "enable-feature", value_delimiter = ',')]
+    pub enable_feature: Vec<String>,
+
     /// Only log messages with the given severity or above.
     #[arg(long = "log.level", value_enum, default_value = "info")]
     pub log_level: LogLevel,
@@ -167,6 +173,7 @@ impl ServerArgs {
         put("query.lookback-delta", self.query_lookback_delta.clone());
         put("query.max-samples", self.query_max_samples.to_string());
         put("query.timeout", self.query_timeout.clone());
+        put("enable-feature", self.enable_feature.join(","));
         put(
             "query.max-concurrency",
             self.query_max_concurrency.to_string(),

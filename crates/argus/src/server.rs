@@ -272,6 +272,7 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
             deadline: None,
             canceled: None,
         },
+        promql_features: promql_features(&args.enable_feature),
     };
     let app = argus_web::router(state).layer(axum::extract::DefaultBodyLimit::max(
         write_limits.max_body_bytes,
@@ -362,4 +363,34 @@ async fn signals(process: Arc<Process>) {
             }
         }
     }
+}
+
+/// The PromQL features `--enable-feature` turns on. Other names Prometheus knows are
+/// accepted (they change nothing here yet); unknown ones are logged, as Prometheus does.
+fn promql_features(names: &[String]) -> argus_promql::Features {
+    const OTHER_KNOWN: [&str; 14] = [
+        "exemplar-storage",
+        "memory-snapshot-on-shutdown",
+        "extra-scrape-metrics",
+        "auto-gomaxprocs",
+        "auto-gomemlimit",
+        "created-timestamp-zero-ingestion",
+        "concurrent-rule-eval",
+        "native-histograms",
+        "delayed-compaction",
+        "old-ui",
+        "metadata-wal-records",
+        "promql-delayed-name-removal",
+        "type-and-unit-labels",
+        "otlp-deltatocumulative",
+    ];
+    let mut features = argus_promql::Features::NONE;
+    for name in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+        if features.enable(name) {
+            tracing::info!(feature = name, "experimental PromQL feature enabled");
+        } else if !OTHER_KNOWN.contains(&name) {
+            tracing::warn!(option = name, "Unknown option for --enable-feature");
+        }
+    }
+    features
 }

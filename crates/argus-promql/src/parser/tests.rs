@@ -242,3 +242,59 @@ proptest! {
         }
     }
 }
+
+/// Experimental syntax and functions are refused unless their feature is on, with
+/// Prometheus's messages and positions.
+#[test]
+fn experimental_features_need_their_flags() {
+    use crate::parser::{Features, parse_with};
+    let off = |q: &str| parse_with(q, Features::NONE).unwrap_err().to_string();
+    assert_eq!(
+        off("mad_over_time(x[5m])"),
+        "1:1: parse error: function \"mad_over_time\" is not enabled"
+    );
+    assert_eq!(
+        off("sum(limitk(2, x))"),
+        "1:5: parse error: limitk() is experimental and must be enabled with --enable-feature=promql-experimental-functions"
+    );
+    assert_eq!(
+        off("rate(x[5m] anchored)"),
+        "1:6: parse error: anchored modifier is experimental and not enabled"
+    );
+    assert_eq!(
+        off("x smoothed"),
+        "1:1: parse error: smoothed modifier is experimental and not enabled"
+    );
+    assert_eq!(
+        off("rate(x[5m+1m])"),
+        "1:8: parse error: experimental duration expression is not enabled"
+    );
+    assert_eq!(
+        off("x offset step()"),
+        "1:9: parse error: experimental duration expression is not enabled"
+    );
+    assert_eq!(
+        off("a + fill(0) b"),
+        "1:1: parse error: binop fill modifiers are experimental and not enabled"
+    );
+    // Plain durations, negative offsets and ordinary functions need nothing.
+    for q in [
+        "rate(x[5m])",
+        "x offset -5m",
+        "x[1h:5m] offset 1m",
+        "sum(topk(2, x))",
+    ] {
+        parse_with(q, Features::NONE).unwrap();
+    }
+    let mut f = Features::NONE;
+    assert!(f.enable("promql-experimental-functions"));
+    assert!(!f.enable("exemplar-storage"));
+    parse_with("mad_over_time(x[5m])", f).unwrap();
+    for q in [
+        "mad_over_time(x[5m])",
+        "rate(x[5m+1m] anchored)",
+        "a + fill(0) b",
+    ] {
+        parse_with(q, Features::ALL).unwrap();
+    }
+}

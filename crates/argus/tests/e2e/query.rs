@@ -204,3 +204,35 @@ fn format_parse_query_and_config_endpoints() {
         "{yaml}"
     );
 }
+
+/// Experimental PromQL is refused with Prometheus's message until `--enable-feature` turns
+/// it on; unknown feature names are accepted with a logged warning.
+#[test]
+fn experimental_promql_needs_enable_feature() {
+    let q = format!(
+        "/api/v1/query?query={}&time=100",
+        urlencode("mad_over_time(up[5m])")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let plain = ArgusBuilder::new(&dir.path().join("data")).start();
+    let (status, body) = raw(&plain, &q);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(r#"1:1: parse error: function \"mad_over_time\" is not enabled"#),
+        "{body}"
+    );
+    drop(plain);
+    let dir = tempfile::tempdir().unwrap();
+    let enabled = ArgusBuilder::new(&dir.path().join("data"))
+        .flag("--enable-feature=no-such-feature,promql-experimental-functions")
+        .start();
+    let (status, body) = raw(&enabled, &q);
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        enabled
+            .log_text()
+            .contains("Unknown option for --enable-feature"),
+        "{}",
+        enabled.log_text()
+    );
+}
