@@ -265,8 +265,9 @@ struct Ctx<'a> {
     hdata: LoadedHists,
     /// Warnings and infos raised so far.
     annos: Annotations,
-    /// Raised while reading smoothed selectors (which only borrow the context).
-    smoothed_annos: std::cell::RefCell<Annotations>,
+    /// Raised where the context is only borrowed (smoothed selectors, sliding range
+    /// functions); merged into `annos` as evaluation goes on and at the end.
+    shared_annos: std::cell::RefCell<Annotations>,
     start: i64,
     end: i64,
     /// Default subquery step (the query step, or 1m for instant queries).
@@ -304,7 +305,7 @@ impl Engine {
             }
             other => other,
         };
-        Ok((v, ctx.annos))
+        Ok((v, ctx.into_annotations()))
     }
 
     /// Evaluates at every step of `[start, end]`; the result is a matrix (or, for a scalar
@@ -340,7 +341,7 @@ impl Engine {
         if !ctx.hdata.is_empty() {
             // Histogram samples take the step-by-step path.
             let series = ctx.stepwise(expr, start, end, step)?;
-            return Ok((series, ctx.annos));
+            return Ok((series, ctx.into_annotations()));
         }
         let grid = range::Grid {
             start,
@@ -385,7 +386,7 @@ impl Engine {
                 return Err(EvalError::TooManySamples);
             }
         }
-        Ok((sorted_series(out), ctx.annos))
+        Ok((sorted_series(out), ctx.into_annotations()))
     }
 
     /// The range query evaluated step by step with the instant engine: the reference the
@@ -436,7 +437,7 @@ impl Engine {
             data,
             hdata,
             annos: Annotations::default(),
-            smoothed_annos: Default::default(),
+            shared_annos: Default::default(),
             start,
             end,
             interval,
@@ -699,6 +700,13 @@ fn memo(
 }
 
 impl Ctx<'_> {
+    /// Everything raised during the evaluation.
+    fn into_annotations(self) -> Annotations {
+        let mut annos = self.annos;
+        annos.extend(self.shared_annos.into_inner());
+        annos
+    }
+
     /// Stops evaluation once the deadline has passed or the client has gone away.
     fn check_limits(&self) -> Result<()> {
         if let Some(deadline) = self.engine.opts.deadline
@@ -747,7 +755,7 @@ impl Ctx<'_> {
             Expr::Paren { expr, .. } => self.eval(expr, t),
             Expr::Vector(sel) => {
                 let v = self.vector(sel, t);
-                let raised = std::mem::take(&mut *self.smoothed_annos.borrow_mut());
+                let raised = std::mem::take(&mut *self.shared_annos.borrow_mut());
                 self.annos.extend(raised);
                 Ok(Value::Vector(v))
             }
@@ -1194,7 +1202,7 @@ impl Ctx<'_> {
                 });
                 if !hwindow.is_empty() {
                     let metric = labels.metric_name();
-                    let mut annos = std::mem::take(&mut *self.smoothed_annos.borrow_mut());
+                    let mut annos = std::mem::take(&mut *self.shared_annos.borrow_mut());
                     if !window.is_empty() {
                         annos.warn(anno::mixed_floats_histograms(metric), sel.span);
                     } else {
@@ -1209,7 +1217,7 @@ impl Ctx<'_> {
                             out.push(Sample::histogram(labels.clone(), ts, Hist::new(h)));
                         }
                     }
-                    *self.smoothed_annos.borrow_mut() = annos;
+                    *self.shared_annos.borrow_mut() = annos;
                     continue;
                 }
                 if let Some(v) = crate::extended::smoothed_value(&window, ts) {

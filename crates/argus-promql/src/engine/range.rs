@@ -259,6 +259,13 @@ impl Ctx<'_> {
             }
             let points = without_stale(points);
             if slide(name, &points, range, fixed, sel.offset_ms, grid, &mut vals) {
+                if matches!(name, "rate" | "increase") {
+                    crate::functions::check_counter_name(
+                        labels,
+                        &mut self.shared_annos.borrow_mut(),
+                        sel.span,
+                    );
+                }
                 let out = if keep_name {
                     labels.clone()
                 } else {

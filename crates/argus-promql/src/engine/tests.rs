@@ -414,3 +414,35 @@ fn dense_evaluation_respects_the_sample_limit() {
         Err(EvalError::TooManySamples)
     );
 }
+
+/// Both engines say when `rate` runs over a metric whose name is not a counter's, once.
+#[test]
+fn rate_over_a_non_counter_name_raises_an_info() {
+    let engine = Engine::new(EngineOptions::default());
+    let q = parse("sum(rate(limit[10m])) + rate(limit[5m])").unwrap();
+    let (_, annos) = engine.instant_annotated(&data(), &q, 50 * M).unwrap();
+    let (_, infos) = annos.render("sum(rate(limit[10m])) + rate(limit[5m])");
+    assert_eq!(
+        infos,
+        vec![
+            "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"limit\" (1:10)"
+        ]
+    );
+    let (_, annos) = engine
+        .range_annotated(&data(), &q, 40 * M, 50 * M, M)
+        .unwrap();
+    assert_eq!(
+        annos.render("sum(rate(limit[10m])) + rate(limit[5m])").1,
+        infos
+    );
+    let (_, annos) = engine
+        .range_annotated(
+            &data(),
+            &parse("delta(limit[10m])").unwrap(),
+            40 * M,
+            50 * M,
+            M,
+        )
+        .unwrap();
+    assert!(annos.is_empty());
+}
