@@ -184,6 +184,19 @@ impl Default for EngineOptions {
 
 pub struct Engine {
     pub opts: EngineOptions,
+    /// Figures of the last evaluation (for the API's `stats` parameter).
+    stats: std::sync::Mutex<QueryStats>,
+}
+
+/// What an evaluation read and how long its parts took.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueryStats {
+    /// Samples read from storage.
+    pub samples: usize,
+    /// Reading the selectors' data.
+    pub prepare: std::time::Duration,
+    /// Evaluating the expression on it.
+    pub eval: std::time::Duration,
 }
 
 /// Loaded data per selector (keyed by the selector's span, unique within a query).
@@ -258,6 +271,8 @@ fn stats_hints(points: &mut [(i64, Hist)]) {
 }
 
 struct Ctx<'a> {
+    /// When evaluation (after loading) started.
+    began_eval: std::time::Instant,
     engine: &'a Engine,
     /// The store, for lookups that depend on evaluated values (`info()`).
     store: &'a dyn Queryable,
@@ -278,7 +293,19 @@ struct Ctx<'a> {
 
 impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
-        Self { opts }
+        Self {
+            opts,
+            stats: Default::default(),
+        }
+    }
+
+    /// Figures of the last evaluation.
+    pub fn stats(&self) -> QueryStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, f: impl FnOnce(&mut QueryStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// Evaluates at one time (milliseconds).
@@ -414,6 +441,7 @@ impl Engine {
         interval: i64,
         query_step: i64,
     ) -> Result<Ctx<'a>> {
+        let began = std::time::Instant::now();
         let mut data = Loaded::new();
         let mut hdata = LoadedHists::new();
         let mut loaded = 0usize;
@@ -431,7 +459,15 @@ impl Engine {
             },
             &mut loaded,
         )?;
+        self.record(|s| {
+            *s = QueryStats {
+                samples: loaded,
+                prepare: began.elapsed(),
+                eval: Default::default(),
+            }
+        });
         Ok(Ctx {
+            began_eval: std::time::Instant::now(),
             engine: self,
             store: q,
             data,
@@ -700,8 +736,10 @@ fn memo(
 }
 
 impl Ctx<'_> {
-    /// Everything raised during the evaluation.
+    /// Everything raised during the evaluation (and the evaluation's time recorded).
     fn into_annotations(self) -> Annotations {
+        let took = self.began_eval.elapsed();
+        self.engine.record(|s| s.eval = took);
         let mut annos = self.annos;
         annos.extend(self.shared_annos.into_inner());
         annos

@@ -127,6 +127,31 @@ pub fn matrix_json(series: &[Series]) -> String {
     )
 }
 
+/// With the `stats` parameter set, the query's figures added to the `data` object as
+/// Prometheus writes them: timings in seconds and the samples read.
+pub fn with_stats(
+    data: String,
+    p: &Params,
+    (queued, stats): (std::time::Duration, argus_promql::QueryStats),
+    began: std::time::Instant,
+) -> String {
+    if p.get("stats").is_none_or(str::is_empty) || !data.ends_with('}') {
+        return data;
+    }
+    let secs = |d: std::time::Duration| format_f(d.as_secs_f64());
+    let stats = format!(
+        "\"stats\":{{\"timings\":{{\"evalTotalTime\":{},\"resultSortTime\":0,\"queryPreparationTime\":{},\"innerEvalTime\":{},\"execQueueTime\":{},\"execTotalTime\":{}}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+        secs(stats.prepare + stats.eval),
+        secs(stats.prepare),
+        secs(stats.eval),
+        secs(queued),
+        secs(began.elapsed()),
+        stats.samples,
+        stats.samples,
+    );
+    format!("{},{stats}}}", &data[..data.len() - 1])
+}
+
 pub fn success_raw(data: &str) -> Response {
     success_annotated(data, &Default::default(), "")
 }

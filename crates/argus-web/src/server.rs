@@ -569,12 +569,17 @@ async fn query(
     let p = params(q, &headers, &body);
     let expr = crate::query::parse_query(&p, s.promql_features)?;
     let t = p.time("time", argus_model::time::now_ms())?;
-    let (value, annos) = run_query(&s, &p, move |engine, db| {
-        engine.instant_annotated(db, &expr, t)
+    let began = std::time::Instant::now();
+    let ((value, annos), figures) = run_query(&s, &p, move |engine, db| {
+        let queued = began.elapsed();
+        engine
+            .instant_annotated(db, &expr, t)
+            .map(|r| (r, (queued, engine.stats())))
     })
     .await?;
+    let data = crate::query::with_stats(crate::query::result_json(&value), &p, figures, began);
     Ok(crate::query::success_annotated(
-        &crate::query::result_json(&value),
+        &data,
         &annos,
         p.get("query").unwrap_or(""),
     ))
@@ -589,12 +594,17 @@ async fn query_range(
     let p = params(q, &headers, &body);
     let expr = crate::query::parse_query(&p, s.promql_features)?;
     let (start, end, step) = crate::query::range_params(&p)?;
-    let (series, annos) = run_query(&s, &p, move |engine, db| {
-        engine.range_annotated(db, &expr, start, end, step)
+    let began = std::time::Instant::now();
+    let ((series, annos), figures) = run_query(&s, &p, move |engine, db| {
+        let queued = began.elapsed();
+        engine
+            .range_annotated(db, &expr, start, end, step)
+            .map(|r| (r, (queued, engine.stats())))
     })
     .await?;
+    let data = crate::query::with_stats(crate::query::matrix_json(&series), &p, figures, began);
     Ok(crate::query::success_annotated(
-        &crate::query::matrix_json(&series),
+        &data,
         &annos,
         p.get("query").unwrap_or(""),
     ))

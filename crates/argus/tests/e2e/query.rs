@@ -141,6 +141,38 @@ fn instant_and_range_queries_answer_like_prometheus() {
         "{body}"
     );
     assert!(!body.contains("infos"), "{body}");
+    // `stats` adds timings and the samples read to `data`.
+    let (status, body) = raw(
+        &argus,
+        &format!("/api/v1/query?query=reqs_total&time={t}&stats=all"),
+    );
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let stats = &v["data"]["stats"];
+    assert_eq!(stats["samples"]["totalQueryableSamples"], 2, "{body}");
+    for key in [
+        "evalTotalTime",
+        "resultSortTime",
+        "queryPreparationTime",
+        "innerEvalTime",
+        "execQueueTime",
+        "execTotalTime",
+    ] {
+        assert!(stats["timings"][key].as_f64().is_some(), "{key}: {body}");
+    }
+    let (_, body) = raw(
+        &argus,
+        &format!(
+            "/api/v1/query_range?query=reqs_total&start={}&end={t}&step=60&stats=1",
+            t - 600
+        ),
+    );
+    assert!(
+        body.contains(r#""stats":{"timings":{"evalTotalTime":"#),
+        "{body}"
+    );
+    let (_, body) = raw(&argus, &format!("/api/v1/query?query=reqs_total&time={t}"));
+    assert!(!body.contains("stats"), "{body}");
 }
 
 /// `format_query`, `parse_query` and `status/config` (secrets hidden), GET and POST.
