@@ -88,30 +88,35 @@ fn ldexp(x: f64, exp: i32) -> f64 {
 /// The upper bound of bucket `idx` in exponential schema `schema` (Prometheus's
 /// `getBoundExponential`).
 pub fn exponential_bound(idx: i32, schema: i32) -> f64 {
-    if schema < 0 {
-        let exp = (idx as i64) << (-schema) as u32;
+    // Computed in wide integers so that no index or (invalid) schema can overflow a shift.
+    let idx = idx as i64;
+    let exp = if schema < 0 {
+        let shift = (-(schema as i64)).min(62) as u32;
+        let exp = (idx as i128) << shift;
         if exp >= 1024 {
             return f64::MAX;
         }
         if exp < -1100 {
             return 0.0;
         }
-        ldexp(1.0, exp as i32)
+        return ldexp(1.0, exp as i32);
     } else {
-        let per_power = 1i32 << schema;
-        let frac_idx = idx & (per_power - 1);
-        let frac = 2f64.powf(frac_idx as f64 / per_power as f64) / 2.0;
-        let exp = (idx >> schema) + 1;
-        if frac == 0.5 && exp == 1025 {
-            return f64::MAX;
-        }
-        ldexp(frac, exp)
+        schema.min(62) as u32
+    };
+    let per_power = 1i64 << exp;
+    let frac_idx = idx.rem_euclid(per_power);
+    let frac = 2f64.powf(frac_idx as f64 / per_power as f64) / 2.0;
+    let e = idx.div_euclid(per_power) + 1;
+    if frac == 0.5 && e == 1025 {
+        return f64::MAX;
     }
+    ldexp(frac, e.clamp(-2200, 2200) as i32)
 }
 
 /// The index a bucket of `from` falls into in the coarser schema `to`.
 fn target_index(idx: i32, from: i32, to: i32) -> i32 {
-    ((idx - 1) >> (from - to)) + 1
+    let shift = (from as i64 - to as i64).clamp(0, 62);
+    (((idx as i64 - 1) >> shift) + 1) as i32
 }
 
 /// Buckets of a finer schema merged into a coarser one.
@@ -201,7 +206,7 @@ impl FloatHistogram {
             (lower, upper)
         } else {
             (
-                exponential_bound(idx - 1, self.schema),
+                exponential_bound(idx.saturating_sub(1), self.schema),
                 exponential_bound(idx, self.schema),
             )
         }
@@ -442,7 +447,12 @@ impl FloatHistogram {
     fn reconcile_zero_buckets(&mut self, other: &FloatHistogram) -> f64 {
         let mut other_count = other.zero_count;
         let mut other_t = other.zero_threshold;
-        while other_t != self.zero_threshold {
+        // Each round moves a threshold up to a bucket boundary; NaN thresholds (invalid
+        // input) never settle, so the rounds are capped.
+        for _ in 0..256 {
+            if other_t == self.zero_threshold || other_t.is_nan() || self.zero_threshold.is_nan() {
+                break;
+            }
             if self.zero_threshold > other_t {
                 (other_count, other_t) = other.zero_count_for_larger_threshold(self.zero_threshold);
             }
@@ -451,7 +461,8 @@ impl FloatHistogram {
                     self.zero_count_for_larger_threshold(other_t);
                 let zt = self.zero_threshold;
                 let schema = self.schema;
-                let outside = |b: &(i32, f64)| exponential_bound(b.0 - 1, schema) >= zt;
+                let outside =
+                    |b: &(i32, f64)| exponential_bound(b.0.saturating_sub(1), schema) >= zt;
                 self.positive.retain(outside);
                 self.negative.retain(outside);
             }
@@ -596,10 +607,10 @@ impl FloatHistogram {
             comp.schema = schema;
             // A zero threshold wide enough for both, not cutting a populated bucket.
             let mut t = self.zero_threshold.max(other.zero_threshold);
-            loop {
+            for _ in 0..256 {
                 let t1 = self.zero_count_for_larger_threshold(t).1;
                 let t2 = o.zero_count_for_larger_threshold(t1).1;
-                if t1 == t && t2 == t {
+                if (t1 == t && t2 == t) || t.is_nan() {
                     break;
                 }
                 t = t2.max(t1);
@@ -666,7 +677,7 @@ impl FloatHistogram {
         let mut folded = 0.0;
         for side in [&mut self.positive, &mut self.negative] {
             side.retain(|&(idx, c)| {
-                let inside = exponential_bound(idx - 1, schema) < t;
+                let inside = exponential_bound(idx.saturating_sub(1), schema) < t;
                 if inside {
                     folded += c;
                 }
@@ -881,6 +892,90 @@ mod tests {
         let mut hinted = exp(0, 0.0, &[]);
         hinted.hint = CounterResetHint::NotReset;
         assert!(!hinted.detect_reset(&prev));
+    }
+
+    /// Histograms as untrusted input may carry: any schema, indexes near the integer limits,
+    /// NaN and infinite counts.
+    pub(crate) fn arbitrary() -> impl proptest::strategy::Strategy<Value = FloatHistogram> {
+        use proptest::prelude::*;
+        let count = prop_oneof![
+            -10.0..1e6f64,
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(0.0)
+        ];
+        let buckets = || {
+            proptest::collection::btree_map(
+                prop_oneof![-60i32..60, Just(i32::MIN), Just(i32::MAX)],
+                count.clone(),
+                0..8,
+            )
+            .prop_map(|m| m.into_iter().collect::<Vec<_>>())
+        };
+        let custom = proptest::collection::btree_set(-1000i32..1000, 0..5)
+            .prop_map(|s| s.into_iter().map(|v| v as f64).collect::<Vec<f64>>());
+        (
+            prop_oneof![-6i32..10, Just(CUSTOM_BUCKETS_SCHEMA), Just(40), Just(-70)],
+            prop_oneof![Just(0.0), 0.0..3.0f64, Just(f64::NAN), Just(f64::INFINITY)],
+            count.clone(),
+            count.clone(),
+            buckets(),
+            buckets(),
+            custom,
+            0u8..4,
+        )
+            .prop_map(|(schema, zt, zc, c, pos, neg, cv, hint)| {
+                let custom = schema == CUSTOM_BUCKETS_SCHEMA;
+                FloatHistogram {
+                    hint: [
+                        CounterResetHint::Unknown,
+                        CounterResetHint::Reset,
+                        CounterResetHint::NotReset,
+                        CounterResetHint::Gauge,
+                    ][hint as usize],
+                    schema,
+                    zero_threshold: if custom { 0.0 } else { zt },
+                    zero_count: if custom { 0.0 } else { zc },
+                    count: c,
+                    sum: c,
+                    positive: pos,
+                    negative: if custom { Vec::new() } else { neg },
+                    custom_values: if custom { cv.into() } else { Arc::from([]) },
+                }
+            })
+    }
+
+    proptest::proptest! {
+        /// No combination of histograms makes the arithmetic panic.
+        #[test]
+        fn operations_never_panic(a in arbitrary(), b in arbitrary(), f in -3.0..3.0f64) {
+            let _ = a.to_string();
+            let _ = a.buckets();
+            let _ = a.detect_reset(&b);
+            let _ = a.equals(&b);
+            let mut x = a.clone();
+            let _ = x.add(&b);
+            let mut x = a.clone();
+            let _ = x.sub(&b);
+            let mut x = a.clone();
+            let mut comp = x.zeroed_like();
+            let _ = x.kahan_add(&b, &mut comp);
+            let _ = x.compensated(&comp);
+            let mut x = a.clone();
+            x.mul(f).div(f).compact();
+            x.reduce_resolution(-4);
+        }
+    }
+
+    #[test]
+    fn bounds_of_extreme_indexes_and_schemas() {
+        for schema in [-70, -4, 0, 8, 40, 100] {
+            for idx in [i32::MIN, -1, 0, 1, i32::MAX] {
+                let b = exponential_bound(idx, schema);
+                assert!(b >= 0.0, "{idx} {schema}: {b}");
+            }
+        }
+        assert_eq!(target_index(i32::MIN, 8, -4), target_index(i32::MIN, 8, -4));
     }
 
     #[test]

@@ -111,3 +111,61 @@ fn upstream_scripts_against_known_failures() {
         "now passing, remove from known_failures.txt: {now_passing:?}"
     );
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    /// Random histogram series (any schema, odd bucket layouts, NaN/Inf counts, mixed with
+    /// floats) through every histogram-aware function and operator: evaluation may fail
+    /// with an error but never panics.
+    #[test]
+    fn histogram_queries_never_panic(
+        samples in proptest::collection::vec(
+            (
+                proptest::prop_oneof![-6i32..10, proptest::strategy::Just(-53), proptest::strategy::Just(30)],
+                proptest::prop_oneof![0.0..50.0f64, proptest::strategy::Just(f64::NAN)],
+                proptest::collection::vec(0.0..10.0f64, 0..5),
+                -5i32..5,
+                proptest::collection::vec(0.0..10.0f64, 0..3),
+                proptest::prop_oneof![proptest::strategy::Just(0.0), 0.0..2.0f64],
+                0u8..5,
+            ),
+            1..6,
+        )
+    ) {
+        let hints = ["", " counter_reset_hint:gauge", " counter_reset_hint:reset", " counter_reset_hint:not_reset", ""];
+        let items: Vec<String> = samples
+            .iter()
+            .map(|(schema, count, buckets, offset, neg, zt, hint)| {
+                if *hint == 4 {
+                    return format!("{count}");
+                }
+                let list = |v: &Vec<f64>| v.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(" ");
+                let custom = if *schema == -53 { " custom_values:[1 2 4]".to_string() } else { String::new() };
+                let negative = if *schema == -53 { String::new() } else { format!(" n_buckets:[{}] z_bucket_w:{zt} z_bucket:1", list(neg)) };
+                format!(
+                    "{{{{schema:{schema} count:{count} sum:{count} buckets:[{}] offset:{offset}{custom}{negative}{}}}}}",
+                    list(buckets),
+                    hints[*hint as usize]
+                )
+            })
+            .collect();
+        let queries = [
+            "h", "-h", "h * 2", "h / 0", "h + h", "h - h", "h == h", "h > 1", "h </ 1.5", "h >/ -0.5",
+            "sum(h)", "avg(h)", "count(h)", "max(h)", "topk(1, h)", "quantile(0.5, h)",
+            "histogram_quantile(0.9, h)", "histogram_quantile(NaN, h)", "histogram_fraction(0, 2, h)",
+            "histogram_count(h)", "histogram_stddev(h)", "histogram_avg(h)",
+            "rate(h[10m])", "increase(h[10m])", "delta(h[10m])", "irate(h[10m])", "idelta(h[10m])",
+            "sum_over_time(h[10m])", "avg_over_time(h[10m])", "resets(h[10m])", "changes(h[10m])",
+            "last_over_time(h[10m])", "max_over_time(h[10m])", "deriv(h[10m])",
+            "rate(h[10m] anchored)", "increase(h[10m] smoothed)", "h smoothed", "changes(h[10m] anchored)",
+            "rate(h[10m:1m])", "histogram_quantiles(h, \"q\", 0.1, 0.9)", "count_values(\"v\", h)",
+        ];
+        let mut script = format!("load 1m\n  h {}\n", items.join(" "));
+        for q in queries {
+            script.push_str(&format!("\neval instant at 5m {q}\n  expect fail\n\neval range from 0 to 6m step 1m {q}\n  expect fail\n"));
+        }
+        // Failures are expected (every case says `expect fail`); panics are not.
+        let results = run_script(&script).unwrap_or_else(|e| panic!("{e}\n{script}"));
+        proptest::prop_assert_eq!(results.len(), 2 * queries.len());
+    }
+}
