@@ -75,6 +75,15 @@ impl Queryable for argus_tsdb::Db {
             .collect()
     }
 
+    fn select_histograms(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, Vec<(i64, Hist)>)> {
+        argus_tsdb::Db::select_histograms(self, mint, maxt, matchers)
+    }
+
     fn select_last(
         &self,
         mint: i64,

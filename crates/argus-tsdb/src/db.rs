@@ -159,10 +159,22 @@ impl Db {
         &self.opts
     }
 
+    /// Native-histogram samples in `[mint, maxt]` of the matching series, sorted by labels.
+    /// They live in the head only so far: blocks do not store histograms yet.
+    pub fn select_histograms(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, Vec<(i64, Arc<argus_model::FloatHistogram>)>)> {
+        self.head.select_histograms(mint, maxt, matchers)
+    }
+
     pub fn appender(&self) -> Appender<'_> {
         Appender {
             db: self,
             samples: Vec::new(),
+            histograms: Vec::new(),
             pending: crate::head::U64Map::default(),
         }
     }
@@ -419,6 +431,21 @@ impl Db {
                     };
                     buf.clear();
                     wal::encode_chunk(&mut buf, s.series_ref, meta, open.bytes());
+                    writer.write(&buf)?;
+                }
+                if !data.hists().is_empty() {
+                    buf.clear();
+                    Record::Histograms(
+                        data.hists()
+                            .iter()
+                            .map(|(t, h)| wal::RefHistogram {
+                                series_ref: s.series_ref,
+                                t: *t,
+                                h: (**h).clone(),
+                            })
+                            .collect(),
+                    )
+                    .encode(&mut buf);
                     writer.write(&buf)?;
                 }
                 if !data.ooo.is_empty() {
@@ -718,6 +745,17 @@ fn replay_record(head: &Head, stats: &DbStats, record: Record, floor: i64) {
             }
             None => unknown += 1,
         },
+        Record::Histograms(samples) => {
+            for s in samples {
+                if s.t < floor {
+                    continue;
+                }
+                match head.get_by_ref(s.series_ref) {
+                    Some(series) => head.append_histogram_unchecked(&series, s.t, Arc::new(s.h)),
+                    None => unknown += 1,
+                }
+            }
+        }
         Record::Tombstones(tombstones) => {
             for t in tombstones {
                 if let Some(series) = head.get_by_ref(t.series_ref) {
@@ -885,6 +923,7 @@ impl Querier<'_> {
 pub struct Appender<'a> {
     db: &'a Db,
     samples: Vec<(Arc<MemSeries>, i64, f64)>,
+    histograms: Vec<(Arc<MemSeries>, i64, Arc<argus_model::FloatHistogram>)>,
     /// Newest pending (time, value bits) per series ref.
     pending: crate::head::U64Map<(i64, u64)>,
 }
@@ -926,17 +965,65 @@ impl Appender<'_> {
         }
     }
 
+    /// Queues a native-histogram sample. In order per series, or within the out-of-order
+    /// window; a different histogram at a time that already has one is refused.
+    pub fn append_histogram_to(
+        &mut self,
+        series: Arc<MemSeries>,
+        t: i64,
+        h: argus_model::FloatHistogram,
+    ) -> Result<()> {
+        let head = &self.db.head;
+        if t < head.min_valid_time() {
+            head.stats
+                .out_of_bounds_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Error::OutOfBounds);
+        }
+        let newest = {
+            let data = series.data.lock();
+            if let Ok(i) = data.hists().binary_search_by_key(&t, |s| s.0) {
+                if data.hists()[i].1.equals(&h) {
+                    return Ok(());
+                }
+                head.stats
+                    .duplicate_rejected
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(Error::DuplicateSampleForTimestamp);
+            }
+            data.hists().last().map(|s| s.0)
+        };
+        let pending = self
+            .histograms
+            .iter()
+            .filter(|p| p.0.series_ref == series.series_ref)
+            .map(|p| p.1)
+            .max();
+        let newest = newest.max(pending);
+        if let Some(n) = newest
+            && t <= n
+            && t <= n - head.ooo_window_ms()
+        {
+            head.stats
+                .out_of_order_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(Error::OutOfOrderSample);
+        }
+        self.histograms.push((series, t, Arc::new(h)));
+        Ok(())
+    }
+
     pub fn len(&self) -> usize {
-        self.samples.len()
+        self.samples.len() + self.histograms.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
+        self.samples.is_empty() && self.histograms.is_empty()
     }
 
     /// Logs the samples (and any series not yet logged) to the WAL, then adds them to the head.
     pub fn commit(self) -> Result<()> {
-        if self.samples.is_empty() {
+        if self.is_empty() {
             return Ok(());
         }
         let mut wal = self.db.wal.lock();
@@ -945,6 +1032,7 @@ impl Appender<'_> {
             self.samples
                 .iter()
                 .map(|(s, _, _)| s)
+                .chain(self.histograms.iter().map(|(s, _, _)| s))
                 .filter(|s| !s.logged.load(Ordering::Relaxed) && seen.insert(s.series_ref))
                 .collect()
         };
@@ -965,12 +1053,29 @@ impl Appender<'_> {
             })
             .collect();
         let mut samples_buf = Vec::with_capacity(refs.len() * 12);
-        wal::encode_samples(&mut samples_buf, &refs);
-        if series_buf.is_empty() {
-            wal.log(&[&samples_buf])?;
-        } else {
-            wal.log(&[&series_buf, &samples_buf])?;
+        if !refs.is_empty() {
+            wal::encode_samples(&mut samples_buf, &refs);
         }
+        let mut hist_buf = Vec::new();
+        if !self.histograms.is_empty() {
+            Record::Histograms(
+                self.histograms
+                    .iter()
+                    .map(|(s, t, h)| wal::RefHistogram {
+                        series_ref: s.series_ref,
+                        t: *t,
+                        h: (**h).clone(),
+                    })
+                    .collect(),
+            )
+            .encode(&mut hist_buf);
+        }
+        let parts: Vec<&[u8]> = [&series_buf, &samples_buf, &hist_buf]
+            .into_iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| b.as_slice())
+            .collect();
+        wal.log(&parts)?;
         for s in new_series {
             s.logged.store(true, Ordering::Relaxed);
         }
@@ -979,6 +1084,11 @@ impl Appender<'_> {
         // goes, so nothing that reached the WAL is dropped.
         for (series, t, v) in &self.samples {
             self.db.head.append_unchecked(series, *t, *v);
+        }
+        for (series, t, h) in &self.histograms {
+            self.db
+                .head
+                .append_histogram_unchecked(series, *t, h.clone());
         }
         drop(wal);
         if self.db.head_compactable() {

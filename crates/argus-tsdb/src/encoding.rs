@@ -28,6 +28,35 @@ pub fn put_labels(buf: &mut Vec<u8>, labels: &Labels) {
     }
 }
 
+/// A native histogram: hint, schema, zero threshold and count, count, sum, the bucket lists
+/// (index deltas and values) and the custom bounds. Floats are stored as their bits.
+pub fn put_histogram(buf: &mut Vec<u8>, h: &argus_model::FloatHistogram) {
+    use argus_model::CounterResetHint::*;
+    buf.push(match h.hint {
+        Unknown => 0,
+        Reset => 1,
+        NotReset => 2,
+        Gauge => 3,
+    });
+    put_varint(buf, h.schema as i64);
+    for f in [h.zero_threshold, h.zero_count, h.count, h.sum] {
+        buf.extend_from_slice(&f.to_bits().to_le_bytes());
+    }
+    for side in [&h.positive, &h.negative] {
+        put_uvarint(buf, side.len() as u64);
+        let mut prev = 0i64;
+        for &(idx, c) in side.iter() {
+            put_varint(buf, idx as i64 - prev);
+            prev = idx as i64;
+            buf.extend_from_slice(&c.to_bits().to_le_bytes());
+        }
+    }
+    put_uvarint(buf, h.custom_values.len() as u64);
+    for v in h.custom_values.iter() {
+        buf.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+}
+
 /// A cursor over bytes whose every read is checked.
 pub struct Decoder<'a> {
     bytes: &'a [u8],
@@ -114,6 +143,56 @@ impl<'a> Decoder<'a> {
     pub fn str(&mut self) -> DecodeResult<&'a str> {
         let n = self.len()?;
         std::str::from_utf8(self.bytes(n)?).map_err(|_| DecodeError("invalid utf-8"))
+    }
+
+    /// A histogram written by [`put_histogram`].
+    pub fn histogram(&mut self) -> DecodeResult<argus_model::FloatHistogram> {
+        use argus_model::CounterResetHint::*;
+        let hint = match self.u8()? {
+            0 => Unknown,
+            1 => Reset,
+            2 => NotReset,
+            3 => Gauge,
+            _ => return Err(DecodeError("unknown counter reset hint")),
+        };
+        let schema =
+            i32::try_from(self.varint()?).map_err(|_| DecodeError("schema out of range"))?;
+        let mut f = || self.u64_le().map(f64::from_bits);
+        let (zero_threshold, zero_count, count, sum) = (f()?, f()?, f()?, f()?);
+        let mut sides = [Vec::new(), Vec::new()];
+        for side in &mut sides {
+            // Each bucket takes at least 9 bytes, which bounds what a corrupt count allocates.
+            let n = self.uvarint()?;
+            if n > (self.remaining() / 9) as u64 {
+                return Err(DecodeError("bucket count exceeds input"));
+            }
+            let mut idx = 0i64;
+            for _ in 0..n {
+                idx = idx.wrapping_add(self.varint()?);
+                let i = i32::try_from(idx).map_err(|_| DecodeError("bucket index out of range"))?;
+                side.push((i, f64::from_bits(self.u64_le()?)));
+            }
+        }
+        let n = self.uvarint()?;
+        if n > (self.remaining() / 8) as u64 {
+            return Err(DecodeError("custom bound count exceeds input"));
+        }
+        let mut custom = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            custom.push(f64::from_bits(self.u64_le()?));
+        }
+        let [positive, negative] = sides;
+        Ok(argus_model::FloatHistogram {
+            hint,
+            schema,
+            zero_threshold,
+            zero_count,
+            count,
+            sum,
+            positive,
+            negative,
+            custom_values: custom.into(),
+        })
     }
 
     pub fn labels(&mut self) -> DecodeResult<Labels> {

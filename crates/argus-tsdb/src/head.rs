@@ -71,11 +71,65 @@ pub struct SeriesData {
     last_value: u64,
     /// Out-of-order samples, sorted by time, one per timestamp.
     pub ooo: Vec<(i64, f64)>,
+    /// Native-histogram samples, sorted by time, one per timestamp (kept as they are, not
+    /// chunk-encoded). Boxed: most series never have any, and this struct is per series.
+    #[allow(clippy::box_collection)] // one pointer instead of a 24-byte Vec per series
+    hist_samples: Option<Box<Vec<HistSample>>>,
 }
+
+/// A native-histogram sample.
+pub type HistSample = (i64, Arc<argus_model::FloatHistogram>);
 
 impl SeriesData {
     pub fn is_empty(&self) -> bool {
-        self.closed.is_empty() && self.open.is_none() && self.ooo.is_empty()
+        self.closed.is_empty()
+            && self.open.is_none()
+            && self.ooo.is_empty()
+            && self.hists().is_empty()
+    }
+
+    /// Stores a histogram sample; a different sample at the same time is refused.
+    fn insert_histogram(&mut self, t: i64, h: Arc<argus_model::FloatHistogram>) -> Result<()> {
+        let hists = self.hist_samples.get_or_insert_with(Default::default);
+        if hists.last().is_none_or(|l| l.0 < t) {
+            hists.push((t, h));
+            return Ok(());
+        }
+        match hists.binary_search_by_key(&t, |s| s.0) {
+            Ok(i) if hists[i].1.equals(&h) => Ok(()),
+            Ok(_) => Err(Error::DuplicateSampleForTimestamp),
+            Err(i) => {
+                hists.insert(i, (t, h));
+                Ok(())
+            }
+        }
+    }
+
+    /// The histogram samples, by time.
+    pub fn hists(&self) -> &[HistSample] {
+        self.hist_samples.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    /// Keeps the histogram samples for which `keep` holds.
+    fn retain_hists(&mut self, keep: impl Fn(&HistSample) -> bool) {
+        if let Some(h) = &mut self.hist_samples {
+            h.retain(keep);
+            if h.is_empty() {
+                self.hist_samples = None;
+            }
+        }
+    }
+
+    /// Histogram samples in `[mint, maxt]`.
+    pub fn histograms_in(
+        &self,
+        mint: i64,
+        maxt: i64,
+    ) -> &[(i64, Arc<argus_model::FloatHistogram>)] {
+        let hists = self.hists();
+        let lo = hists.partition_point(|s| s.0 < mint);
+        let hi = hists.partition_point(|s| s.0 <= maxt);
+        &hists[lo..hi.max(lo)]
     }
 
     pub fn min_time(&self) -> Option<i64> {
@@ -85,10 +139,8 @@ impl SeriesData {
             .map(|c| c.min_time)
             .or_else(|| self.open.as_ref().map(|c| c.min_time()));
         let ooo = self.ooo.first().map(|s| s.0);
-        match (in_order, ooo) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let hist = self.hists().first().map(|s| s.0);
+        [in_order, ooo, hist].into_iter().flatten().min()
     }
 
     fn append_in_order(&mut self, t: i64, v: f64, chunk_range: i64, store: &HeadChunkStore) {
@@ -244,6 +296,7 @@ impl SeriesData {
             self.open = None;
         }
         self.ooo.retain(|s| s.0 >= before);
+        self.retain_hists(|s| s.0 >= before);
     }
 
     /// The newest sample in `[mint, maxt]` when it can be told without decoding: `Some(None)`
@@ -272,6 +325,7 @@ impl SeriesData {
                 .as_ref()
                 .is_some_and(|o| o.max_time() >= mint && o.min_time() <= maxt);
         self.ooo.retain(|s| s.0 < mint || s.0 > maxt);
+        self.retain_hists(|s| s.0 < mint || s.0 > maxt);
         if !overlaps {
             return;
         }
@@ -282,11 +336,13 @@ impl SeriesData {
             .filter(|s| s.0 < mint || s.0 > maxt)
             .collect();
         let ooo = std::mem::take(&mut self.ooo);
+        let hists = self.hist_samples.take();
         *self = SeriesData::default();
         for (t, v) in kept {
             self.append_in_order(t, v, chunk_range, store);
         }
         self.ooo = ooo;
+        self.hist_samples = hists;
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -296,6 +352,11 @@ impl SeriesData {
             .sum::<usize>()
             + self.open.as_ref().map_or(0, |o| o.heap_bytes())
             + self.ooo.capacity() * 16
+            + self
+                .hists()
+                .iter()
+                .map(|(_, h)| 96 + (h.positive.len() + h.negative.len()) * 16)
+                .sum::<usize>()
     }
 }
 
@@ -726,6 +787,39 @@ impl Head {
             self.min_time.fetch_min(t, Ordering::Relaxed);
             self.max_time.fetch_max(t, Ordering::Relaxed);
         }
+    }
+
+    /// Stores a histogram sample that was already accepted (commit, WAL replay).
+    pub fn append_histogram_unchecked(
+        &self,
+        series: &MemSeries,
+        t: i64,
+        h: Arc<argus_model::FloatHistogram>,
+    ) {
+        if series.data.lock().insert_histogram(t, h).is_ok() {
+            self.stats.samples_appended.fetch_add(1, Ordering::Relaxed);
+            self.min_time.fetch_min(t, Ordering::Relaxed);
+            self.max_time.fetch_max(t, Ordering::Relaxed);
+        }
+    }
+
+    /// Histogram samples in `[mint, maxt]` of the matching series, sorted by labels.
+    pub fn select_histograms(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, Vec<(i64, Arc<argus_model::FloatHistogram>)>)> {
+        let mut out: Vec<_> = self
+            .select_refs(matchers)
+            .into_iter()
+            .filter_map(|s| {
+                let points = s.data.lock().histograms_in(mint, maxt).to_vec();
+                (!points.is_empty()).then(|| (s.labels.clone(), points))
+            })
+            .collect();
+        out.sort_by_cached_key(|(l, _)| l.order_key());
+        out
     }
 
     /// Series refs matching the matchers.

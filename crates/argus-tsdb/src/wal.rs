@@ -36,6 +36,15 @@ const TYPE_SERIES: u8 = 1;
 const TYPE_SAMPLES: u8 = 2;
 const TYPE_TOMBSTONES: u8 = 3;
 const TYPE_CHUNK: u8 = 4;
+const TYPE_HISTOGRAMS: u8 = 5;
+
+/// A native-histogram sample of a series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefHistogram {
+    pub series_ref: u64,
+    pub t: i64,
+    pub h: argus_model::FloatHistogram,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RefSample {
@@ -62,6 +71,7 @@ pub struct ChunkRecordMeta {
 pub enum Record {
     Series(Vec<(u64, Labels)>),
     Samples(Vec<RefSample>),
+    Histograms(Vec<RefHistogram>),
     Tombstones(Vec<Tombstone>),
     /// An encoded XOR chunk of one series (written by checkpoints), with its time range and
     /// last value so that replay can restore it without decoding.
@@ -77,6 +87,17 @@ impl Record {
         match self {
             Record::Series(series) => encode_series(buf, series.iter().map(|(r, l)| (*r, l))),
             Record::Samples(samples) => encode_samples(buf, samples),
+            Record::Histograms(samples) => {
+                buf.push(TYPE_HISTOGRAMS);
+                put_uvarint(buf, samples.len() as u64);
+                let mut t = 0i64;
+                for s in samples {
+                    put_uvarint(buf, s.series_ref);
+                    put_varint(buf, s.t.wrapping_sub(t));
+                    t = s.t;
+                    crate::encoding::put_histogram(buf, &s.h);
+                }
+            }
             Record::Tombstones(tombstones) => {
                 buf.push(TYPE_TOMBSTONES);
                 put_uvarint(buf, tombstones.len() as u64);
@@ -117,6 +138,21 @@ impl Record {
                     samples.push(RefSample { series_ref, t, v });
                 }
                 Record::Samples(samples)
+            }
+            TYPE_HISTOGRAMS => {
+                let n = d.len()?;
+                let mut samples = Vec::with_capacity(n);
+                let mut t = 0i64;
+                for _ in 0..n {
+                    let series_ref = d.uvarint()?;
+                    t = t.wrapping_add(d.varint()?);
+                    samples.push(RefHistogram {
+                        series_ref,
+                        t,
+                        h: d.histogram()?,
+                    });
+                }
+                Record::Histograms(samples)
             }
             TYPE_TOMBSTONES => {
                 let n = d.len()?;

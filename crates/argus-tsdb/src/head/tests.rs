@@ -70,5 +70,6 @@ fn per_series_structures_stay_small() {
     // The head holds these per series (and several chunk refs each); growth here shows up
     // directly in resident memory per active series.
     assert!(std::mem::size_of::<ClosedChunk>() <= 24);
-    assert!(std::mem::size_of::<MemSeries>() <= 192);
+    // 200: 192 plus the (boxed, usually empty) native-histogram samples pointer.
+    assert!(std::mem::size_of::<MemSeries>() <= 200);
 }

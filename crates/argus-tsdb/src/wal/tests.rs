@@ -53,6 +53,51 @@ fn record_strategy() -> impl Strategy<Value = Record> {
                     bytes
                 }
             ),
+        proptest::collection::vec(
+            (
+                any::<u64>(),
+                any::<i64>(),
+                any::<i32>(),
+                proptest::collection::vec((any::<i32>(), -1e9..1e9f64), 0..6),
+                proptest::collection::vec(-1e6..1e6f64, 0..4),
+                0u8..4,
+            ),
+            0..8
+        )
+        .prop_map(|v| Record::Histograms(
+            v.into_iter()
+                .map(|(series_ref, t, schema, buckets, custom, hint)| {
+                    let mut positive = buckets;
+                    positive.sort_by_key(|b| b.0);
+                    positive.dedup_by_key(|b| b.0);
+                    RefHistogram {
+                        series_ref,
+                        t,
+                        h: argus_model::FloatHistogram {
+                            hint: [
+                                argus_model::CounterResetHint::Unknown,
+                                argus_model::CounterResetHint::Reset,
+                                argus_model::CounterResetHint::NotReset,
+                                argus_model::CounterResetHint::Gauge,
+                            ][hint as usize],
+                            schema,
+                            zero_threshold: 0.25,
+                            zero_count: 3.0,
+                            count: 7.5,
+                            sum: -1.0,
+                            negative: positive
+                                .iter()
+                                .rev()
+                                .map(|b| (b.0 / 2, b.1))
+                                .take(1)
+                                .collect(),
+                            positive,
+                            custom_values: custom.into(),
+                        },
+                    }
+                })
+                .collect()
+        )),
     ]
 }
 
