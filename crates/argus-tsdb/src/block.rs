@@ -28,7 +28,7 @@ use crate::chunk::scaled::encode_block_chunk;
 use crate::encoding::{Decoder, put_uvarint, put_varint};
 use crate::error::{Error, IoContext, Result};
 use crate::postings::{IndexLookup, select_postings};
-use crate::series::{ChunkData, ChunkMeta, Interval, SeriesChunks};
+use crate::series::{ChunkData, ChunkMeta, HistChunk, Interval, SeriesChunks};
 
 /// Format 2: chunks carry an encoding tag (see `chunk::scaled`).
 const INDEX_MAGIC: &[u8; 8] = b"ARGUSIX2";
@@ -84,6 +84,10 @@ pub fn new_ulid() -> String {
         .collect()
 }
 
+/// One series to write into a block: float samples and native-histogram samples, each
+/// sorted by time.
+pub type BlockSeries = (Labels, Vec<(i64, f64)>, Vec<crate::head::HistSample>);
+
 /// Writes a block from series sorted by labels, each with samples sorted by time and
 /// within `[min_time, max_time)`. Returns `None` when there is nothing to write.
 pub fn write_block(
@@ -92,7 +96,7 @@ pub fn write_block(
     max_time: i64,
     level: u32,
     sources: Vec<String>,
-    series: impl Iterator<Item = (Labels, Vec<(i64, f64)>)>,
+    series: impl Iterator<Item = BlockSeries>,
 ) -> Result<Option<BlockMeta>> {
     let ulid = new_ulid();
     let tmp = parent.join(format!("{ulid}.tmp"));
@@ -105,24 +109,35 @@ pub fn write_block(
     let mut stats = BlockStats::default();
     // Per series: labels and (mint, maxt, offset, len) per chunk.
     let mut entries: Vec<(Labels, Vec<(i64, i64, u64, u64)>)> = Vec::new();
-    for (labels, samples) in series {
-        if samples.is_empty() {
+    for (labels, samples, hists) in series {
+        if samples.is_empty() && hists.is_empty() {
             continue;
         }
         let mut metas = Vec::new();
         let mut bytes = Vec::new();
-        for group in samples.chunks(SAMPLES_PER_CHUNK) {
-            bytes.clear();
-            encode_block_chunk(group, &mut bytes);
+        // Writes the encoded chunk in `bytes` spanning `[min_time, max_time]`.
+        let mut put = |bytes: &[u8], min_time: i64, max_time: i64| -> Result<()> {
             chunks_out
-                .write_all(&bytes)
+                .write_all(bytes)
                 .ctx(|| format!("write {}", chunks_path.display()))?;
-            let (min_time, max_time) = (group[0].0, group[group.len() - 1].0);
             metas.push((min_time, max_time, chunk_offset, bytes.len() as u64));
             chunk_offset += bytes.len() as u64;
             stats.num_chunks += 1;
+            Ok(())
+        };
+        for group in samples.chunks(SAMPLES_PER_CHUNK) {
+            bytes.clear();
+            encode_block_chunk(group, &mut bytes);
+            put(&bytes, group[0].0, group[group.len() - 1].0)?;
         }
-        stats.num_samples += samples.len() as u64;
+        for group in hists.chunks(SAMPLES_PER_CHUNK) {
+            bytes.clear();
+            let refs: Vec<(i64, &argus_model::FloatHistogram)> =
+                group.iter().map(|(t, h)| (*t, &**h)).collect();
+            crate::chunk::hist::encode(&refs, &mut bytes);
+            put(&bytes, group[0].0, group[group.len() - 1].0)?;
+        }
+        stats.num_samples += (samples.len() + hists.len()) as u64;
         stats.num_series += 1;
         entries.push((labels, metas));
     }
@@ -426,7 +441,7 @@ impl Block {
     }
 
     /// Decodes series `id`: its labels and chunk metas.
-    fn series_entry(&self, id: u64) -> Option<(Labels, Vec<ChunkMeta>)> {
+    fn series_entry(&self, id: u64) -> Option<(Labels, Vec<ChunkMeta>, Vec<HistChunk>)> {
         let at = self.offsets_off + id as usize * 8;
         let mut a = [0u8; 8];
         a.copy_from_slice(self.index.get(at..at + 8)?);
@@ -441,6 +456,7 @@ impl Block {
         }
         let nchunks = d.len().ok()?;
         let mut chunks = Vec::with_capacity(nchunks);
+        let mut hists = Vec::new();
         for _ in 0..nchunks {
             let mint = d.varint().ok()?;
             let maxt = mint.wrapping_add(d.uvarint().ok()? as i64);
@@ -449,6 +465,16 @@ impl Block {
             if end > self.chunks.len() {
                 return None;
             }
+            if self.chunks.get(start) == Some(&crate::chunk::hist::TAG_HISTOGRAM) {
+                hists.push(HistChunk::Block {
+                    min_time: mint,
+                    max_time: maxt,
+                    map: self.chunks.clone(),
+                    start,
+                    end,
+                });
+                continue;
+            }
             chunks.push(ChunkMeta {
                 min_time: mint,
                 max_time: maxt,
@@ -456,7 +482,7 @@ impl Block {
                 last_value: None,
             });
         }
-        Some((Labels::from_sorted_refs(&labels)?, chunks))
+        Some((Labels::from_sorted_refs(&labels)?, chunks, hists))
     }
 
     /// Matching series with chunks overlapping `[mint, maxt]`, sorted by labels.
@@ -465,11 +491,18 @@ impl Block {
         select_postings(self, matchers)
             .into_iter()
             .filter_map(|id| {
-                let (labels, mut chunks) = self.series_entry(id)?;
+                let (labels, mut chunks, mut hists) = self.series_entry(id)?;
                 chunks.retain(|c| c.max_time >= mint && c.min_time <= maxt);
-                (!chunks.is_empty()).then(|| SeriesChunks {
+                hists.retain(|c| match c {
+                    HistChunk::Block {
+                        min_time, max_time, ..
+                    } => *max_time >= mint && *min_time <= maxt,
+                    HistChunk::Samples(_) => true,
+                });
+                (!chunks.is_empty() || !hists.is_empty()).then(|| SeriesChunks {
                     labels,
                     chunks,
+                    hists,
                     deleted: tombstones.get(&id).cloned().unwrap_or_default(),
                 })
             })
@@ -480,10 +513,11 @@ impl Block {
     pub fn all_series(&self) -> impl Iterator<Item = SeriesChunks> + '_ {
         let tombstones = self.tombstones.read().clone();
         (0..self.num_series as u64).filter_map(move |id| {
-            let (labels, chunks) = self.series_entry(id)?;
+            let (labels, chunks, hists) = self.series_entry(id)?;
             Some(SeriesChunks {
                 labels,
                 chunks,
+                hists,
                 deleted: tombstones.get(&id).cloned().unwrap_or_default(),
             })
         })

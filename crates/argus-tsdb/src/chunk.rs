@@ -13,6 +13,7 @@
 
 use crate::bstream::{BitReader, BitWriter};
 
+pub mod hist;
 pub mod scaled;
 
 /// Writes a delta-of-delta in Prometheus's buckets (0 / 14 / 17 / 20 / 64 bits).

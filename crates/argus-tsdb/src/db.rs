@@ -159,15 +159,23 @@ impl Db {
         &self.opts
     }
 
-    /// Native-histogram samples in `[mint, maxt]` of the matching series, sorted by labels.
-    /// They live in the head only so far: blocks do not store histograms yet.
+    /// Native-histogram samples in `[mint, maxt]` of the matching series (head and
+    /// blocks), sorted by labels.
     pub fn select_histograms(
         &self,
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
-    ) -> Vec<(Labels, Vec<(i64, Arc<argus_model::FloatHistogram>)>)> {
-        self.head.select_histograms(mint, maxt, matchers)
+    ) -> Vec<(Labels, Vec<crate::head::HistSample>)> {
+        self.querier(mint, maxt)
+            .select(matchers)
+            .into_iter()
+            .filter(|s| !s.hists.is_empty())
+            .filter_map(|s| {
+                let points = s.histograms(mint, maxt);
+                (!points.is_empty()).then_some((s.labels, points))
+            })
+            .collect()
     }
 
     pub fn appender(&self) -> Appender<'_> {
@@ -308,8 +316,11 @@ impl Db {
         let store = &self.head.chunks;
         let iter = series.into_iter().map(|s| {
             // In-order data only: out-of-order samples go through `flush_out_of_order`.
-            let samples = s.data.lock().samples_in(mint, maxt, store, false);
-            (s.labels.clone(), samples)
+            let data = s.data.lock();
+            let samples = data.samples_in(mint, maxt, store, false);
+            // `maxt` is exclusive here.
+            let hists = data.histograms_in(mint, maxt - 1).to_vec();
+            (s.labels.clone(), samples, hists)
         });
         if let Some(meta) = block::write_block(&self.dir, mint, maxt, 1, Vec::new(), iter)? {
             self.add_block(&meta)?;
@@ -355,7 +366,7 @@ impl Db {
                 mint + range,
                 1,
                 Vec::new(),
-                series.into_iter(),
+                series.into_iter().map(|(l, s)| (l, s, Vec::new())),
             );
             match written {
                 Ok(Some(meta)) => self.add_block(&meta)?,
@@ -540,12 +551,14 @@ impl Db {
         let merged = MergedSeries::new(sources.iter().map(|b| b.all_series()).collect());
         let iter = merged.map(|s| {
             let samples = s.samples(i64::MIN, i64::MAX);
+            let hists = s.histograms(i64::MIN, i64::MAX);
             (
                 s.labels,
                 samples
                     .into_iter()
                     .map(|x| (x.timestamp_ms, x.value))
                     .collect(),
+                hists,
             )
         });
         let meta = block::write_block(
@@ -656,8 +669,9 @@ impl Db {
             if mint != i64::MAX && maxt != i64::MIN {
                 let store = &self.head.chunks;
                 let iter = series.into_iter().map(|s| {
-                    let samples = s.data.lock().samples_before(i64::MIN, i64::MAX, store);
-                    (s.labels.clone(), samples)
+                    let data = s.data.lock();
+                    let samples = data.samples_before(i64::MIN, i64::MAX, store);
+                    (s.labels.clone(), samples, data.hists().to_vec())
                 });
                 block::write_block(&dest, mint, maxt + 1, 1, Vec::new(), iter)?;
             }

@@ -803,25 +803,6 @@ impl Head {
         }
     }
 
-    /// Histogram samples in `[mint, maxt]` of the matching series, sorted by labels.
-    pub fn select_histograms(
-        &self,
-        mint: i64,
-        maxt: i64,
-        matchers: &[Matcher],
-    ) -> Vec<(Labels, Vec<(i64, Arc<argus_model::FloatHistogram>)>)> {
-        let mut out: Vec<_> = self
-            .select_refs(matchers)
-            .into_iter()
-            .filter_map(|s| {
-                let points = s.data.lock().histograms_in(mint, maxt).to_vec();
-                (!points.is_empty()).then(|| (s.labels.clone(), points))
-            })
-            .collect();
-        out.sort_by_cached_key(|(l, _)| l.order_key());
-        out
-    }
-
     /// Series refs matching the matchers.
     pub fn select_refs(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
         let index = self.index.read();
@@ -837,10 +818,19 @@ impl Head {
             .select_refs(matchers)
             .into_iter()
             .filter_map(|s| {
-                let chunks = s.data.lock().chunks_in(mint, maxt, &self.chunks);
-                (!chunks.is_empty()).then(|| SeriesChunks {
+                let data = s.data.lock();
+                let chunks = data.chunks_in(mint, maxt, &self.chunks);
+                let in_range = data.histograms_in(mint, maxt);
+                let hists = if in_range.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![crate::series::HistChunk::Samples(in_range.into())]
+                };
+                drop(data);
+                (!chunks.is_empty() || !hists.is_empty()).then(|| SeriesChunks {
                     labels: s.labels.clone(),
                     chunks,
+                    hists,
                     deleted: Vec::new(),
                 })
             })
@@ -872,6 +862,7 @@ impl Head {
                         SeriesChunks {
                             labels: Labels::empty(),
                             chunks,
+                            hists: Vec::new(),
                             deleted: Vec::new(),
                         }
                         .last_sample(mint, maxt)

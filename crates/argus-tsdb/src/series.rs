@@ -59,9 +59,66 @@ pub struct SeriesChunks {
     pub labels: Labels,
     pub chunks: Vec<ChunkMeta>,
     pub deleted: Vec<Interval>,
+    /// Native-histogram chunks (blocks) and samples (head), kept apart from the float
+    /// chunks so that float reads never look at them.
+    pub hists: Vec<HistChunk>,
+}
+
+/// Native-histogram samples of one series from one source.
+#[derive(Clone)]
+pub enum HistChunk {
+    /// A histogram chunk (`chunk::hist`) in a block's memory-mapped chunk file.
+    Block {
+        min_time: i64,
+        max_time: i64,
+        map: Arc<memmap2::Mmap>,
+        start: usize,
+        end: usize,
+    },
+    /// Samples held by the head, sorted by time.
+    Samples(Arc<[crate::head::HistSample]>),
+}
+
+impl HistChunk {
+    fn overlaps(&self, mint: i64, maxt: i64) -> bool {
+        match self {
+            HistChunk::Block {
+                min_time, max_time, ..
+            } => *max_time >= mint && *min_time <= maxt,
+            HistChunk::Samples(s) => {
+                s.first().is_some_and(|f| f.0 <= maxt) && s.last().is_some_and(|l| l.0 >= mint)
+            }
+        }
+    }
 }
 
 impl SeriesChunks {
+    /// Histogram samples with `mint <= t <= maxt`, sorted, one per timestamp (the first
+    /// source listed wins), tombstones applied.
+    pub fn histograms(&self, mint: i64, maxt: i64) -> Vec<crate::head::HistSample> {
+        let mut out: Vec<crate::head::HistSample> = Vec::new();
+        let keep = |t: i64| t >= mint && t <= maxt && !self.deleted.iter().any(|d| d.contains(t));
+        for chunk in self.hists.iter().filter(|c| c.overlaps(mint, maxt)) {
+            match chunk {
+                HistChunk::Block {
+                    map, start, end, ..
+                } => {
+                    if let Some(bytes) = map.get(*start..*end) {
+                        crate::chunk::hist::decode(bytes, |t, h| {
+                            if keep(t) {
+                                out.push((t, Arc::new(h)));
+                            }
+                        });
+                    }
+                }
+                HistChunk::Samples(s) => out.extend(s.iter().filter(|p| keep(p.0)).cloned()),
+            }
+        }
+        out.sort_by_key(|p| p.0);
+        out.dedup_by_key(|p| p.0);
+        out
+    }
+
     /// Samples with `mint <= t <= maxt`, sorted, one per timestamp, tombstones applied.
     pub fn samples(&self, mint: i64, maxt: i64) -> Vec<Sample> {
         let mut out: Vec<Sample> = Vec::new();
@@ -169,6 +226,7 @@ pub fn merge_series(sources: Vec<Vec<SeriesChunks>>) -> Vec<SeriesChunks> {
             Some(last) if last.labels == series.labels => {
                 last.chunks.extend(series.chunks);
                 last.deleted.extend(series.deleted);
+                last.hists.extend(series.hists);
             }
             _ => out.push(series),
         }
@@ -224,6 +282,7 @@ mod tests {
             chunks.sort_by_key(|c| c.min_time);
             let series = SeriesChunks {
                 labels: Labels::empty(),
+                hists: Vec::new(),
                 chunks,
                 deleted: deleted
                     .map(|(a, l)| vec![Interval { mint: a, maxt: a + l }])

@@ -36,7 +36,7 @@ proptest! {
     #[test]
     fn block_round_trip(series in series_strategy()) {
         let dir = tempfile::tempdir().unwrap();
-        let meta = write_block(dir.path(), 0, i64::MAX, 1, vec![], series.clone().into_iter())
+        let meta = write_block(dir.path(), 0, i64::MAX, 1, vec![], series.clone().into_iter().map(|(l, s)| (l, s, Vec::new())))
             .unwrap()
             .unwrap();
         let block = Block::open(&dir.path().join(&meta.ulid)).unwrap();
@@ -68,9 +68,16 @@ fn corrupt_index_is_refused() {
         Labels::from_pairs(&[("__name__", "a")]),
         vec![(1, 1.0), (2, 2.0)],
     )];
-    let meta = write_block(dir.path(), 0, 10, 1, vec![], series.into_iter())
-        .unwrap()
-        .unwrap();
+    let meta = write_block(
+        dir.path(),
+        0,
+        10,
+        1,
+        vec![],
+        series.into_iter().map(|(l, s)| (l, s, Vec::new())),
+    )
+    .unwrap()
+    .unwrap();
     let index = dir.path().join(&meta.ulid).join("index");
     let mut bytes = std::fs::read(&index).unwrap();
     bytes[10] ^= 0xff;

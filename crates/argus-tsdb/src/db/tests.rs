@@ -429,3 +429,63 @@ fn histograms_survive_replay_and_checkpoint() {
     assert_eq!(select(&db), want);
     assert!(select(&db).iter().all(|(_, h)| h.custom_values.is_empty()));
 }
+
+/// Histograms go into blocks on compaction (and through block merges), are read back from
+/// them after a restart, and honour deletions there.
+#[test]
+fn histograms_in_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let floats = lbl("c", "f");
+    let hists = lbl("latency", "h");
+    let step = 60_000;
+    let n = 8 * 60;
+    let select = |db: &Db, mint: i64, maxt: i64| -> Vec<(i64, f64)> {
+        db.select_histograms(mint, maxt, &[eq("__name__", "latency")])
+            .into_iter()
+            .flat_map(|(_, p)| p.into_iter().map(|(t, h)| (t, h.count)))
+            .collect()
+    };
+    let want: Vec<(i64, f64)> = (0..n).map(|i| (i * step, i as f64 + 2.0)).collect();
+    {
+        let db = Db::open(dir.path(), opts()).unwrap();
+        for &(t, c) in &want {
+            let mut app = db.appender();
+            app.append(&floats, t, c).unwrap();
+            app.append_histogram_to(db.head.get_or_create(&hists), t, hist(c))
+                .unwrap();
+            app.commit().unwrap();
+        }
+        assert!(db.compact().unwrap());
+        assert!(!db.blocks().is_empty());
+        // The first hours live only in blocks now.
+        assert!(db.head.min_time() > 0);
+        assert_eq!(select(&db, i64::MIN, i64::MAX), want);
+        let in_blocks: u64 = db.blocks().iter().map(|b| b.meta.stats.num_samples).sum();
+        assert!(in_blocks > 2 * 6 * 60 - 10, "{in_blocks}");
+        // Float series in the same blocks are unaffected.
+        let q = db.querier(0, H - 1);
+        assert_eq!(
+            q.select(&[eq("instance", "f")])[0].samples(0, H - 1).len(),
+            60
+        );
+        assert!(
+            q.select(&[eq("instance", "h")])[0]
+                .samples(0, H - 1)
+                .is_empty()
+        );
+    }
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(select(&db, i64::MIN, i64::MAX), want);
+    assert_eq!(select(&db, 10 * step, 12 * step).len(), 3);
+    // Deleting from a block (tombstone) and from the head.
+    db.delete_series(&[eq("__name__", "latency")], 0, 59 * step)
+        .unwrap();
+    db.delete_series(&[eq("__name__", "latency")], (n - 1) * step, (n - 1) * step)
+        .unwrap();
+    let left = select(&db, i64::MIN, i64::MAX);
+    assert_eq!(left.len(), want.len() - 61);
+    assert_eq!(left[0].0, 60 * step);
+    // Rewriting the tombstoned blocks keeps what was not deleted.
+    db.clean_tombstones().unwrap();
+    assert_eq!(select(&db, i64::MIN, i64::MAX), left);
+}
