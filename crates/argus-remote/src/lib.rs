@@ -4,6 +4,7 @@
 //! Every size is checked before anything is allocated for it, and a request is applied
 //! whole or not at all: nothing half-applied from a malformed or rejected payload.
 
+pub mod histogram;
 pub mod prompb;
 pub mod wire;
 pub mod write;

@@ -11,6 +11,8 @@ use std::ops::Range;
 pub struct WireRequest<'a> {
     pub labels: Vec<(&'a str, &'a str)>,
     pub samples: Vec<(i64, f64)>,
+    /// Encoded `Histogram` messages (decoded at ingestion, see [`crate::histogram`]).
+    pub histograms: Vec<&'a [u8]>,
     pub series: Vec<WireSeries>,
 }
 
@@ -18,8 +20,7 @@ pub struct WireRequest<'a> {
 pub struct WireSeries {
     pub labels: Range<usize>,
     pub samples: Range<usize>,
-    /// Native histogram samples present (not stored yet).
-    pub histograms: usize,
+    pub histograms: Range<usize>,
 }
 
 impl<'a> WireRequest<'a> {
@@ -30,25 +31,29 @@ impl<'a> WireRequest<'a> {
     pub fn series_samples(&self, s: &WireSeries) -> &[(i64, f64)] {
         &self.samples[s.samples.clone()]
     }
+
+    pub fn series_histograms(&self, s: &WireSeries) -> &[&'a [u8]] {
+        &self.histograms[s.histograms.clone()]
+    }
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
-type R<T> = Result<T, String>;
+pub(crate) type R<T> = Result<T, String>;
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
+    pub(crate) fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0 }
     }
 
-    fn done(&self) -> bool {
+    pub(crate) fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
 
-    fn varint(&mut self) -> R<u64> {
+    pub(crate) fn varint(&mut self) -> R<u64> {
         let mut v = 0u64;
         for shift in (0..70).step_by(7) {
             let b = *self.buf.get(self.pos).ok_or("buffer underflow")?;
@@ -64,7 +69,7 @@ impl<'a> Reader<'a> {
         Err("invalid varint".into())
     }
 
-    fn fixed64(&mut self) -> R<u64> {
+    pub(crate) fn fixed64(&mut self) -> R<u64> {
         let bytes = self
             .buf
             .get(self.pos..self.pos + 8)
@@ -75,7 +80,7 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(a))
     }
 
-    fn bytes(&mut self) -> R<&'a [u8]> {
+    pub(crate) fn bytes(&mut self) -> R<&'a [u8]> {
         let len = self.varint()? as usize;
         let end = self.pos.checked_add(len).ok_or("buffer underflow")?;
         let b = self.buf.get(self.pos..end).ok_or("buffer underflow")?;
@@ -84,7 +89,7 @@ impl<'a> Reader<'a> {
     }
 
     /// (field number, wire type)
-    fn key(&mut self) -> R<(u64, u8)> {
+    pub(crate) fn key(&mut self) -> R<(u64, u8)> {
         let k = self.varint()?;
         let field = k >> 3;
         if field == 0 {
@@ -93,7 +98,40 @@ impl<'a> Reader<'a> {
         Ok((field, (k & 7) as u8))
     }
 
-    fn skip(&mut self, wire_type: u8) -> R<()> {
+    pub(crate) fn zigzag(&mut self) -> R<i64> {
+        let u = self.varint()?;
+        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+    }
+
+    pub(crate) fn double(&mut self) -> R<f64> {
+        self.fixed64().map(f64::from_bits)
+    }
+
+    /// A repeated scalar: packed (length-delimited) or one element of wire type `single`.
+    pub(crate) fn repeated<T>(
+        &mut self,
+        wire_type: u8,
+        single: u8,
+        mut one: impl FnMut(&mut Reader<'a>) -> R<T>,
+        out: &mut Vec<T>,
+    ) -> R<()> {
+        if wire_type == 2 {
+            let mut packed = Reader::new(self.bytes()?);
+            while !packed.done() {
+                out.push(one(&mut packed)?);
+            }
+            Ok(())
+        } else if wire_type == single {
+            out.push(one(self)?);
+            Ok(())
+        } else {
+            Err(format!(
+                "invalid wire type {wire_type} for a repeated field"
+            ))
+        }
+    }
+
+    pub(crate) fn skip(&mut self, wire_type: u8) -> R<()> {
         match wire_type {
             0 => self.varint().map(|_| ()),
             1 => self.fixed64().map(|_| ()),
@@ -144,7 +182,7 @@ pub fn decode(buf: &[u8]) -> R<WireRequest<'_>> {
 fn decode_series<'a>(buf: &'a [u8], out: &mut WireRequest<'a>) -> R<()> {
     let labels_start = out.labels.len();
     let samples_start = out.samples.len();
-    let mut histograms = 0;
+    let histograms_start = out.histograms.len();
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wt) = r.key()?;
@@ -191,8 +229,7 @@ fn decode_series<'a>(buf: &'a [u8], out: &mut WireRequest<'a>) -> R<()> {
             }
             4 => {
                 expect_type("TimeSeries.histograms", wt, 2)?;
-                r.bytes()?;
-                histograms += 1;
+                out.histograms.push(r.bytes()?);
             }
             _ => r.skip(wt)?,
         }
@@ -200,7 +237,7 @@ fn decode_series<'a>(buf: &'a [u8], out: &mut WireRequest<'a>) -> R<()> {
     out.series.push(WireSeries {
         labels: labels_start..out.labels.len(),
         samples: samples_start..out.samples.len(),
-        histograms,
+        histograms: histograms_start..out.histograms.len(),
     });
     Ok(())
 }
@@ -248,7 +285,8 @@ mod tests {
                 let samples: Vec<(i64, u64)> = wire.series_samples(ws).iter().map(|(t, v)| (*t, v.to_bits())).collect();
                 let want: Vec<(i64, u64)> = ts.samples.iter().map(|s| (s.timestamp, s.value.to_bits())).collect();
                 prop_assert_eq!(samples, want);
-                prop_assert_eq!(ws.histograms, ts.histograms.len());
+                let hists: Vec<Vec<u8>> = wire.series_histograms(ws).iter().map(|h| h.to_vec()).collect();
+                prop_assert_eq!(&hists, &ts.histograms);
             }
         }
 

@@ -167,34 +167,47 @@ pub fn ingest(db: &Db, raw: &[u8]) -> Result<WriteOutcome, WriteError> {
         .map_err(|e| WriteError::BadRequest(format!("invalid protobuf WriteRequest: {e}")))?;
     let mut outcome = WriteOutcome::default();
     // Validate every series before touching storage, so a bad label set changes nothing.
+    // Histograms are decoded and validated up front too.
     let mut prepared = Vec::with_capacity(request.series.len());
     for ws in &request.series {
         let pairs = check_labels(request.series_labels(ws)).map_err(WriteError::BadRequest)?;
-        if ws.histograms > 0 {
-            return Err(WriteError::BadRequest(format!(
-                "native histogram samples are not supported yet (series {})",
-                show(&pairs)
-            )));
+        let mut hists = Vec::with_capacity(ws.histograms.len());
+        for bytes in request.series_histograms(ws) {
+            hists.push(crate::histogram::decode(bytes).map_err(|e| {
+                WriteError::BadRequest(format!(
+                    "invalid native histogram for series {}: {e}",
+                    show(&pairs)
+                ))
+            })?);
         }
-        prepared.push(pairs);
+        prepared.push((pairs, hists));
     }
     let mut appender = db.appender();
-    for (ws, pairs) in request.series.iter().zip(&prepared) {
+    for (ws, (pairs, hists)) in request.series.iter().zip(prepared) {
         let samples = request.series_samples(ws);
-        if samples.is_empty() {
+        if samples.is_empty() && hists.is_empty() {
             continue;
         }
-        let series = db.head.get_or_create_pairs(pairs);
-        for &(t, v) in samples {
-            if let Err(e) = appender.append_to(series.clone(), t, v) {
-                let message = format!("{e} for series {} at timestamp {t}", series.labels);
-                appender.rollback();
-                return Err(if e.is_bad_data() {
-                    WriteError::BadRequest(message)
-                } else {
-                    WriteError::Internal(message)
-                });
+        let series = db.head.get_or_create_pairs(&pairs);
+        // A refused sample refuses the request (the appender is dropped uncommitted).
+        let refused = |e: argus_tsdb::Error, t: i64| {
+            let message = format!("{e} for series {} at timestamp {t}", series.labels);
+            if e.is_bad_data() {
+                WriteError::BadRequest(message)
+            } else {
+                WriteError::Internal(message)
             }
+        };
+        for (t, h) in hists {
+            appender
+                .append_histogram_to(series.clone(), t, h)
+                .map_err(|e| refused(e, t))?;
+            outcome.samples += 1;
+        }
+        for &(t, v) in samples {
+            appender
+                .append_to(series.clone(), t, v)
+                .map_err(|e| refused(e, t))?;
             outcome.samples += 1;
         }
         outcome.series += 1;
@@ -246,6 +259,47 @@ mod tests {
             .iter()
             .map(|s| s.samples(i64::MIN, i64::MAX).len())
             .sum()
+    }
+
+    /// Native histograms are stored and read back; an invalid one refuses the whole request.
+    #[test]
+    fn histograms_into_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), argus_tsdb::Options::default()).unwrap();
+        let mut with_hist = series("latency", &[]);
+        with_hist.histograms = vec![
+            crate::histogram::tests::integer_histogram(1000),
+            crate::histogram::tests::integer_histogram(2000),
+        ];
+        let req = WriteRequest {
+            timeseries: vec![with_hist, series("up", &[(1000, 1.0)])],
+            metadata: vec![],
+        };
+        let outcome = ingest(&db, &req.encode_to_vec()).unwrap();
+        assert_eq!((outcome.series, outcome.samples), (2, 3));
+        let m = [Matcher::new(MatchOp::Equal, "__name__", "latency").unwrap()];
+        let got = db.select_histograms(i64::MIN, i64::MAX, &m);
+        assert_eq!(got.len(), 1);
+        let times: Vec<i64> = got[0].1.iter().map(|p| p.0).collect();
+        assert_eq!(times, vec![1000, 2000]);
+        assert_eq!(got[0].1[0].1.count, 5.0);
+
+        let mut bad = series("bad_latency", &[]);
+        bad.histograms = vec![vec![0x20, 0x12]]; // schema 9
+        let req = WriteRequest {
+            timeseries: vec![series("up", &[(3000, 1.0)]), bad],
+            metadata: vec![],
+        };
+        let err = ingest(&db, &req.encode_to_vec()).unwrap_err();
+        assert!(
+            matches!(&err, WriteError::BadRequest(m) if m.contains("invalid schema")),
+            "{err:?}"
+        );
+        assert_eq!(
+            count(&db, "up"),
+            1,
+            "nothing of a refused request is stored"
+        );
     }
 
     #[test]

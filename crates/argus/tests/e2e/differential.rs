@@ -46,6 +46,7 @@ fn demo_data(start: i64, end: i64) -> Vec<TimeSeries> {
                 .into_iter()
                 .map(|(timestamp, value)| Sample { value, timestamp })
                 .collect(),
+            histograms: Vec::new(),
         })
         .collect()
 }
@@ -66,6 +67,7 @@ fn load(url: &str, series: &[TimeSeries], start: i64, end: i64) {
                     .filter(|x| x.timestamp >= from && x.timestamp < to)
                     .copied()
                     .collect(),
+                histograms: Vec::new(),
             })
             .filter(|s| !s.samples.is_empty())
             .collect();

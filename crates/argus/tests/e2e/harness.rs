@@ -262,6 +262,9 @@ pub struct TimeSeries {
     pub labels: Vec<Label>,
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<Sample>,
+    /// Encoded `Histogram` messages (native histograms).
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub histograms: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -293,6 +296,7 @@ pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
             .iter()
             .map(|&(timestamp, value)| Sample { value, timestamp })
             .collect(),
+        histograms: Vec::new(),
     }
 }
 

@@ -268,3 +268,72 @@ fn experimental_promql_needs_enable_feature() {
         enabled.log_text()
     );
 }
+
+/// A remote-write `Histogram` message: integer counts 1, 2, 1 in schema-0 buckets 0–2,
+/// count 4, sum 5, at `t` milliseconds.
+fn histogram_message(t: i64) -> Vec<u8> {
+    let mut m = vec![0x08, 0x04, 0x19];
+    m.extend_from_slice(&5.0f64.to_le_bytes());
+    // positive span (offset 0, length 3), then the deltas 1, +1, -1 packed
+    m.extend_from_slice(&[
+        0x5a, 0x04, 0x08, 0x00, 0x10, 0x03, 0x62, 0x03, 0x02, 0x02, 0x01, 0x78,
+    ]);
+    let mut t = t as u64;
+    while t >= 0x80 {
+        m.push((t as u8) | 0x80);
+        t >>= 7;
+    }
+    m.push(t as u8);
+    m
+}
+
+/// Native histograms sent by remote write are stored, answered in Prometheus's JSON, usable
+/// by histogram functions, and still there after a restart.
+#[test]
+fn native_histograms_from_remote_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let t = 1_700_000_000_000i64;
+    let argus = ArgusBuilder::new(&data).start();
+    let mut ts = series(&[("__name__", "latency"), ("job", "j")], &[]);
+    ts.histograms = vec![histogram_message(t), histogram_message(t + 15_000)];
+    let resp = argus.write(&WriteRequest {
+        timeseries: vec![ts],
+    });
+    assert_eq!(resp.status(), 204, "{}", resp.text().unwrap_or_default());
+    let expected = r#""histogram":[1700000015,{"count":"4","sum":"5","buckets":[[0,"0.5","1","1"],[0,"1","2","2"],[0,"2","4","1"]]}]"#;
+    let check = |argus: &Argus| {
+        let (status, body) = raw(
+            argus,
+            &format!("/api/v1/query?query=latency&time={}", (t + 15_000) / 1000),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains(expected), "{body}");
+        let (_, body) = raw(
+            argus,
+            &format!(
+                "/api/v1/query?query={}&time={}",
+                urlencode("histogram_quantile(0.5, latency)"),
+                (t + 15_000) / 1000
+            ),
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let q: f64 = v["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{body}"));
+        assert!((q - std::f64::consts::SQRT_2).abs() < 1e-12, "{body}");
+    };
+    check(&argus);
+    argus.stop();
+    let argus = ArgusBuilder::new(&data).start();
+    check(&argus);
+    // An invalid histogram is refused with the reason, like Prometheus.
+    let mut bad = series(&[("__name__", "latency"), ("job", "j")], &[]);
+    bad.histograms = vec![vec![0x20, 0x12]];
+    let resp = argus.write(&WriteRequest {
+        timeseries: vec![bad],
+    });
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().unwrap().contains("invalid schema"));
+}
