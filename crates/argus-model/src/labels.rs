@@ -360,6 +360,29 @@ impl LabelsBuilder {
             .map(|i| self.labels[i].value.as_ref())
     }
 
+    /// The pairs set so far, sorted by name.
+    pub fn pairs(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.labels.iter().map(|l| (&*l.name, &*l.value))
+    }
+
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Empties the builder, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.labels.clear();
+    }
+
+    /// The label set built so far, leaving the builder as it is.
+    pub fn to_labels(&self) -> Labels {
+        Labels::pack(self.labels.iter().map(|l| (&*l.name, &*l.value)))
+    }
+
     pub fn build(self) -> Labels {
         Labels::pack(self.labels.iter().map(|l| (&*l.name, &*l.value)))
     }

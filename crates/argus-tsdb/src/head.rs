@@ -366,6 +366,9 @@ pub struct MemSeries {
     pub data: Mutex<SeriesData>,
     /// Whether the series record is in the WAL yet.
     pub logged: AtomicBool,
+    /// Set when garbage collection took the series out of the index: holders of the `Arc`
+    /// (scrape caches) must look the labels up again instead of appending to it.
+    pub removed: AtomicBool,
 }
 
 /// Hasher for keys that are already well-mixed 64-bit values (label-set hashes, refs).
@@ -680,6 +683,7 @@ impl Head {
             labels: labels.clone(),
             data: Mutex::new(SeriesData::default()),
             logged: AtomicBool::new(logged),
+            removed: AtomicBool::new(false),
         });
         index.by_ref.insert(series_ref, series.clone());
         index.insert_hashed(labels_hash_of(&labels), series.clone());
@@ -970,6 +974,7 @@ impl Head {
             if !series.data.lock().is_empty() {
                 continue;
             }
+            series.removed.store(true, Ordering::Relaxed);
             index.by_ref.remove(&series.series_ref);
             index.remove_hashed(labels_hash_of(&series.labels), series.series_ref);
             index.remove_postings(&series);
