@@ -7,7 +7,13 @@
 //! half-ingest a scrape: a scrape either lands whole or (on a parse error or a limit) not at
 //! all, followed by stale markers for what the target exposed before.
 
+pub mod discovery;
 pub mod error;
+pub mod manager;
+pub mod metrics;
 pub mod relabel;
+pub mod scrape_loop;
+pub mod target;
 
 pub use error::{Error, Result};
+pub use manager::ScrapeManager;

@@ -10,5 +10,6 @@ pub mod params;
 pub mod process;
 pub mod query;
 pub mod server;
+pub mod targets;
 
 pub use server::{AppState, BuildInfo, Lifecycle, router};

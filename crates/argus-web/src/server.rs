@@ -66,6 +66,8 @@ pub struct AppState {
     pub query_timeout_ms: i64,
     /// `--query.max-concurrency` permits.
     pub query_slots: Arc<tokio::sync::Semaphore>,
+    /// Targets, their status and scraped metadata.
+    pub scrape: Arc<argus_scrape::ScrapeManager>,
 }
 
 type Shared = Arc<AppState>;
@@ -87,6 +89,9 @@ pub fn router(state: AppState) -> Router {
         .route("/format_query", get(format_query).post(format_query))
         .route("/parse_query", get(parse_query).post(parse_query))
         .route("/metadata", get(metadata))
+        .route("/targets", get(targets))
+        .route("/targets/metadata", get(targets_metadata))
+        .route("/scrape_pools", get(scrape_pools))
         .route(
             "/query_exemplars",
             get(query_exemplars).post(query_exemplars),
@@ -690,10 +695,27 @@ async fn parse_query(
     Ok(success(&crate::ast_json::translate(&expr), &[]))
 }
 
-/// Metric metadata comes from scraped HELP/TYPE/UNIT lines (not collected yet): an empty
-/// map, which is what Prometheus answers when it has none.
-async fn metadata() -> ApiResult {
-    Ok(success(&serde_json::Map::new(), &[]))
+/// Metric metadata from the HELP/TYPE/UNIT lines of the active targets' last scrapes.
+async fn metadata(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = params(q, &HeaderMap::new(), &Bytes::new());
+    Ok(success(&crate::targets::metadata(&s.scrape, &p)?, &[]))
+}
+
+async fn targets(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = params(q, &HeaderMap::new(), &Bytes::new());
+    Ok(success(&crate::targets::targets(&s.scrape, &p), &[]))
+}
+
+async fn targets_metadata(State(s): State<Shared>, RawQuery(q): RawQuery) -> ApiResult {
+    let p = params(q, &HeaderMap::new(), &Bytes::new());
+    Ok(success(
+        &crate::targets::targets_metadata(&s.scrape, &p)?,
+        &[],
+    ))
+}
+
+async fn scrape_pools(State(s): State<Shared>) -> ApiResult {
+    Ok(success(&crate::targets::scrape_pools(&s.scrape), &[]))
 }
 
 /// Exemplars are not stored yet: an empty list, as Prometheus answers when it has none.

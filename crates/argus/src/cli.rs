@@ -188,25 +188,7 @@ impl ServerArgs {
 }
 
 /// Prometheus's byte sizes: `512MB`, `1GB`, `10TB` (base 1024), or plain bytes.
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    let mult: u64 = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 1,
-        "KB" => 1 << 10,
-        "MB" => 1 << 20,
-        "GB" => 1 << 30,
-        "TB" => 1 << 40,
-        "PB" => 1 << 50,
-        "EB" => 1 << 60,
-        _ => return Err(format!("invalid size {s:?}: unknown unit {unit:?}")),
-    };
-    number
-        .checked_mul(mult)
-        .ok_or_else(|| format!("invalid size {s:?}: too large"))
-}
+pub use argus_config::parse_bytes;
 
 #[cfg(test)]
 mod tests {

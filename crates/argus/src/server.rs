@@ -107,11 +107,14 @@ struct Process {
     db: Arc<Db>,
     reload_status: Arc<ReloadStatus>,
     shutdown: Arc<Notify>,
+    scrape: Arc<argus_scrape::ScrapeManager>,
 }
 
 impl Process {
-    /// Applies what the configuration controls today (the out-of-order window).
-    fn apply(&self, config: &Config) {
+    /// Applies a configuration: scrape pools first (the part that can refuse it), then the
+    /// out-of-order window.
+    fn apply(&self, config: &Config) -> Result<(), String> {
+        self.scrape.apply_config(config)?;
         self.db
             .head
             .set_ooo_window_ms(config.storage.tsdb.out_of_order_time_window.as_millis());
@@ -121,14 +124,15 @@ impl Process {
                 "configured but not supported by this version of argus; ignored"
             );
         }
+        Ok(())
     }
 }
 
 impl Lifecycle for Process {
     fn reload(&self) -> Result<(), String> {
-        match argus_config::load_file(&self.config_file) {
+        let loaded = argus_config::load_file(&self.config_file).map_err(|e| e.to_string());
+        match loaded.and_then(|new| self.apply(&new).map(|()| new)) {
             Ok(new) => {
-                self.apply(&new);
                 *self.config.lock() = new;
                 self.reload_status.successful.store(true, Ordering::Relaxed);
                 self.reload_status
@@ -142,7 +146,7 @@ impl Lifecycle for Process {
                     .successful
                     .store(false, Ordering::Relaxed);
                 error!(error = %e, "error reloading config; keeping the previous configuration");
-                Err(e.to_string())
+                Err(e)
             }
         }
     }
@@ -217,14 +221,26 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         success_timestamp: AtomicI64::new(argus_model::time::now_ms() / 1000),
     });
     let shutdown = Arc::new(Notify::new());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting async runtime")?;
+    let scrape = argus_scrape::ScrapeManager::new(
+        db.clone(),
+        runtime.handle().clone(),
+        offset_seed(&config),
+    );
     let process = Arc::new(Process {
         config_file: args.config_file.clone(),
         config: Mutex::new(config.clone()),
         db: db.clone(),
         reload_status: reload_status.clone(),
         shutdown: shutdown.clone(),
+        scrape: scrape.clone(),
     });
-    process.apply(&config);
+    process
+        .apply(&config)
+        .map_err(|e| anyhow!("error applying config: {e}"))?;
 
     let mut registry = Registry::default();
     registry.register_collector(Box::new(argus_tsdb::metrics::TsdbCollector(db.clone())));
@@ -232,6 +248,9 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         start_time_seconds: argus_model::time::now_ms() as f64 / 1000.0,
     }));
     registry.register_collector(Box::new(ServerCollector(reload_status, ready.clone())));
+    registry.register_collector(Box::new(argus_scrape::metrics::ScrapeCollector(
+        scrape.metrics.clone(),
+    )));
 
     let write_limits = argus_remote::WriteLimits::default();
     let state = AppState {
@@ -273,6 +292,7 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
             canceled: None,
         },
         promql_features: promql_features(&args.enable_feature),
+        scrape: scrape.clone(),
     };
     let app = argus_web::router(state).layer(axum::extract::DefaultBodyLimit::max(
         write_limits.max_body_bytes,
@@ -290,10 +310,6 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
             .context("starting compaction thread")?
     };
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting async runtime")?;
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.listen_address)
             .await
@@ -309,6 +325,8 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
     });
     info!("stopping");
     ready.store(false, Ordering::Relaxed);
+    runtime.block_on(scrape.shutdown());
+    info!("scrape manager stopped");
     stop_compaction.store(true, Ordering::Relaxed);
     let _ = compaction.join();
     if let Err(e) = db.close() {
@@ -316,6 +334,21 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
     }
     info!("see you next time!");
     served
+}
+
+/// Spreads scrape phases like Prometheus (external labels and host name), so replicas with
+/// different external labels do not scrape a target at the same instant.
+fn offset_seed(config: &Config) -> u64 {
+    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+    for (name, value) in &config.global.external_labels {
+        h.update(name.as_bytes());
+        h.update(&[0xff]);
+        h.update(value.as_bytes());
+        h.update(&[0xff]);
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    h.update(host.trim().as_bytes());
+    h.digest()
 }
 
 /// Runs compaction when a commit signals a compactable head, and at least every `every`

@@ -8,5 +8,6 @@ mod e2e {
     pub mod harness;
     mod interop;
     mod query;
+    mod scrape;
     mod storage;
 }

@@ -9,20 +9,13 @@ use std::time::Duration;
 use super::harness::*;
 
 fn prometheus_binary() -> String {
-    let found = Command::new("sh")
-        .args(["-c", "command -v prometheus"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    found.unwrap_or_else(|| {
-        panic!("the interop test needs the real Prometheus: apt-get install prometheus (scripts/test.sh does this)")
-    })
+    binary("prometheus", "prometheus")
 }
 
-struct Prometheus(Child);
+/// A process the test started, stopped by its PID.
+struct Peer(Child);
 
-impl Drop for Prometheus {
+impl Drop for Peer {
     fn drop(&mut self) {
         signal(&self.0, libc::SIGTERM);
         wait_exit(&mut self.0);
@@ -56,7 +49,7 @@ fn prometheus_remote_write_delivers_every_metric_name() {
         ),
     );
     let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prom = Prometheus(
+    let _prom = Peer(
         Command::new(prometheus_binary())
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -105,4 +98,175 @@ fn prometheus_remote_write_delivers_every_metric_name() {
     assert_eq!(up.len(), 1);
     assert_eq!(up[0]["job"], "prometheus");
     assert_eq!(up[0]["instance"], format!("127.0.0.1:{prom_port}"));
+}
+
+fn binary(name: &str, package: &str) -> String {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {name}")])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| {
+            panic!("this interop test needs {name}: apt-get install {package} (scripts/test.sh does this)")
+        })
+}
+
+fn spawn_peer(bin: &str, args: &[String], log: &std::path::Path) -> Peer {
+    let log = std::fs::File::create(log).unwrap();
+    Peer(
+        Command::new(bin)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {bin}: {e}")),
+    )
+}
+
+/// The series an instant query for `{job="JOB"}` returns, as sorted label strings, with
+/// `le` and `quantile` values spelled one way (Prometheus 3, and argus, write `1.0` where
+/// 2.42 keeps the exporter's `1`).
+fn current_series(base: &str, job: &str) -> Option<BTreeSet<String>> {
+    let url = format!(
+        "{base}/api/v1/query?query={}",
+        urlencode(&format!("{{job=\"{job}\"}}"))
+    );
+    let v: serde_json::Value = client().get(url).send().ok()?.json().ok()?;
+    let mut out = BTreeSet::new();
+    for r in v["data"]["result"].as_array()? {
+        let mut labels: Vec<String> = r["metric"]
+            .as_object()?
+            .iter()
+            .map(|(k, v)| {
+                let v = v.as_str().unwrap_or("");
+                let v = match (k.as_str(), v.parse::<f64>()) {
+                    ("le" | "quantile", Ok(f)) => format!("{f:?}"),
+                    _ => v.to_string(),
+                };
+                format!("{k}={v:?}")
+            })
+            .collect();
+        labels.sort();
+        out.insert(labels.join(","));
+    }
+    Some(out)
+}
+
+/// Argus and Prometheus 2.42 scrape the same real exporters (node_exporter, pushgateway,
+/// blackbox_exporter probing node_exporter) at the same time, from the same
+/// `scrape_configs`; both must hold the same series.
+#[test]
+fn argus_and_prometheus_scrape_the_same_series_from_real_exporters() {
+    let dir = tempfile::tempdir().unwrap();
+    let node_port = free_port();
+    let push_port = free_port();
+    let blackbox_port = free_port();
+    let _node = spawn_peer(
+        &binary("prometheus-node-exporter", "prometheus-node-exporter"),
+        &[format!("--web.listen-address=127.0.0.1:{node_port}")],
+        &dir.path().join("node.log"),
+    );
+    let _push = spawn_peer(
+        &binary("prometheus-pushgateway", "prometheus-pushgateway"),
+        &[
+            format!("--web.listen-address=127.0.0.1:{push_port}"),
+            format!(
+                "--persistence.file={}",
+                dir.path().join("push.data").display()
+            ),
+        ],
+        &dir.path().join("push.log"),
+    );
+    let blackbox_config = dir.path().join("blackbox.yml");
+    write_file(
+        &blackbox_config,
+        "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n",
+    );
+    let _blackbox = spawn_peer(
+        &binary(
+            "prometheus-blackbox-exporter",
+            "prometheus-blackbox-exporter",
+        ),
+        &[
+            format!("--web.listen-address=127.0.0.1:{blackbox_port}"),
+            format!("--config.file={}", blackbox_config.display()),
+        ],
+        &dir.path().join("blackbox.log"),
+    );
+    // Something pushed, so the pushgateway exposes pushed groups too.
+    wait_for(Duration::from_secs(30), "pushgateway", || {
+        client()
+            .post(format!(
+                "http://127.0.0.1:{push_port}/metrics/job/batch/instance/worker1"
+            ))
+            .body(
+                "# TYPE batch_last_success_seconds gauge\nbatch_last_success_seconds 1700000000\n",
+            )
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    });
+    let jobs = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+         scrape_configs:\n\
+         \x20 - job_name: node\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n\
+         \x20 - job_name: pushgateway\n    honor_labels: true\n    static_configs:\n      - targets: ['127.0.0.1:{push_port}']\n\
+         \x20 - job_name: blackbox\n    metrics_path: /probe\n    params:\n      module: [http_2xx]\n\
+         \x20   static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n\
+         \x20   relabel_configs:\n\
+         \x20     - source_labels: [__address__]\n        target_label: __param_target\n        replacement: http://${{1}}/metrics\n\
+         \x20     - source_labels: [__param_target]\n        target_label: instance\n\
+         \x20     - target_label: __address__\n        replacement: 127.0.0.1:{blackbox_port}\n"
+    );
+    let argus = ArgusBuilder::new(&dir.path().join("argus"))
+        .config(&jobs)
+        .start();
+    let prom_port = free_port();
+    let config = dir.path().join("prometheus.yml");
+    write_file(&config, &jobs);
+    let _prom = Peer(
+        Command::new(prometheus_binary())
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("prom-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let prom = format!("http://127.0.0.1:{prom_port}");
+    let argus_base = argus.url("");
+    for job in ["node", "pushgateway", "batch", "blackbox"] {
+        let mut last = (BTreeSet::new(), BTreeSet::new());
+        // Series that come and go with timing (a collector that was slow once) settle within
+        // a few scrapes; compare until both agree or the deadline passes.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for(Duration::from_secs(60), "the same series", || {
+                let a = current_series(&argus_base, job)?;
+                let p = current_series(&prom, job)?;
+                let same = a == p && !a.is_empty();
+                last = (a, p);
+                same.then_some(())
+            })
+        }));
+        if outcome.is_err() {
+            let (a, p) = &last;
+            panic!(
+                "job {job}: series differ\nonly in prometheus: {:#?}\nonly in argus: {:#?}\nargus log:\n{}",
+                p.difference(a).collect::<Vec<_>>(),
+                a.difference(p).collect::<Vec<_>>(),
+                argus.log_text()
+            );
+        }
+    }
+    // Both see the probe succeed.
+    let v = argus.get_json(&format!(
+        "/api/v1/query?query={}",
+        urlencode("probe_success{job=\"blackbox\"}")
+    ));
+    assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
 }

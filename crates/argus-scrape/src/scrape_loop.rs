@@ -1,0 +1,577 @@
+//! One target's scrape loop: fetch on a fixed phase of the interval, parse, relabel, append
+//! through one TSDB appender (committed whole or not at all), write stale markers for series
+//! that went away, and report `up`, `scrape_duration_seconds`, `scrape_samples_scraped`,
+//! `scrape_samples_post_metric_relabeling` and `scrape_series_added`.
+//!
+//! The series cache maps the raw bytes of a series as the target writes it to the stored
+//! series, so a known series costs a hash lookup: labels are only built, relabeled and
+//! checked against the limits the first time a series shows up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use argus_exposition::{Entry, MediaType, MetricType, Parser};
+use argus_model::{Labels, LabelsBuilder, stale_nan};
+use argus_tsdb::Db;
+use argus_tsdb::head::MemSeries;
+use parking_lot::Mutex;
+
+use crate::metrics::ScrapeMetrics;
+use crate::relabel::process_builder;
+use crate::target::{Health, ScrapeSettings, Target};
+
+/// HELP/TYPE/UNIT a target exposed for one metric family.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub metric_type: MetricType,
+    pub help: String,
+    pub unit: String,
+}
+
+struct CacheEntry {
+    series: Arc<MemSeries>,
+    last_iter: u64,
+}
+
+/// What survives between scrapes of one target (and across a reload of its config).
+#[derive(Default)]
+pub struct LoopState {
+    series: HashMap<Box<[u8]>, CacheEntry>,
+    /// Series that metric relabeling drops, so they are not relabeled again.
+    dropped: HashMap<Box<[u8]>, u64>,
+    iter: u64,
+    /// Series of the last successful scrape, by series ref (for stale markers).
+    previous: HashMap<u64, Arc<MemSeries>>,
+    current: HashMap<u64, Arc<MemSeries>>,
+    report: HashMap<&'static str, Arc<MemSeries>>,
+    pub metadata: HashMap<String, Metadata>,
+}
+
+/// Counts of one scrape, as reported in the synthetic series.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AppendStats {
+    pub scraped: u64,
+    pub post_relabel: u64,
+    pub series_added: u64,
+}
+
+/// Prometheus's `mutateSampleLabels`: target labels added (or, with `honor_labels`, only
+/// where the sample lacks them; otherwise clashing sample labels move to `exported_*`), then
+/// metric relabeling.
+pub fn mutate_sample_labels(
+    sample: &Labels,
+    target: &Target,
+    settings: &ScrapeSettings,
+) -> Option<Labels> {
+    let mut builder = sample.to_builder();
+    if settings.honor_labels {
+        for (name, value) in target.public_labels() {
+            if sample.get(name).is_none() {
+                builder.set(name, value);
+            }
+        }
+    } else {
+        let mut conflicts: Vec<(&str, &str)> = Vec::new();
+        for (name, value) in target.public_labels() {
+            if let Some(existing) = sample.get(name) {
+                conflicts.push((name, existing));
+            }
+            builder.set(name, value);
+        }
+        conflicts.sort_by_key(|(name, _)| name.len());
+        for (name, value) in conflicts {
+            let mut new_name = name.to_string();
+            loop {
+                new_name = format!("exported_{new_name}");
+                if builder.get(&new_name).is_none() {
+                    builder.set(&new_name, value);
+                    break;
+                }
+            }
+        }
+    }
+    process_builder(&mut builder, &settings.metric_relabel).then(|| builder.build())
+}
+
+/// Prometheus's label limits, checked on new series.
+fn check_label_limits(labels: &Labels, settings: &ScrapeSettings) -> Result<(), String> {
+    let metric: String = labels.metric_name().chars().take(50).collect();
+    if settings.label_limit > 0 && labels.len() as u64 > settings.label_limit {
+        return Err(format!(
+            "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})",
+            labels.len(),
+            settings.label_limit
+        ));
+    }
+    for l in labels.iter() {
+        let name: String = l.name.chars().take(50).collect();
+        if settings.label_name_length_limit > 0
+            && l.name.len() as u64 > settings.label_name_length_limit
+        {
+            return Err(format!(
+                "label_name_length_limit exceeded (metric: {metric}, label name: {name}, length: {}, limit: {})",
+                l.name.len(),
+                settings.label_name_length_limit
+            ));
+        }
+        if settings.label_value_length_limit > 0
+            && l.value.len() as u64 > settings.label_value_length_limit
+        {
+            let value: String = l.value.chars().take(50).collect();
+            return Err(format!(
+                "label_value_length_limit exceeded (metric: {metric}, label name: {name}, value: {}, length: {}, limit: {})",
+                argus_model::gofmt::quote(&value),
+                l.value.len(),
+                settings.label_value_length_limit
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl LoopState {
+    /// Parses `body` and appends it at `t_ms`; on any error nothing of it is stored.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_scrape(
+        &mut self,
+        db: &Db,
+        target: &Target,
+        settings: &ScrapeSettings,
+        metrics: &ScrapeMetrics,
+        body: &[u8],
+        media: MediaType,
+        t_ms: i64,
+    ) -> Result<AppendStats, String> {
+        if media == MediaType::Protobuf {
+            return Err("the protobuf exposition format is not supported yet".into());
+        }
+        self.iter += 1;
+        self.current.clear();
+        let mut stats = AppendStats::default();
+        let mut parser = Parser::new(body, media);
+        let mut appender = db.appender();
+        let (mut out_of_order, mut duplicate, mut out_of_bounds) = (0u64, 0u64, 0u64);
+        let mut metadata_seen: Vec<(String, Metadata)> = Vec::new();
+        while let Some(entry) = parser.next() {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let (series_key, value, explicit_ts) = match entry {
+                Entry::Series {
+                    series,
+                    value,
+                    timestamp_ms,
+                } => (series, value, timestamp_ms),
+                Entry::Help { name, help } => {
+                    metadata_entry(&mut metadata_seen, &name).help = help.into_owned();
+                    continue;
+                }
+                Entry::Type { name, metric_type } => {
+                    metadata_entry(&mut metadata_seen, &name).metric_type = metric_type;
+                    continue;
+                }
+                Entry::Unit { name, unit } => {
+                    metadata_entry(&mut metadata_seen, &name).unit = unit.into_owned();
+                    continue;
+                }
+            };
+            stats.scraped += 1;
+            let t = match explicit_ts {
+                Some(ts) if settings.honor_timestamps => ts,
+                _ => t_ms,
+            };
+            // Samples with their own timestamp get no stale markers unless tracked.
+            let track = explicit_ts.is_none()
+                || !settings.honor_timestamps
+                || settings.track_timestamps_staleness;
+            let series = match self.series.get_mut(series_key) {
+                Some(entry) if !entry.series.removed.load(Ordering::Relaxed) => {
+                    entry.last_iter = self.iter;
+                    entry.series.clone()
+                }
+                _ => {
+                    if let Some(iter) = self.dropped.get_mut(series_key) {
+                        *iter = self.iter;
+                        continue;
+                    }
+                    let parsed = parser.labels().map_err(|e| e.to_string())?;
+                    let Some(labels) = mutate_sample_labels(&parsed, target, settings) else {
+                        self.dropped.insert(series_key.into(), self.iter);
+                        continue;
+                    };
+                    if labels.metric_name().is_empty() {
+                        return Err("missing metric name (__name__ label)".into());
+                    }
+                    check_label_limits(&labels, settings)?;
+                    let series = db.head.get_or_create(&labels);
+                    if !self.series.contains_key(series_key) {
+                        stats.series_added += 1;
+                    }
+                    self.series.insert(
+                        series_key.into(),
+                        CacheEntry {
+                            series: series.clone(),
+                            last_iter: self.iter,
+                        },
+                    );
+                    series
+                }
+            };
+            stats.post_relabel += 1;
+            if settings.sample_limit > 0 && stats.post_relabel > settings.sample_limit {
+                metrics
+                    .exceeded_sample_limit
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err("sample limit exceeded".into());
+            }
+            let series_ref = series.series_ref;
+            match appender.append_to(series.clone(), t, value) {
+                Ok(()) => {}
+                Err(argus_tsdb::Error::OutOfOrderSample) => out_of_order += 1,
+                Err(argus_tsdb::Error::DuplicateSampleForTimestamp) => duplicate += 1,
+                Err(argus_tsdb::Error::OutOfBounds | argus_tsdb::Error::TooOldSample) => {
+                    out_of_bounds += 1
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+            if track {
+                self.current.insert(series_ref, series);
+            }
+        }
+        // Series of the previous scrape that are gone now: stale markers.
+        for (series_ref, series) in &self.previous {
+            if !self.current.contains_key(series_ref) {
+                // Refused markers (a newer sample exists) are expected and ignored.
+                let _ = appender.append_to(series.clone(), t_ms, stale_nan());
+            }
+        }
+        appender.commit().map_err(|e| e.to_string())?;
+        metrics
+            .sample_out_of_order
+            .fetch_add(out_of_order, Ordering::Relaxed);
+        metrics
+            .sample_duplicate_timestamp
+            .fetch_add(duplicate, Ordering::Relaxed);
+        metrics
+            .sample_out_of_bounds
+            .fetch_add(out_of_bounds, Ordering::Relaxed);
+        std::mem::swap(&mut self.previous, &mut self.current);
+        self.current.clear();
+        let iter = self.iter;
+        self.series.retain(|_, e| e.last_iter == iter);
+        self.dropped.retain(|_, i| *i == iter);
+        for (name, meta) in metadata_seen {
+            if self.metadata.get(&name) != Some(&meta) {
+                self.metadata.insert(name, meta);
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Stale markers at `t_ms` for every series of the last successful scrape (a failed
+    /// scrape, a target that went away, shutdown).
+    pub fn mark_all_stale(&mut self, db: &Db, t_ms: i64) {
+        if self.previous.is_empty() {
+            return;
+        }
+        let mut appender = db.appender();
+        for series in self.previous.values() {
+            let _ = appender.append_to(series.clone(), t_ms, stale_nan());
+        }
+        if let Err(e) = appender.commit() {
+            tracing::warn!(error = %e, "writing stale markers");
+        }
+        self.previous.clear();
+    }
+
+    /// Appends the synthetic series of one scrape (or their stale markers).
+    pub fn report(
+        &mut self,
+        db: &Db,
+        target: &Target,
+        t_ms: i64,
+        outcome: Option<(bool, f64, AppendStats)>,
+    ) {
+        const NAMES: [&str; 5] = [
+            "up",
+            "scrape_duration_seconds",
+            "scrape_samples_scraped",
+            "scrape_samples_post_metric_relabeling",
+            "scrape_series_added",
+        ];
+        let values = match outcome {
+            Some((up, duration, stats)) => [
+                if up { 1.0 } else { 0.0 },
+                duration,
+                stats.scraped as f64,
+                stats.post_relabel as f64,
+                stats.series_added as f64,
+            ],
+            None => [stale_nan(); 5],
+        };
+        let mut appender = db.appender();
+        for (name, value) in NAMES.into_iter().zip(values) {
+            let series = match self.report.get(name) {
+                Some(s) if !s.removed.load(Ordering::Relaxed) => s.clone(),
+                _ => {
+                    let mut builder = LabelsBuilder::new();
+                    for (n, v) in target.public_labels() {
+                        builder.set(n, v);
+                    }
+                    builder.set(argus_model::labels::METRIC_NAME, name);
+                    let series = db.head.get_or_create(&builder.build());
+                    self.report.insert(name, series.clone());
+                    series
+                }
+            };
+            let _ = appender.append_to(series, t_ms, value);
+        }
+        if let Err(e) = appender.commit() {
+            tracing::warn!(error = %e, "appending scrape report");
+        }
+    }
+}
+
+fn metadata_entry<'m>(seen: &'m mut Vec<(String, Metadata)>, name: &str) -> &'m mut Metadata {
+    let index = match seen.iter().position(|(n, _)| n == name) {
+        Some(i) => i,
+        None => {
+            seen.push((name.to_string(), Metadata::default()));
+            seen.len() - 1
+        }
+    };
+    &mut seen[index].1
+}
+
+/// Why a loop stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The target went away: stale markers after the next would-be scrape.
+    Removed,
+    /// The server shuts down: stale markers now.
+    Shutdown,
+    /// Replaced by a loop with new settings that takes over the state: no stale markers.
+    Handover,
+}
+
+/// The `Content-Type` of a 200 answer; any other status is an error, worded as Prometheus
+/// words it.
+pub fn ok_content_type(response: &reqwest::Response) -> Result<Option<String>, String> {
+    let status = response.status();
+    if status != reqwest::StatusCode::OK {
+        return Err(format!("server returned HTTP status {status}"));
+    }
+    Ok(response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string))
+}
+
+/// Fetches a target's exposition: `(body, content type)`, or the error as Prometheus words
+/// it.
+pub async fn fetch(
+    client: &reqwest::Client,
+    target: &Target,
+    settings: &ScrapeSettings,
+) -> Result<(Vec<u8>, Option<String>), String> {
+    let timeout = target.timeout.as_std();
+    let url = &target.url;
+    let request = client
+        .get(url)
+        .header(reqwest::header::ACCEPT, &settings.accept)
+        .header(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            argus_model::gofmt::format_g(target.timeout.as_secs_f64()),
+        )
+        .timeout(timeout);
+    let request = match auth_header(&settings.source.http)? {
+        Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
+        None => request,
+    };
+    let request = if settings.enable_compression {
+        request
+    } else {
+        request.header(reqwest::header::ACCEPT_ENCODING, "identity")
+    };
+    let describe = |e: &reqwest::Error| {
+        if e.is_timeout() {
+            format!("Get {url:?}: context deadline exceeded")
+        } else {
+            let mut source: &dyn std::error::Error = e;
+            while let Some(inner) = source.source() {
+                source = inner;
+            }
+            let host = url
+                .split_once("://")
+                .map_or(url.as_str(), |(_, rest)| rest)
+                .split('/')
+                .next()
+                .unwrap_or("");
+            // Go's wording for the common network failures.
+            let io_kind = source
+                .downcast_ref::<std::io::Error>()
+                .map(std::io::Error::kind);
+            match io_kind {
+                Some(std::io::ErrorKind::ConnectionRefused) => {
+                    format!("Get {url:?}: dial tcp {host}: connect: connection refused")
+                }
+                Some(std::io::ErrorKind::ConnectionReset) => {
+                    format!("Get {url:?}: read tcp {host}: read: connection reset by peer")
+                }
+                _ => format!("Get {url:?}: {source}"),
+            }
+        }
+    };
+    let mut response = request.send().await.map_err(|e| describe(&e))?;
+    let content_type = ok_content_type(&response)?;
+    let limit = settings.body_size_limit;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+        if limit > 0 && (body.len() + chunk.len()) as u64 > limit {
+            return Err("body size limit exceeded".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, content_type))
+}
+
+/// The `Authorization` header for a scrape config's credentials (files are read on every
+/// request, as Prometheus does, so rotated secrets are picked up).
+pub fn auth_header(http: &argus_config::http::HttpClientConfig) -> Result<Option<String>, String> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("unable to read {path}: {e}"))
+    };
+    if let Some(basic) = &http.basic_auth {
+        let user = match &basic.username_file {
+            Some(f) => read(f)?,
+            None => basic.username.clone(),
+        };
+        let password = match (&basic.password, &basic.password_file) {
+            (Some(p), _) => p.0.clone(),
+            (None, Some(f)) => read(f)?,
+            (None, None) => String::new(),
+        };
+        return Ok(Some(format!(
+            "Basic {}",
+            base64(format!("{user}:{password}").as_bytes())
+        )));
+    }
+    if let Some(auth) = &http.authorization {
+        let kind = auth.kind.clone().unwrap_or_else(|| "Bearer".into());
+        let credentials = match (&auth.credentials, &auth.credentials_file) {
+            (Some(c), _) => c.0.clone(),
+            (None, Some(f)) => read(f)?,
+            (None, None) => String::new(),
+        };
+        return Ok(Some(format!("{kind} {credentials}")));
+    }
+    match (&http.bearer_token, &http.bearer_token_file) {
+        (Some(t), _) => Ok(Some(format!("Bearer {}", t.0))),
+        (None, Some(f)) => Ok(Some(format!("Bearer {}", read(f)?))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Runs one scrape and records its outcome (samples, report, target status).
+pub async fn scrape_once(
+    db: &Arc<Db>,
+    client: &reqwest::Client,
+    target: &Arc<Target>,
+    settings: &Arc<ScrapeSettings>,
+    state: &Arc<Mutex<LoopState>>,
+    metrics: &Arc<ScrapeMetrics>,
+    forced_error: Option<String>,
+) {
+    let start = Instant::now();
+    let t_ms = argus_model::time::now_ms();
+    let fetched = match forced_error {
+        Some(e) => Err(e),
+        None => fetch(client, target, settings).await,
+    };
+    let (db2, target2, settings2, state2, metrics2) = (
+        db.clone(),
+        target.clone(),
+        settings.clone(),
+        state.clone(),
+        metrics.clone(),
+    );
+    let outcome = tokio::task::spawn_blocking(move || {
+        let mut state = state2.lock();
+        let result = fetched.and_then(|(body, content_type)| {
+            let (media, warning) =
+                argus_exposition::media_type(content_type.as_deref(), settings2.fallback_protocol)
+                    .map_err(|e| e.to_string())?;
+            if let Some(warning) = warning {
+                tracing::debug!(target = %target2.url, warning, "scrape content type");
+            }
+            state.append_scrape(&db2, &target2, &settings2, &metrics2, &body, media, t_ms)
+        });
+        let duration = start.elapsed().as_secs_f64();
+        let (up, stats, error) = match result {
+            Ok(stats) => (true, stats, String::new()),
+            Err(e) => {
+                // Nothing of the failed scrape was stored; what the target exposed before
+                // is now stale.
+                state.mark_all_stale(&db2, t_ms);
+                (false, AppendStats::default(), e)
+            }
+        };
+        state.report(&db2, &target2, t_ms, Some((up, duration, stats)));
+        (up, duration, error)
+    })
+    .await;
+    let (up, duration, error) = match outcome {
+        Ok(o) => o,
+        Err(e) => (false, start.elapsed().as_secs_f64(), e.to_string()),
+    };
+    let mut status = target.status.lock();
+    status.health = if up { Health::Up } else { Health::Down };
+    status.last_error = error;
+    status.last_scrape_ms = t_ms;
+    status.last_scrape_duration_s = duration;
+}
+
+/// Writes stale markers for everything a loop wrote, report series included.
+pub async fn write_end_of_run_staleness(
+    db: &Arc<Db>,
+    target: &Arc<Target>,
+    state: &Arc<Mutex<LoopState>>,
+    t_ms: i64,
+) {
+    let (db, target, state) = (db.clone(), target.clone(), state.clone());
+    let _ = tokio::task::spawn_blocking(move || {
+        let mut state = state.lock();
+        if state.report.is_empty() {
+            return;
+        }
+        state.mark_all_stale(&db, t_ms);
+        state.report(&db, &target, t_ms, None);
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests;

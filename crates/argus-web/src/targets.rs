@@ -1,0 +1,193 @@
+//! `/api/v1/targets`, `/api/v1/scrape_pools`, `/api/v1/targets/metadata` and
+//! `/api/v1/metadata`, from the scrape manager, in Prometheus's JSON shapes.
+
+use std::collections::BTreeMap;
+
+use argus_model::Matcher;
+use argus_scrape::ScrapeManager;
+use argus_scrape::target::Health;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::api::ApiError;
+use crate::params::Params;
+
+fn public_labels(labels: &argus_model::Labels) -> argus_model::Labels {
+    let pairs: Vec<(&str, &str)> = labels
+        .iter()
+        .filter(|l| !l.name.starts_with("__"))
+        .map(|l| (l.name, l.value))
+        .collect();
+    argus_model::Labels::from_sorted_refs(&pairs).unwrap_or_default()
+}
+
+fn last_scrape_time(ms: i64) -> String {
+    if ms == 0 {
+        "0001-01-01T00:00:00Z".to_string()
+    } else {
+        argus_model::time::format_rfc3339_millis(ms)
+    }
+}
+
+/// `/api/v1/targets` data.
+pub fn targets(manager: &ScrapeManager, p: &Params) -> Value {
+    let state = p.get("state").unwrap_or("").to_ascii_lowercase();
+    let pool = p.get("scrapePool").filter(|s| !s.is_empty());
+    let show_active = matches!(state.as_str(), "" | "any" | "active");
+    let show_dropped = matches!(state.as_str(), "" | "any" | "dropped");
+    let mut active = Vec::new();
+    if show_active {
+        for view in manager.active_targets() {
+            if pool.is_some_and(|p| p != view.pool) {
+                continue;
+            }
+            let t = &view.target;
+            let status = t.status.lock().clone();
+            active.push(json!({
+                "discoveredLabels": t.discovered_labels,
+                "labels": public_labels(&t.labels),
+                "scrapePool": view.pool,
+                "scrapeUrl": t.url,
+                "globalUrl": view.global_url,
+                "lastError": status.last_error,
+                "lastScrape": last_scrape_time(status.last_scrape_ms),
+                "lastScrapeDuration": status.last_scrape_duration_s,
+                "health": match status.health {
+                    Health::Up => "up",
+                    Health::Down => "down",
+                    Health::Unknown => "unknown",
+                },
+                "scrapeInterval": t.interval.to_string(),
+                "scrapeTimeout": t.timeout.to_string(),
+            }));
+        }
+    }
+    let mut dropped = Vec::new();
+    let mut dropped_counts: BTreeMap<String, u64> = BTreeMap::new();
+    for (job, d) in manager.dropped_targets() {
+        if pool.is_some_and(|p| p != job) {
+            continue;
+        }
+        *dropped_counts.entry(job.clone()).or_default() += 1;
+        if show_dropped {
+            dropped.push(json!({
+                "discoveredLabels": d.discovered_labels,
+                "scrapePool": job,
+            }));
+        }
+    }
+    for job in manager.scrape_pools() {
+        if pool.is_none_or(|p| p == job) {
+            dropped_counts.entry(job).or_default();
+        }
+    }
+    json!({
+        "activeTargets": active,
+        "droppedTargets": dropped,
+        "droppedTargetCounts": dropped_counts,
+    })
+}
+
+pub fn scrape_pools(manager: &ScrapeManager) -> Value {
+    json!({ "scrapePools": manager.scrape_pools() })
+}
+
+fn target_matchers(p: &Params) -> Result<Vec<Matcher>, ApiError> {
+    match p.get("match_target") {
+        None | Some("") => Ok(Vec::new()),
+        Some(s) => match argus_promql::parse(s) {
+            Ok(argus_promql::Expr::Vector(v)) => Ok(v.matchers),
+            Ok(_) => Err(ApiError::bad_data(format!("{s:?} is not a label selector"))),
+            Err(e) => Err(ApiError::bad_data(e.to_string())),
+        },
+    }
+}
+
+fn optional_limit(p: &Params, key: &str) -> Result<Option<usize>, ApiError> {
+    match p.get(key) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<i64>()
+            .map(|n| usize::try_from(n).ok())
+            .map_err(|_| ApiError::bad_data(format!("invalid {key}: {v:?}"))),
+    }
+}
+
+#[derive(Serialize, PartialEq, Eq, Clone)]
+struct MetadataEntry {
+    #[serde(rename = "type")]
+    metric_type: &'static str,
+    help: String,
+    unit: String,
+}
+
+/// `/api/v1/targets/metadata` data.
+pub fn targets_metadata(manager: &ScrapeManager, p: &Params) -> Result<Value, ApiError> {
+    let matchers = target_matchers(p)?;
+    let metric = p.get("metric").filter(|m| !m.is_empty());
+    let limit = optional_limit(p, "limit")?;
+    let mut out = Vec::new();
+    for (target, metadata) in manager.target_metadata() {
+        let labels = public_labels(&target.labels);
+        if !matchers
+            .iter()
+            .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+        {
+            continue;
+        }
+        let mut names: Vec<&String> = metadata.keys().collect();
+        names.sort();
+        for name in names {
+            if metric.is_some_and(|m| m != name) {
+                continue;
+            }
+            let md = &metadata[name];
+            out.push(json!({
+                "target": labels,
+                "metric": name,
+                "type": md.metric_type.as_str(),
+                "help": md.help,
+                "unit": md.unit,
+            }));
+        }
+    }
+    if let Some(limit) = limit {
+        out.truncate(limit);
+    }
+    Ok(Value::Array(out))
+}
+
+/// `/api/v1/metadata` data: each metric's distinct metadata across targets.
+pub fn metadata(manager: &ScrapeManager, p: &Params) -> Result<Value, ApiError> {
+    let metric = p.get("metric").filter(|m| !m.is_empty());
+    let limit = optional_limit(p, "limit")?;
+    let per_metric = optional_limit(p, "limit_per_metric")?;
+    let mut all: BTreeMap<String, Vec<MetadataEntry>> = BTreeMap::new();
+    for (_, metadata) in manager.target_metadata() {
+        for (name, md) in metadata {
+            if metric.is_some_and(|m| m != name) {
+                continue;
+            }
+            let entry = MetadataEntry {
+                metric_type: md.metric_type.as_str(),
+                help: md.help,
+                unit: md.unit,
+            };
+            let list = all.entry(name).or_default();
+            if !list.contains(&entry) {
+                list.push(entry);
+            }
+        }
+    }
+    let mut out = serde_json::Map::new();
+    for (name, mut entries) in all {
+        if limit.is_some_and(|l| out.len() >= l) {
+            break;
+        }
+        if let Some(n) = per_metric {
+            entries.truncate(n);
+        }
+        out.insert(name, serde_json::to_value(entries).unwrap_or(Value::Null));
+    }
+    Ok(Value::Object(out))
+}
