@@ -1,7 +1,8 @@
 //! Service discovery: each mechanism is a [`Discoverer`] that sends the complete set of
 //! target groups it currently sees whenever that set changes. Built in: `static_configs`,
 //! `file_sd_configs` (JSON or YAML, watched by modification time and re-read every
-//! `refresh_interval`), `http_sd_configs`. More mechanisms plug in through the same trait.
+//! `refresh_interval`), `http_sd_configs`, `dns_sd_configs` (`dns.rs`). More mechanisms plug
+//! in through the same trait.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -14,6 +15,8 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::target::{ADDRESS_LABEL, TargetGroup};
+
+pub mod dns;
 
 /// Where a discoverer sends its current groups: `(provider index, groups)`.
 pub type Updates = mpsc::Sender<(usize, Vec<TargetGroup>)>;

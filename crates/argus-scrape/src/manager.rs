@@ -66,8 +66,8 @@ pub struct TargetView {
 
 fn discovery_key(sc: &argus_config::prometheus::ScrapeConfig) -> String {
     format!(
-        "{:?}|{:?}|{:?}",
-        sc.static_configs, sc.file_sd_configs, sc.http_sd_configs
+        "{:?}|{:?}|{:?}|{:?}",
+        sc.static_configs, sc.file_sd_configs, sc.http_sd_configs, sc.dns_sd_configs
     )
 }
 
@@ -214,6 +214,12 @@ impl ScrapeManager {
                 })),
                 Err(e) => tracing::error!(job = %pool.job, error = %e, "http_sd_configs"),
             }
+        }
+        for dns in &sc.dns_sd_configs {
+            discoverers.push(Box::new(crate::discovery::dns::DnsDiscoverer {
+                config: dns.clone(),
+                nameservers: crate::discovery::dns::system_nameservers(),
+            }));
         }
         if discoverers.is_empty() {
             self.sync_pool(pool, HashMap::new());
