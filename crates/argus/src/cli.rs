@@ -29,6 +29,9 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum ToolCommand {
+    /// Check configuration files or exposition text (as `promtool check`).
+    #[command(subcommand)]
+    Check(CheckCommand),
     /// Run upstream PromQL test scripts (the promqltest format); prints each failing case and
     /// `N passed, M failed`, exits 1 if any case failed.
     PromqlTest {
@@ -36,6 +39,17 @@ pub enum ToolCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CheckCommand {
+    /// Check that configuration files load (exit 1 if one does not).
+    Config {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Lint the exposition text on stdin like promtool (exit 3 on problems).
+    Metrics,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]

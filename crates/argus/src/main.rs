@@ -4,6 +4,7 @@
 
 mod cli;
 mod server;
+mod tool;
 
 use clap::Parser;
 
@@ -41,6 +42,12 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         cli::Command::Server(args) => server::run(*args),
         cli::Command::Tool(cli::ToolCommand::PromqlTest { files }) => promql_test(&files),
+        cli::Command::Tool(cli::ToolCommand::Check(cli::CheckCommand::Config { files })) => {
+            tool::check_config(&files)
+        }
+        cli::Command::Tool(cli::ToolCommand::Check(cli::CheckCommand::Metrics)) => {
+            tool::check_metrics()
+        }
     }
 }
 

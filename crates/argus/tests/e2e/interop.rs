@@ -270,3 +270,73 @@ fn argus_and_prometheus_scrape_the_same_series_from_real_exporters() {
     ));
     assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
 }
+
+/// `argus tool check metrics` says what `promtool check metrics` says about real
+/// node_exporter output (and exits the same way), and `check config` agrees with
+/// `promtool check config` on a good and a bad file.
+#[test]
+fn tool_check_agrees_with_promtool() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _node = spawn_peer(
+        &binary("prometheus-node-exporter", "prometheus-node-exporter"),
+        &[format!("--web.listen-address=127.0.0.1:{port}")],
+        &dir.path().join("node.log"),
+    );
+    let body = wait_for(Duration::from_secs(30), "node_exporter", || {
+        client()
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .ok()?
+            .text()
+            .ok()
+    });
+    let run = |program: &str, args: &[&str], stdin: &[u8]| {
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let promtool = binary("promtool", "prometheus");
+    let argus = env!("CARGO_BIN_EXE_argus");
+    let theirs = run(&promtool, &["check", "metrics"], body.as_bytes());
+    let ours = run(argus, &["tool", "check", "metrics"], body.as_bytes());
+    assert_eq!(ours, theirs);
+    assert_eq!(ours.0, Some(3), "node_exporter has lint findings: {ours:?}");
+    let good = dir.path().join("good.yml");
+    write_file(
+        &good,
+        "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: ['a:1']\n",
+    );
+    let bad = dir.path().join("bad.yml");
+    write_file(
+        &bad,
+        "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: ['http://a']\n",
+    );
+    for (file, code) in [(&good, 0), (&bad, 1)] {
+        let path = file.to_str().unwrap();
+        let theirs = run(&promtool, &["check", "config", path], b"");
+        let ours = run(argus, &["tool", "check", "config", path], b"");
+        assert_eq!(theirs.0, Some(code));
+        assert_eq!(ours.0, theirs.0, "{ours:?} vs {theirs:?}");
+        if code == 0 {
+            assert_eq!(ours.1, theirs.1);
+        } else {
+            assert!(
+                ours.1.contains("\"http://a\" is not a valid hostname"),
+                "{ours:?}"
+            );
+        }
+    }
+}
