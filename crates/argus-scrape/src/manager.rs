@@ -24,6 +24,9 @@ use crate::target::{
     DroppedTarget, ScrapeSettings, Target, TargetGroup, discovered_labels, populate_labels,
 };
 
+/// A stopped loop's state and target, handed to the loop that replaces it.
+type Carried = (Arc<Mutex<LoopState>>, Arc<Target>);
+
 struct LoopHandle {
     target: Arc<Target>,
     state: Arc<Mutex<LoopState>>,
@@ -158,7 +161,7 @@ impl ScrapeManager {
                     for (hash, handle) in handed {
                         let _ = handle.stop.send(Some(Stop::Handover));
                         self.retiring.lock().push(handle.task);
-                        carried.insert(hash, handle.state);
+                        carried.insert(hash, (handle.state, handle.target));
                     }
                     if *pool.discovery_key.lock() != key {
                         *pool.discovery_key.lock() = key;
@@ -247,7 +250,7 @@ impl ScrapeManager {
     }
 
     /// Brings a pool's loops in line with its discovered groups.
-    fn sync_pool(&self, pool: &Arc<Pool>, mut carried: HashMap<u64, Arc<Mutex<LoopState>>>) {
+    fn sync_pool(&self, pool: &Arc<Pool>, mut carried: HashMap<u64, Carried>) {
         let settings = pool.settings.lock().clone();
         let client = pool.client.lock().clone();
         let groups = pool.groups.lock().clone();
@@ -304,7 +307,7 @@ impl ScrapeManager {
             if loops.contains_key(&hash) {
                 continue;
             }
-            let state = carried.remove(&hash).unwrap_or_default();
+            let state = carried.remove(&hash).map(|(s, _)| s).unwrap_or_default();
             loops.insert(
                 hash,
                 self.spawn_loop(Arc::new(target), state, settings.clone(), client.clone()),
@@ -313,6 +316,19 @@ impl ScrapeManager {
         for handle in loops.values() {
             *handle.forced_error.lock() = forced.clone();
         }
+        drop(loops);
+        // Targets that a changed config no longer produces: what they scraped goes stale.
+        if !carried.is_empty() {
+            let db = self.db.clone();
+            let states: Vec<Carried> = carried.into_values().collect();
+            self.runtime.spawn_blocking(move || {
+                let now = argus_model::time::now_ms();
+                for (state, target) in states {
+                    state.lock().end_of_run(&db, &target, now);
+                }
+            });
+        }
+        let loops = pool.loops.lock();
         self.metrics
             .targets
             .lock()

@@ -284,6 +284,16 @@ impl LoopState {
         self.previous.clear();
     }
 
+    /// Stale markers for everything the loop wrote, report series included (nothing when it
+    /// never scraped).
+    pub fn end_of_run(&mut self, db: &Db, target: &Target, t_ms: i64) {
+        if self.report.is_empty() {
+            return;
+        }
+        self.mark_all_stale(db, t_ms);
+        self.report(db, target, t_ms, None);
+    }
+
     /// Appends the synthetic series of one scrape (or their stale markers).
     pub fn report(
         &mut self,
@@ -562,15 +572,7 @@ pub async fn write_end_of_run_staleness(
     t_ms: i64,
 ) {
     let (db, target, state) = (db.clone(), target.clone(), state.clone());
-    let _ = tokio::task::spawn_blocking(move || {
-        let mut state = state.lock();
-        if state.report.is_empty() {
-            return;
-        }
-        state.mark_all_stale(&db, t_ms);
-        state.report(&db, &target, t_ms, None);
-    })
-    .await;
+    let _ = tokio::task::spawn_blocking(move || state.lock().end_of_run(&db, &target, t_ms)).await;
 }
 
 #[cfg(test)]

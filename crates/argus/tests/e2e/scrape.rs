@@ -290,4 +290,33 @@ fn reload_keeps_unchanged_jobs_scraping_and_refuses_bad_configs() {
     assert_eq!(value_of(&instant(&argus, "sum(up)")).as_deref(), Some("2"));
     // Job a was never interrupted by either reload.
     assert_no_gap(&argus, "a_metric", reloaded);
+    // A changed relabeling that drops job a's target: its series go stale right away and the
+    // target shows up as dropped.
+    write_file(
+        &argus.config,
+        &scrape_config(
+            "1s",
+            &format!(
+                "{}    relabel_configs:\n      - source_labels: [__address__]\n        regex: nothing\n        action: keep\n{}",
+                static_job("a", &[a.address()]),
+                static_job("b", &[b.address()])
+            ),
+        ),
+    );
+    let r = client().post(argus.url("/-/reload")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    wait_for(
+        Duration::from_secs(10),
+        "job a's series to go stale",
+        || {
+            (instant(&argus, "a_metric").is_empty() && instant(&argus, "up{job=\"a\"}").is_empty())
+                .then_some(())
+        },
+    );
+    let targets = argus.get_json("/api/v1/targets?state=dropped");
+    assert_eq!(targets["data"]["droppedTargetCounts"]["a"], 1, "{targets}");
+    assert_eq!(
+        targets["data"]["droppedTargets"][0]["discoveredLabels"]["__address__"],
+        a.address().as_str()
+    );
 }
