@@ -33,18 +33,41 @@ pub struct Metadata {
 struct CacheEntry {
     series: Arc<MemSeries>,
     last_iter: u64,
+    /// False for a sample with its own timestamp (no staleness unless tracked).
+    track: bool,
+    /// Part of the last successful scrape (owed a stale marker if it goes away).
+    good: bool,
 }
+
+/// Hasher for keys that are already 128-bit hashes.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for (i, b) in bytes.iter().take(8).enumerate() {
+            self.0 ^= u64::from(*b) << (8 * i);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
+type KeyMap<V> = HashMap<u128, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// What survives between scrapes of one target (and across a reload of its config).
 #[derive(Default)]
 pub struct LoopState {
-    series: HashMap<Box<[u8]>, CacheEntry>,
+    /// Keyed by the 128-bit xxh3 of the series' raw bytes (a collision is as likely as
+    /// two random UUIDs matching), so the cache holds no copy of the text.
+    series: KeyMap<CacheEntry>,
     /// Series that metric relabeling drops, so they are not relabeled again.
-    dropped: HashMap<Box<[u8]>, u64>,
+    dropped: KeyMap<u64>,
     iter: u64,
-    /// Series of the last successful scrape, by series ref (for stale markers).
-    previous: HashMap<u64, Arc<MemSeries>>,
-    current: HashMap<u64, Arc<MemSeries>>,
     report: HashMap<&'static str, Arc<MemSeries>>,
     pub metadata: HashMap<String, Metadata>,
 }
@@ -148,7 +171,6 @@ impl LoopState {
             return Err("the protobuf exposition format is not supported yet".into());
         }
         self.iter += 1;
-        self.current.clear();
         let mut stats = AppendStats::default();
         let mut parser = Parser::new(body, media);
         let mut appender = db.appender();
@@ -184,19 +206,21 @@ impl LoopState {
             let track = explicit_ts.is_none()
                 || !settings.honor_timestamps
                 || settings.track_timestamps_staleness;
-            let series = match self.series.get_mut(series_key) {
+            let key = xxhash_rust::xxh3::xxh3_128(series_key);
+            let series = match self.series.get_mut(&key) {
                 Some(entry) if !entry.series.removed.load(Ordering::Relaxed) => {
                     entry.last_iter = self.iter;
+                    entry.track = track;
                     entry.series.clone()
                 }
                 _ => {
-                    if let Some(iter) = self.dropped.get_mut(series_key) {
+                    if let Some(iter) = self.dropped.get_mut(&key) {
                         *iter = self.iter;
                         continue;
                     }
                     let parsed = parser.labels().map_err(|e| e.to_string())?;
                     let Some(labels) = mutate_sample_labels(&parsed, target, settings) else {
-                        self.dropped.insert(series_key.into(), self.iter);
+                        self.dropped.insert(key, self.iter);
                         continue;
                     };
                     if labels.metric_name().is_empty() {
@@ -204,14 +228,20 @@ impl LoopState {
                     }
                     check_label_limits(&labels, settings)?;
                     let series = db.head.get_or_create(&labels);
-                    if !self.series.contains_key(series_key) {
-                        stats.series_added += 1;
-                    }
+                    let good = match self.series.get(&key) {
+                        Some(old) => old.good,
+                        None => {
+                            stats.series_added += 1;
+                            false
+                        }
+                    };
                     self.series.insert(
-                        series_key.into(),
+                        key,
                         CacheEntry {
                             series: series.clone(),
                             last_iter: self.iter,
+                            track,
+                            good,
                         },
                     );
                     series
@@ -224,8 +254,7 @@ impl LoopState {
                     .fetch_add(1, Ordering::Relaxed);
                 return Err("sample limit exceeded".into());
             }
-            let series_ref = series.series_ref;
-            match appender.append_to(series.clone(), t, value) {
+            match appender.append_to(series, t, value) {
                 Ok(()) => {}
                 Err(argus_tsdb::Error::OutOfOrderSample) => out_of_order += 1,
                 Err(argus_tsdb::Error::DuplicateSampleForTimestamp) => duplicate += 1,
@@ -234,15 +263,13 @@ impl LoopState {
                 }
                 Err(e) => return Err(e.to_string()),
             }
-            if track {
-                self.current.insert(series_ref, series);
-            }
         }
-        // Series of the previous scrape that are gone now: stale markers.
-        for (series_ref, series) in &self.previous {
-            if !self.current.contains_key(series_ref) {
-                // Refused markers (a newer sample exists) are expected and ignored.
-                let _ = appender.append_to(series.clone(), t_ms, stale_nan());
+        // Series of the previous scrape that are gone now: stale markers. Refused markers
+        // (a newer sample exists) are expected and ignored.
+        let iter = self.iter;
+        for entry in self.series.values() {
+            if entry.good && entry.track && entry.last_iter != iter {
+                let _ = appender.append_to(entry.series.clone(), t_ms, stale_nan());
             }
         }
         appender.commit().map_err(|e| e.to_string())?;
@@ -255,10 +282,10 @@ impl LoopState {
         metrics
             .sample_out_of_bounds
             .fetch_add(out_of_bounds, Ordering::Relaxed);
-        std::mem::swap(&mut self.previous, &mut self.current);
-        self.current.clear();
-        let iter = self.iter;
-        self.series.retain(|_, e| e.last_iter == iter);
+        self.series.retain(|_, e| {
+            e.good = true;
+            e.last_iter == iter
+        });
         self.dropped.retain(|_, i| *i == iter);
         for (name, meta) in metadata_seen {
             if self.metadata.get(&name) != Some(&meta) {
@@ -271,17 +298,16 @@ impl LoopState {
     /// Stale markers at `t_ms` for every series of the last successful scrape (a failed
     /// scrape, a target that went away, shutdown).
     pub fn mark_all_stale(&mut self, db: &Db, t_ms: i64) {
-        if self.previous.is_empty() {
-            return;
-        }
         let mut appender = db.appender();
-        for series in self.previous.values() {
-            let _ = appender.append_to(series.clone(), t_ms, stale_nan());
+        for entry in self.series.values().filter(|e| e.good && e.track) {
+            let _ = appender.append_to(entry.series.clone(), t_ms, stale_nan());
         }
         if let Err(e) = appender.commit() {
             tracing::warn!(error = %e, "writing stale markers");
         }
-        self.previous.clear();
+        // Everything starts over: the next scrape re-parses its series.
+        self.series.clear();
+        self.dropped.clear();
     }
 
     /// Stale markers for everything the loop wrote, report series included (nothing when it
