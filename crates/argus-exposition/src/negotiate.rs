@@ -92,49 +92,41 @@ pub fn media_type(
     content_type: Option<&str>,
     fallback: Option<ScrapeProtocol>,
 ) -> Result<(MediaType, Option<String>)> {
-    let fallback_name = fallback.map(protocol_name);
-    let Some(content_type) = content_type.filter(|c| !c.is_empty()) else {
-        return match (fallback, fallback_name) {
-            (Some(f), Some(name)) => Ok((
-                f.media_type(),
-                Some(format!(
-                    "non-compliant scrape target sending blank Content-Type, using fallback_scrape_protocol {name:?}"
-                )),
-            )),
-            _ => Err(ParseError::new(
-                "non-compliant scrape target sending blank Content-Type and no fallback_scrape_protocol specified for target",
-            )),
-        };
-    };
-    let Some(mime) = parse_mime(content_type) else {
-        return match (fallback, fallback_name) {
-            (Some(f), Some(name)) => Ok((
-                f.media_type(),
-                Some(format!(
-                    "could not parse received Content-Type {content_type:?}, using fallback_scrape_protocol {name:?}"
-                )),
-            )),
-            _ => Err(ParseError::new(format!(
-                "cannot parse Content-Type {content_type:?} and no fallback_scrape_protocol for target"
-            ))),
-        };
-    };
-    match mime.as_str() {
-        "application/openmetrics-text" => return Ok((MediaType::OpenMetrics, None)),
-        "application/vnd.google.protobuf" => return Ok((MediaType::Protobuf, None)),
-        "text/plain" => return Ok((MediaType::PromText, None)),
-        _ => {}
-    }
-    match (fallback, fallback_name) {
-        (Some(f), Some(name)) => Ok((
+    // The fallback protocol with the warning naming it, or the error when there is none.
+    let fall_back = |why: String, without: String| match fallback {
+        Some(f) => Ok((
             f.media_type(),
             Some(format!(
-                "received unsupported Content-Type {content_type:?}, using fallback_scrape_protocol {name:?}"
+                "{why}, using fallback_scrape_protocol {:?}",
+                protocol_name(f)
             )),
         )),
-        _ => Err(ParseError::new(format!(
-            "received unsupported Content-Type {content_type:?} and no fallback_scrape_protocol specified for target"
-        ))),
+        None => Err(ParseError::new(without)),
+    };
+    let Some(content_type) = content_type.filter(|c| !c.is_empty()) else {
+        return fall_back(
+            "non-compliant scrape target sending blank Content-Type".into(),
+            "non-compliant scrape target sending blank Content-Type and no fallback_scrape_protocol specified for target".into(),
+        );
+    };
+    let Some(mime) = parse_mime(content_type) else {
+        return fall_back(
+            format!("could not parse received Content-Type {content_type:?}"),
+            format!(
+                "cannot parse Content-Type {content_type:?} and no fallback_scrape_protocol for target"
+            ),
+        );
+    };
+    match mime.as_str() {
+        "application/openmetrics-text" => Ok((MediaType::OpenMetrics, None)),
+        "application/vnd.google.protobuf" => Ok((MediaType::Protobuf, None)),
+        "text/plain" => Ok((MediaType::PromText, None)),
+        _ => fall_back(
+            format!("received unsupported Content-Type {content_type:?}"),
+            format!(
+                "received unsupported Content-Type {content_type:?} and no fallback_scrape_protocol specified for target"
+            ),
+        ),
     }
 }
 

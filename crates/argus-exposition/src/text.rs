@@ -537,30 +537,38 @@ impl<'a> Parser<'a> {
         }
         let value = self.value("expected value after metric")?;
         let mut timestamp_ms = None;
-        let had_blank = self.separator();
-        match self.cur() {
-            None if !self.open_metrics => {}
-            None => return Err(ParseError::new("data does not end with # EOF")),
-            Some(b'\n') if !self.open_metrics || !had_blank => self.pos += 1,
-            Some(b'#') if self.open_metrics && had_blank => self.exemplar_comment()?,
-            Some(_) if had_blank => {
-                timestamp_ms = Some(self.timestamp()?);
-                let had_blank = self.separator();
-                match self.cur() {
-                    None if !self.open_metrics => {}
-                    None => return Err(ParseError::new("data does not end with # EOF")),
-                    Some(b'\n') if !self.open_metrics || !had_blank => self.pos += 1,
-                    Some(b'#') if self.open_metrics && had_blank => self.exemplar_comment()?,
-                    _ => return Err(self.unexpected("expected next entry after timestamp")),
-                }
+        if !self.end_of_sample("expected timestamp or new record")? {
+            timestamp_ms = Some(self.timestamp()?);
+            if !self.end_of_sample("expected next entry after timestamp")? {
+                return Err(self.unexpected("expected next entry after timestamp"));
             }
-            _ => return Err(self.unexpected("expected timestamp or new record")),
         }
         Ok(Entry::Series {
             series: &self.buf[start..series_end],
             value,
             timestamp_ms,
         })
+    }
+
+    /// After a value or timestamp: a separator, then the end of the sample line (newline,
+    /// end of a text body, or an OpenMetrics exemplar), consumed. False when another token
+    /// follows the separator; `expected` words the error for anything else.
+    fn end_of_sample(&mut self, expected: &str) -> Result<bool> {
+        let had_blank = self.separator();
+        match self.cur() {
+            None if !self.open_metrics => Ok(true),
+            None => Err(ParseError::new("data does not end with # EOF")),
+            Some(b'\n') if !self.open_metrics || !had_blank => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(b'#') if self.open_metrics && had_blank => {
+                self.exemplar_comment()?;
+                Ok(true)
+            }
+            Some(_) if had_blank => Ok(false),
+            _ => Err(self.unexpected(expected)),
+        }
     }
 
     /// The pairs inside braces (after `{`), up to and including `}`.

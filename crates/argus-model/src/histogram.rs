@@ -409,36 +409,34 @@ impl FloatHistogram {
         if t == self.zero_threshold {
             return (self.zero_count, t);
         }
-        'outer: loop {
-            let mut count = self.zero_count;
-            for &(idx, c) in &self.positive {
+        // The count of the buckets (by magnitude) below `t`; `t` moves up to the upper bound
+        // of a populated bucket it falls inside, and the second value says whether it did.
+        let merge = |buckets: &[(i32, f64)], t: &mut f64| -> (f64, bool) {
+            let mut count = 0.0;
+            for &(idx, c) in buckets {
                 let (lower, upper) = self.positive_bounds(idx);
-                if lower >= t {
+                if lower >= *t {
                     break;
                 }
                 count += c;
-                if upper > t {
+                if upper > *t {
                     if c != 0.0 {
-                        t = upper;
+                        *t = upper;
+                        return (count, true);
                     }
                     break;
                 }
             }
-            for &(idx, c) in &self.negative {
-                let (lower, upper) = self.positive_bounds(idx);
-                if lower >= t {
-                    break;
-                }
-                count += c;
-                if upper > t {
-                    if c != 0.0 {
-                        t = upper;
-                        continue 'outer;
-                    }
-                    break;
-                }
+            (count, false)
+        };
+        loop {
+            // A move on the positive side only changes what the negative side sees; a move
+            // on the negative side means counting the positive side again.
+            let (positive, _) = merge(&self.positive, &mut t);
+            let (negative, moved) = merge(&self.negative, &mut t);
+            if !moved {
+                return (self.zero_count + positive + negative, t);
             }
-            return (count, t);
         }
     }
 

@@ -180,6 +180,46 @@ fn glob_match(pattern: &str, name: &str) -> bool {
     go(&p, &n)
 }
 
+/// A discoverer's end of the updates channel: sends its full set of groups only when it
+/// changed since the last send.
+pub struct Outbox {
+    provider: usize,
+    updates: Updates,
+    last: Option<Vec<TargetGroup>>,
+}
+
+impl Outbox {
+    pub fn new(provider: usize, updates: Updates) -> Self {
+        Self {
+            provider,
+            updates,
+            last: None,
+        }
+    }
+
+    /// False when the manager is gone (the discoverer should return).
+    pub async fn send_if_changed(&mut self, groups: Vec<TargetGroup>) -> bool {
+        if self.last.as_ref() == Some(&groups) {
+            return true;
+        }
+        if self
+            .updates
+            .send((self.provider, groups.clone()))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        self.last = Some(groups);
+        true
+    }
+}
+
+/// A configured `refresh_interval`, at least a second.
+fn refresh_period(interval: argus_model::Duration) -> StdDuration {
+    interval.as_std().max(StdDuration::from_secs(1))
+}
+
 /// Waits `wait`; true when the discoverer was told to stop meanwhile (or before).
 async fn stopped_within(wait: StdDuration, stop: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
@@ -205,14 +245,10 @@ impl Discoverer for FileDiscoverer {
         mut stop: watch::Receiver<bool>,
     ) -> BoxFuture {
         Box::pin(async move {
-            let refresh = self
-                .config
-                .refresh_interval
-                .as_std()
-                .max(StdDuration::from_secs(1));
+            let refresh = refresh_period(self.config.refresh_interval);
+            let mut outbox = Outbox::new(provider, updates);
             let mut last_groups: BTreeMap<PathBuf, Vec<TargetGroup>> = BTreeMap::new();
-            let mut last_stamp: Vec<(PathBuf, Option<SystemTime>)> = Vec::new();
-            let mut last_sent: Option<Vec<TargetGroup>> = None;
+            let mut last_stamp: Option<Vec<(PathBuf, Option<SystemTime>)>> = None;
             let mut last_full = tokio::time::Instant::now();
             loop {
                 let patterns = self.config.files.clone();
@@ -232,7 +268,7 @@ impl Discoverer for FileDiscoverer {
                 .await
                 .unwrap_or_default();
                 let due = last_full.elapsed() >= refresh;
-                if stamps != last_stamp || due || last_sent.is_none() {
+                if last_stamp.as_ref() != Some(&stamps) || due {
                     last_full = tokio::time::Instant::now();
                     let files: Vec<PathBuf> = stamps.iter().map(|(p, _)| p.clone()).collect();
                     let read = tokio::task::spawn_blocking(move || {
@@ -265,12 +301,9 @@ impl Discoverer for FileDiscoverer {
                     let all: Vec<TargetGroup> =
                         groups_by_file.values().flatten().cloned().collect();
                     last_groups = groups_by_file;
-                    last_stamp = stamps;
-                    if last_sent.as_ref() != Some(&all) {
-                        if updates.send((provider, all.clone())).await.is_err() {
-                            return;
-                        }
-                        last_sent = Some(all);
+                    last_stamp = Some(stamps);
+                    if !outbox.send_if_changed(all).await {
+                        return;
                     }
                 }
                 if stopped_within(StdDuration::from_secs(1), &mut stop).await {
@@ -321,21 +354,15 @@ impl Discoverer for HttpDiscoverer {
         mut stop: watch::Receiver<bool>,
     ) -> BoxFuture {
         Box::pin(async move {
-            let refresh = self
-                .config
-                .refresh_interval
-                .as_std()
-                .max(StdDuration::from_secs(1));
-            let mut last_sent: Option<Vec<TargetGroup>> = None;
+            let refresh = refresh_period(self.config.refresh_interval);
+            let mut outbox = Outbox::new(provider, updates);
             loop {
                 match self.fetch().await {
-                    Ok(groups) if last_sent.as_ref() != Some(&groups) => {
-                        if updates.send((provider, groups.clone())).await.is_err() {
+                    Ok(groups) => {
+                        if !outbox.send_if_changed(groups).await {
                             return;
                         }
-                        last_sent = Some(groups);
                     }
-                    Ok(_) => {}
                     Err(e) => {
                         tracing::error!(url = %self.config.url, error = %e, "HTTP SD refresh failed")
                     }

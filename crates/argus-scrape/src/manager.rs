@@ -4,7 +4,7 @@
 //! (series cache, staleness tracking) to new loops, removed jobs and targets get stale
 //! markers. Nothing here holds a lock across an `.await`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration as StdDuration;
@@ -44,8 +44,6 @@ pub struct Pool {
     dropped: Mutex<Vec<DroppedTarget>>,
     groups: Mutex<BTreeMap<usize, Vec<TargetGroup>>>,
     discovery_stop: Mutex<watch::Sender<bool>>,
-    /// A fingerprint of the discovery sections, to keep discovery across a reload.
-    discovery_key: Mutex<String>,
 }
 
 /// Everything the scrape layer runs.
@@ -64,14 +62,17 @@ pub struct ScrapeManager {
 pub struct TargetView {
     pub pool: String,
     pub target: Arc<Target>,
-    pub global_url: String,
 }
 
-fn discovery_key(sc: &argus_config::prometheus::ScrapeConfig) -> String {
-    format!(
-        "{:?}|{:?}|{:?}|{:?}",
-        sc.static_configs, sc.file_sd_configs, sc.http_sd_configs, sc.dns_sd_configs
-    )
+/// Whether two scrape configs discover the same way (discovery then keeps running).
+fn same_discovery(
+    a: &argus_config::prometheus::ScrapeConfig,
+    b: &argus_config::prometheus::ScrapeConfig,
+) -> bool {
+    a.static_configs == b.static_configs
+        && a.file_sd_configs == b.file_sd_configs
+        && a.http_sd_configs == b.http_sd_configs
+        && a.dns_sd_configs == b.dns_sd_configs
 }
 
 /// A `reqwest` client for a scrape config's HTTP settings.
@@ -133,21 +134,14 @@ impl ScrapeManager {
         }
         for (settings, client) in settings {
             let job = settings.job_name.clone();
-            let key = discovery_key(&settings.source);
             match pools.get(&job).cloned() {
                 Some(pool) => {
-                    let unchanged = {
+                    let (unchanged, rediscover) = {
                         let old = pool.settings.lock();
-                        old.source == settings.source
-                            && old.interval == settings.interval
-                            && old.timeout == settings.timeout
-                            && old.sample_limit == settings.sample_limit
-                            && old.target_limit == settings.target_limit
-                            && old.label_limit == settings.label_limit
-                            && old.label_name_length_limit == settings.label_name_length_limit
-                            && old.label_value_length_limit == settings.label_value_length_limit
-                            && old.body_size_limit == settings.body_size_limit
-                            && old.accept == settings.accept
+                        (
+                            old.same_as(&settings),
+                            !same_discovery(&old.source, &settings.source),
+                        )
                     };
                     if unchanged {
                         continue;
@@ -163,8 +157,7 @@ impl ScrapeManager {
                         self.retiring.lock().push(handle.task);
                         carried.insert(hash, (handle.state, handle.target));
                     }
-                    if *pool.discovery_key.lock() != key {
-                        *pool.discovery_key.lock() = key;
+                    if rediscover {
                         let _ = pool.discovery_stop.lock().send(true);
                         pool.groups.lock().clear();
                         self.start_discovery(&pool);
@@ -183,7 +176,6 @@ impl ScrapeManager {
                         dropped: Mutex::new(Vec::new()),
                         groups: Mutex::new(BTreeMap::new()),
                         discovery_stop: Mutex::new(watch::channel(false).0),
-                        discovery_key: Mutex::new(key),
                     });
                     pools.insert(job, pool.clone());
                     self.start_discovery(&pool);
@@ -254,7 +246,9 @@ impl ScrapeManager {
         let settings = pool.settings.lock().clone();
         let client = pool.client.lock().clone();
         let groups = pool.groups.lock().clone();
+        // Deduplicated by target hash, in discovery order.
         let mut wanted: Vec<(u64, Target)> = Vec::new();
+        let mut wanted_hashes: HashSet<u64> = HashSet::new();
         let mut dropped = Vec::new();
         let mut discovered_count = 0u64;
         for group in groups.values().flatten() {
@@ -265,7 +259,7 @@ impl ScrapeManager {
                     Ok(Some(labels)) => {
                         let t = Target::new(labels, discovered, &settings);
                         let hash = t.hash();
-                        if !wanted.iter().any(|(h, _)| *h == hash) {
+                        if wanted_hashes.insert(hash) {
                             wanted.push((hash, t));
                         }
                     }
@@ -291,10 +285,9 @@ impl ScrapeManager {
                 )
             });
         let mut loops = pool.loops.lock();
-        let keep: Vec<u64> = wanted.iter().map(|(h, _)| *h).collect();
         let gone: Vec<u64> = loops
             .keys()
-            .filter(|h| !keep.contains(h))
+            .filter(|h| !wanted_hashes.contains(h))
             .copied()
             .collect();
         for hash in gone {
@@ -408,7 +401,6 @@ impl ScrapeManager {
             for target in targets {
                 out.push(TargetView {
                     pool: pool.job.clone(),
-                    global_url: target.url.clone(),
                     target,
                 });
             }

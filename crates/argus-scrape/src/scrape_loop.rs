@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use argus_exposition::{Entry, MediaType, MetricType, Parser};
-use argus_model::{Labels, LabelsBuilder, stale_nan};
+use argus_model::{Labels, stale_nan};
 use argus_tsdb::Db;
 use argus_tsdb::head::MemSeries;
 use parking_lot::Mutex;
@@ -28,6 +28,17 @@ pub struct Metadata {
     pub metric_type: MetricType,
     pub help: String,
     pub unit: String,
+    /// The scrape attempt that last wrote it: the first HELP/TYPE/UNIT line of a family in
+    /// a scrape clears what an earlier scrape left.
+    iter: u64,
+}
+
+/// Overwrites `field` with `value`, reusing its allocation.
+fn assign(field: &mut String, value: &str) {
+    if field != value {
+        field.clear();
+        field.push_str(value);
+    }
 }
 
 struct CacheEntry {
@@ -68,9 +79,20 @@ pub struct LoopState {
     /// Series that metric relabeling drops, so they are not relabeled again.
     dropped: KeyMap<u64>,
     iter: u64,
-    report: HashMap<&'static str, Arc<MemSeries>>,
+    /// The series of [`REPORT_NAMES`], once the first report created them.
+    report: [Option<Arc<MemSeries>>; 5],
     pub metadata: HashMap<String, Metadata>,
 }
+
+/// The synthetic series written after every scrape, in the order of [`LoopState::report`]'s
+/// values.
+const REPORT_NAMES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
 
 /// Counts of one scrape, as reported in the synthetic series.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -120,21 +142,27 @@ pub fn mutate_sample_labels(
 
 /// Prometheus's label limits, checked on new series.
 fn check_label_limits(labels: &Labels, settings: &ScrapeSettings) -> Result<(), String> {
-    let metric: String = labels.metric_name().chars().take(50).collect();
+    // Go's `%.50s`: at most 50 characters.
+    let short = |s: &str| -> String { s.chars().take(50).collect() };
     if settings.label_limit > 0 && labels.len() as u64 > settings.label_limit {
         return Err(format!(
-            "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})",
+            "label_limit exceeded (metric: {}, number of labels: {}, limit: {})",
+            short(labels.metric_name()),
             labels.len(),
             settings.label_limit
         ));
     }
+    if settings.label_name_length_limit == 0 && settings.label_value_length_limit == 0 {
+        return Ok(());
+    }
     for l in labels.iter() {
-        let name: String = l.name.chars().take(50).collect();
         if settings.label_name_length_limit > 0
             && l.name.len() as u64 > settings.label_name_length_limit
         {
             return Err(format!(
-                "label_name_length_limit exceeded (metric: {metric}, label name: {name}, length: {}, limit: {})",
+                "label_name_length_limit exceeded (metric: {}, label name: {}, length: {}, limit: {})",
+                short(labels.metric_name()),
+                short(l.name),
                 l.name.len(),
                 settings.label_name_length_limit
             ));
@@ -142,10 +170,11 @@ fn check_label_limits(labels: &Labels, settings: &ScrapeSettings) -> Result<(), 
         if settings.label_value_length_limit > 0
             && l.value.len() as u64 > settings.label_value_length_limit
         {
-            let value: String = l.value.chars().take(50).collect();
             return Err(format!(
-                "label_value_length_limit exceeded (metric: {metric}, label name: {name}, value: {}, length: {}, limit: {})",
-                argus_model::gofmt::quote(&value),
+                "label_value_length_limit exceeded (metric: {}, label name: {}, value: {}, length: {}, limit: {})",
+                short(labels.metric_name()),
+                short(l.name),
+                argus_model::gofmt::quote(&short(l.value)),
                 l.value.len(),
                 settings.label_value_length_limit
             ));
@@ -175,7 +204,6 @@ impl LoopState {
         let mut parser = Parser::new(body, media);
         let mut appender = db.appender();
         let (mut out_of_order, mut duplicate, mut out_of_bounds) = (0u64, 0u64, 0u64);
-        let mut metadata_seen: Vec<(String, Metadata)> = Vec::new();
         while let Some(entry) = parser.next() {
             let entry = entry.map_err(|e| e.to_string())?;
             let (series_key, value, explicit_ts) = match entry {
@@ -185,15 +213,15 @@ impl LoopState {
                     timestamp_ms,
                 } => (series, value, timestamp_ms),
                 Entry::Help { name, help } => {
-                    metadata_entry(&mut metadata_seen, &name).help = help.into_owned();
+                    self.update_metadata(&name, |m| assign(&mut m.help, &help));
                     continue;
                 }
                 Entry::Type { name, metric_type } => {
-                    metadata_entry(&mut metadata_seen, &name).metric_type = metric_type;
+                    self.update_metadata(&name, |m| m.metric_type = metric_type);
                     continue;
                 }
                 Entry::Unit { name, unit } => {
-                    metadata_entry(&mut metadata_seen, &name).unit = unit.into_owned();
+                    self.update_metadata(&name, |m| assign(&mut m.unit, &unit));
                     continue;
                 }
             };
@@ -287,12 +315,32 @@ impl LoopState {
             e.last_iter == iter
         });
         self.dropped.retain(|_, i| *i == iter);
-        for (name, meta) in metadata_seen {
-            if self.metadata.get(&name) != Some(&meta) {
-                self.metadata.insert(name, meta);
+        Ok(stats)
+    }
+
+    /// Applies one metadata line of the current scrape to the family's entry, without
+    /// allocating for a family and text already known.
+    fn update_metadata(&mut self, family: &str, set: impl FnOnce(&mut Metadata)) {
+        let iter = self.iter;
+        match self.metadata.get_mut(family) {
+            Some(meta) => {
+                if meta.iter != iter {
+                    meta.iter = iter;
+                    meta.metric_type = MetricType::Unknown;
+                    meta.help.clear();
+                    meta.unit.clear();
+                }
+                set(meta);
+            }
+            None => {
+                let mut meta = Metadata {
+                    iter,
+                    ..Metadata::default()
+                };
+                set(&mut meta);
+                self.metadata.insert(family.to_string(), meta);
             }
         }
-        Ok(stats)
     }
 
     /// Stale markers at `t_ms` for every series of the last successful scrape (a failed
@@ -313,7 +361,7 @@ impl LoopState {
     /// Stale markers for everything the loop wrote, report series included (nothing when it
     /// never scraped).
     pub fn end_of_run(&mut self, db: &Db, target: &Target, t_ms: i64) {
-        if self.report.is_empty() {
+        if self.report[0].is_none() {
             return;
         }
         self.mark_all_stale(db, t_ms);
@@ -328,13 +376,6 @@ impl LoopState {
         t_ms: i64,
         outcome: Option<(bool, f64, AppendStats)>,
     ) {
-        const NAMES: [&str; 5] = [
-            "up",
-            "scrape_duration_seconds",
-            "scrape_samples_scraped",
-            "scrape_samples_post_metric_relabeling",
-            "scrape_series_added",
-        ];
         let values = match outcome {
             Some((up, duration, stats)) => [
                 if up { 1.0 } else { 0.0 },
@@ -346,17 +387,14 @@ impl LoopState {
             None => [stale_nan(); 5],
         };
         let mut appender = db.appender();
-        for (name, value) in NAMES.into_iter().zip(values) {
-            let series = match self.report.get(name) {
+        for ((name, value), slot) in REPORT_NAMES.into_iter().zip(values).zip(&mut self.report) {
+            let series = match slot {
                 Some(s) if !s.removed.load(Ordering::Relaxed) => s.clone(),
                 _ => {
-                    let mut builder = LabelsBuilder::new();
-                    for (n, v) in target.public_labels() {
-                        builder.set(n, v);
-                    }
+                    let mut builder = target.public_label_set().to_builder();
                     builder.set(argus_model::labels::METRIC_NAME, name);
                     let series = db.head.get_or_create(&builder.build());
-                    self.report.insert(name, series.clone());
+                    *slot = Some(series.clone());
                     series
                 }
             };
@@ -366,17 +404,6 @@ impl LoopState {
             tracing::warn!(error = %e, "appending scrape report");
         }
     }
-}
-
-fn metadata_entry<'m>(seen: &'m mut Vec<(String, Metadata)>, name: &str) -> &'m mut Metadata {
-    let index = match seen.iter().position(|(n, _)| n == name) {
-        Some(i) => i,
-        None => {
-            seen.push((name.to_string(), Metadata::default()));
-            seen.len() - 1
-        }
-    };
-    &mut seen[index].1
 }
 
 /// Why a loop stops.
@@ -421,7 +448,7 @@ pub async fn fetch(
             argus_model::gofmt::format_g(target.timeout.as_secs_f64()),
         )
         .timeout(timeout);
-    let request = match auth_header(&settings.source.http)? {
+    let request = match auth_header(&settings.source.http).await? {
         Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
         None => request,
     };
@@ -472,22 +499,27 @@ pub async fn fetch(
     Ok((body, content_type))
 }
 
+/// A credentials file's content, read off the async workers.
+async fn read_secret(path: &str) -> Result<String, String> {
+    tokio::fs::read_to_string(path)
+        .await
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("unable to read {path}: {e}"))
+}
+
 /// The `Authorization` header for a scrape config's credentials (files are read on every
 /// request, as Prometheus does, so rotated secrets are picked up).
-pub fn auth_header(http: &argus_config::http::HttpClientConfig) -> Result<Option<String>, String> {
-    let read = |path: &str| {
-        std::fs::read_to_string(path)
-            .map(|s| s.trim().to_string())
-            .map_err(|e| format!("unable to read {path}: {e}"))
-    };
+pub async fn auth_header(
+    http: &argus_config::http::HttpClientConfig,
+) -> Result<Option<String>, String> {
     if let Some(basic) = &http.basic_auth {
         let user = match &basic.username_file {
-            Some(f) => read(f)?,
+            Some(f) => read_secret(f).await?,
             None => basic.username.clone(),
         };
         let password = match (&basic.password, &basic.password_file) {
             (Some(p), _) => p.0.clone(),
-            (None, Some(f)) => read(f)?,
+            (None, Some(f)) => read_secret(f).await?,
             (None, None) => String::new(),
         };
         return Ok(Some(format!(
@@ -499,14 +531,14 @@ pub fn auth_header(http: &argus_config::http::HttpClientConfig) -> Result<Option
         let kind = auth.kind.clone().unwrap_or_else(|| "Bearer".into());
         let credentials = match (&auth.credentials, &auth.credentials_file) {
             (Some(c), _) => c.0.clone(),
-            (None, Some(f)) => read(f)?,
+            (None, Some(f)) => read_secret(f).await?,
             (None, None) => String::new(),
         };
         return Ok(Some(format!("{kind} {credentials}")));
     }
     match (&http.bearer_token, &http.bearer_token_file) {
         (Some(t), _) => Ok(Some(format!("Bearer {}", t.0))),
-        (None, Some(f)) => Ok(Some(format!("Bearer {}", read(f)?))),
+        (None, Some(f)) => Ok(Some(format!("Bearer {}", read_secret(f).await?))),
         (None, None) => Ok(None),
     }
 }

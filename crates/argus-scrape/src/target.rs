@@ -130,6 +130,24 @@ impl ScrapeSettings {
     }
 }
 
+impl ScrapeSettings {
+    /// True when `other` scrapes exactly like `self`: the same job config and the same
+    /// values taken from the global section (a reload then leaves the pool alone).
+    pub fn same_as(&self, other: &ScrapeSettings) -> bool {
+        self.source == other.source
+            && self.interval == other.interval
+            && self.timeout == other.timeout
+            && self.sample_limit == other.sample_limit
+            && self.target_limit == other.target_limit
+            && self.label_limit == other.label_limit
+            && self.label_name_length_limit == other.label_name_length_limit
+            && self.label_value_length_limit == other.label_value_length_limit
+            && self.body_size_limit == other.body_size_limit
+            && self.keep_dropped_targets == other.keep_dropped_targets
+            && self.accept == other.accept
+    }
+}
+
 /// The labels a target had before relabeling (Prometheus's `PopulateDiscoveredLabels`).
 pub fn discovered_labels(
     settings: &ScrapeSettings,
@@ -274,6 +292,12 @@ impl Target {
             .iter()
             .filter(|l| !l.name.starts_with("__"))
             .map(|l| (l.name, l.value))
+    }
+
+    /// [`Self::public_labels`] as a label set.
+    pub fn public_label_set(&self) -> Labels {
+        let pairs: Vec<(&str, &str)> = self.public_labels().collect();
+        Labels::from_sorted_refs(&pairs).unwrap_or_default()
     }
 
     /// Identity within a pool: labels and URL (Prometheus's `Target.hash`).

@@ -184,6 +184,7 @@ impl Db {
             samples: Vec::new(),
             histograms: Vec::new(),
             pending: crate::head::U64Map::default(),
+            pending_hist: crate::head::U64Map::default(),
         }
     }
 
@@ -446,17 +447,10 @@ impl Db {
                 }
                 if !data.hists().is_empty() {
                     buf.clear();
-                    Record::Histograms(
-                        data.hists()
-                            .iter()
-                            .map(|(t, h)| wal::RefHistogram {
-                                series_ref: s.series_ref,
-                                t: *t,
-                                h: (**h).clone(),
-                            })
-                            .collect(),
-                    )
-                    .encode(&mut buf);
+                    wal::encode_histograms(
+                        &mut buf,
+                        data.hists().iter().map(|(t, h)| (s.series_ref, *t, &**h)),
+                    );
                     writer.write(&buf)?;
                 }
                 if !data.ooo.is_empty() {
@@ -940,6 +934,8 @@ pub struct Appender<'a> {
     histograms: Vec<(Arc<MemSeries>, i64, Arc<argus_model::FloatHistogram>)>,
     /// Newest pending (time, value bits) per series ref.
     pending: crate::head::U64Map<(i64, u64)>,
+    /// Newest pending histogram time per series ref.
+    pending_hist: crate::head::U64Map<i64>,
 }
 
 impl Appender<'_> {
@@ -1007,12 +1003,7 @@ impl Appender<'_> {
             }
             data.hists().last().map(|s| s.0)
         };
-        let pending = self
-            .histograms
-            .iter()
-            .filter(|p| p.0.series_ref == series.series_ref)
-            .map(|p| p.1)
-            .max();
+        let pending = self.pending_hist.get(&series.series_ref).copied();
         let newest = newest.max(pending);
         if let Some(n) = newest
             && t <= n
@@ -1023,6 +1014,8 @@ impl Appender<'_> {
                 .fetch_add(1, Ordering::Relaxed);
             return Err(Error::OutOfOrderSample);
         }
+        let newest_pending = self.pending_hist.entry(series.series_ref).or_insert(t);
+        *newest_pending = (*newest_pending).max(t);
         self.histograms.push((series, t, Arc::new(h)));
         Ok(())
     }
@@ -1072,17 +1065,12 @@ impl Appender<'_> {
         }
         let mut hist_buf = Vec::new();
         if !self.histograms.is_empty() {
-            Record::Histograms(
+            wal::encode_histograms(
+                &mut hist_buf,
                 self.histograms
                     .iter()
-                    .map(|(s, t, h)| wal::RefHistogram {
-                        series_ref: s.series_ref,
-                        t: *t,
-                        h: (**h).clone(),
-                    })
-                    .collect(),
-            )
-            .encode(&mut hist_buf);
+                    .map(|(s, t, h)| (s.series_ref, *t, &**h)),
+            );
         }
         let parts: Vec<&[u8]> = [&series_buf, &samples_buf, &hist_buf]
             .into_iter()

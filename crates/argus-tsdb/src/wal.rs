@@ -88,15 +88,7 @@ impl Record {
             Record::Series(series) => encode_series(buf, series.iter().map(|(r, l)| (*r, l))),
             Record::Samples(samples) => encode_samples(buf, samples),
             Record::Histograms(samples) => {
-                buf.push(TYPE_HISTOGRAMS);
-                put_uvarint(buf, samples.len() as u64);
-                let mut t = 0i64;
-                for s in samples {
-                    put_uvarint(buf, s.series_ref);
-                    put_varint(buf, s.t.wrapping_sub(t));
-                    t = s.t;
-                    crate::encoding::put_histogram(buf, &s.h);
-                }
+                encode_histograms(buf, samples.iter().map(|s| (s.series_ref, s.t, &s.h)))
             }
             Record::Tombstones(tombstones) => {
                 buf.push(TYPE_TOMBSTONES);
@@ -200,6 +192,23 @@ pub fn encode_series<'a>(
     for (r, labels) in series {
         put_uvarint(buf, r);
         put_labels(buf, labels);
+    }
+}
+
+/// A histogram-samples record from borrowed `(series ref, t, histogram)` (the appender and
+/// checkpoints log the histograms they hold without copying them first).
+pub fn encode_histograms<'a>(
+    buf: &mut Vec<u8>,
+    samples: impl ExactSizeIterator<Item = (u64, i64, &'a argus_model::FloatHistogram)>,
+) {
+    buf.push(TYPE_HISTOGRAMS);
+    put_uvarint(buf, samples.len() as u64);
+    let mut prev = 0i64;
+    for (series_ref, t, h) in samples {
+        put_uvarint(buf, series_ref);
+        put_varint(buf, t.wrapping_sub(prev));
+        prev = t;
+        crate::encoding::put_histogram(buf, h);
     }
 }
 

@@ -12,15 +12,6 @@ use serde_json::{Value, json};
 use crate::api::ApiError;
 use crate::params::Params;
 
-fn public_labels(labels: &argus_model::Labels) -> argus_model::Labels {
-    let pairs: Vec<(&str, &str)> = labels
-        .iter()
-        .filter(|l| !l.name.starts_with("__"))
-        .map(|l| (l.name, l.value))
-        .collect();
-    argus_model::Labels::from_sorted_refs(&pairs).unwrap_or_default()
-}
-
 fn last_scrape_time(ms: i64) -> String {
     if ms == 0 {
         "0001-01-01T00:00:00Z".to_string()
@@ -45,10 +36,10 @@ pub fn targets(manager: &ScrapeManager, p: &Params) -> Value {
             let status = t.status.lock().clone();
             active.push(json!({
                 "discoveredLabels": t.discovered_labels,
-                "labels": public_labels(&t.labels),
+                "labels": t.public_label_set(),
                 "scrapePool": view.pool,
                 "scrapeUrl": t.url,
-                "globalUrl": view.global_url,
+                "globalUrl": t.url,
                 "lastError": status.last_error,
                 "lastScrape": last_scrape_time(status.last_scrape_ms),
                 "lastScrapeDuration": status.last_scrape_duration_s,
@@ -128,7 +119,7 @@ pub fn targets_metadata(manager: &ScrapeManager, p: &Params) -> Result<Value, Ap
     let limit = optional_limit(p, "limit")?;
     let mut out = Vec::new();
     for (target, metadata) in manager.target_metadata() {
-        let labels = public_labels(&target.labels);
+        let labels = target.public_label_set();
         if !matchers
             .iter()
             .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))

@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 use argus_config::prometheus::DnsSdConfig;
 use tokio::sync::watch;
 
-use super::{BoxFuture, Discoverer, Updates, stopped_within};
+use super::{BoxFuture, Discoverer, Outbox, Updates, refresh_period, stopped_within};
 use crate::target::{ADDRESS_LABEL, TargetGroup};
 
 const TYPE_A: u16 = 1;
@@ -291,13 +291,9 @@ impl Discoverer for DnsDiscoverer {
                 tracing::error!(record_type = %self.config.record_type, "unsupported dns_sd_configs type");
                 return;
             };
-            let refresh = self
-                .config
-                .refresh_interval
-                .as_std()
-                .max(StdDuration::from_secs(1));
+            let refresh = refresh_period(self.config.refresh_interval);
+            let mut outbox = Outbox::new(provider, updates);
             let mut groups: BTreeMap<String, TargetGroup> = BTreeMap::new();
-            let mut last_sent: Option<Vec<TargetGroup>> = None;
             loop {
                 for name in &self.config.names {
                     match lookup(&self.nameservers, name, qtype).await {
@@ -309,12 +305,11 @@ impl Discoverer for DnsDiscoverer {
                         Err(e) => tracing::error!(name, error = %e, "DNS SD lookup failed"),
                     }
                 }
-                let all: Vec<TargetGroup> = groups.values().cloned().collect();
-                if last_sent.as_ref() != Some(&all) {
-                    if updates.send((provider, all.clone())).await.is_err() {
-                        return;
-                    }
-                    last_sent = Some(all);
+                if !outbox
+                    .send_if_changed(groups.values().cloned().collect())
+                    .await
+                {
+                    return;
                 }
                 if stopped_within(refresh, &mut stop).await {
                     return;

@@ -289,19 +289,19 @@ fn openmetrics_bodies_are_ingested() {
     assert_eq!(f.state.metadata["c"].help, "Help.");
 }
 
-#[test]
-fn basic_auth_and_bearer_headers() {
+#[tokio::test]
+async fn basic_auth_and_bearer_headers() {
     let config = argus_config::parse_str(
         "scrape_configs:\n- job_name: a\n  basic_auth: {username: user, password: pass}\n- job_name: b\n  authorization: {credentials: tok}\n",
         "t.yml",
     )
     .unwrap();
     assert_eq!(
-        auth_header(&config.scrape_configs[0].http).unwrap(),
+        auth_header(&config.scrape_configs[0].http).await.unwrap(),
         Some("Basic dXNlcjpwYXNz".to_string())
     );
     assert_eq!(
-        auth_header(&config.scrape_configs[1].http).unwrap(),
+        auth_header(&config.scrape_configs[1].http).await.unwrap(),
         Some("Bearer tok".to_string())
     );
     assert_eq!(base64(b"a"), "YQ==");

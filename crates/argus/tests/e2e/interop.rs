@@ -38,29 +38,15 @@ fn prometheus_remote_write_delivers_every_metric_name() {
     let dir = tempfile::tempdir().unwrap();
     let argus = ArgusBuilder::new(&dir.path().join("argus")).start();
     let prom_port = free_port();
-    let config = dir.path().join("prometheus.yml");
-    write_file(
-        &config,
+    let _prom = start_prometheus(
+        dir.path(),
         &format!(
             "global:\n  scrape_interval: 1s\n\
              scrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['127.0.0.1:{prom_port}']\n\
              remote_write:\n  - url: {}\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n",
             argus.url("/api/v1/write")
         ),
-    );
-    let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prom = Peer(
-        Command::new(prometheus_binary())
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(prom_log)
-            .spawn()
-            .expect("start prometheus"),
+        prom_port,
     );
     let prom_names = format!("http://127.0.0.1:{prom_port}/api/v1/label/__name__/values");
     let argus_names = argus.url("/api/v1/label/__name__/values");
@@ -121,6 +107,21 @@ fn spawn_peer(bin: &str, args: &[String], log: &std::path::Path) -> Peer {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("start {bin}: {e}")),
+    )
+}
+
+/// The real Prometheus on `port` with `config_text`, its data and log in `dir`.
+fn start_prometheus(dir: &std::path::Path, config_text: &str, port: u16) -> Peer {
+    let config = dir.join("prometheus.yml");
+    write_file(&config, config_text);
+    spawn_peer(
+        &prometheus_binary(),
+        &[
+            format!("--config.file={}", config.display()),
+            format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        &dir.join("prometheus.log"),
     )
 }
 
@@ -223,21 +224,7 @@ fn argus_and_prometheus_scrape_the_same_series_from_real_exporters() {
         .config(&jobs)
         .start();
     let prom_port = free_port();
-    let config = dir.path().join("prometheus.yml");
-    write_file(&config, &jobs);
-    let _prom = Peer(
-        Command::new(prometheus_binary())
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let _prom = start_prometheus(dir.path(), &jobs, prom_port);
     let prom = format!("http://127.0.0.1:{prom_port}");
     let argus_base = argus.url("");
     for job in ["node", "pushgateway", "batch", "blackbox"] {
