@@ -69,6 +69,53 @@ pub struct TlsConfig {
     pub max_version: Option<String>,
 }
 
+impl TlsConfig {
+    /// Prometheus's `TLSConfig.Validate`, plus the version names.
+    pub fn validate(&self) -> Result<(), String> {
+        let tls = self;
+        let set = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
+        let key_inline = tls.key.as_ref().is_some_and(|k| !k.0.is_empty());
+        if set(&tls.ca) && set(&tls.ca_file) {
+            return Err("at most one of ca and ca_file must be configured".into());
+        }
+        if set(&tls.cert) && set(&tls.cert_file) {
+            return Err("at most one of cert and cert_file must be configured".into());
+        }
+        if key_inline && set(&tls.key_file) {
+            return Err("at most one of key and key_file must be configured".into());
+        }
+        let using_cert = set(&tls.cert) || set(&tls.cert_file);
+        let using_key = key_inline || set(&tls.key_file);
+        if using_cert && !using_key {
+            return Err(
+                "exactly one of key or key_file must be configured when a client certificate is configured"
+                    .into(),
+            );
+        }
+        if using_key && !using_cert {
+            return Err(
+                "exactly one of cert or cert_file must be configured when a client key is configured"
+                    .into(),
+            );
+        }
+        for v in [&tls.min_version, &tls.max_version].into_iter().flatten() {
+            Self::version_rank(v)?;
+        }
+        Ok(())
+    }
+
+    /// Go's TLS version names in order (TLS10 = 0 … TLS13 = 3).
+    pub fn version_rank(name: &str) -> Result<u8, String> {
+        match name {
+            "TLS10" => Ok(0),
+            "TLS11" => Ok(1),
+            "TLS12" => Ok(2),
+            "TLS13" => Ok(3),
+            _ => Err(format!("unknown TLS version: {name}")),
+        }
+    }
+}
+
 fn default_true() -> bool {
     true
 }
@@ -179,6 +226,9 @@ impl HttpClientConfig {
                     "at most one of basic_auth password & password_file must be configured".into(),
                 );
             }
+        }
+        if let Some(tls) = &self.tls_config {
+            tls.validate()?;
         }
         if self.proxy_from_environment && (self.proxy_url.is_some() || self.no_proxy.is_some()) {
             return Err("if proxy_from_environment is configured, proxy_url and no_proxy must not be configured".into());

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod relabel;
 pub mod scrape_loop;
 pub mod target;
+pub mod tls;
 
 pub use error::{Error, Result};
 pub use manager::ScrapeManager;

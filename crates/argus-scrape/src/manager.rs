@@ -84,7 +84,11 @@ pub fn build_client(http: &HttpClientConfig) -> Result<reqwest::Client, String> 
             reqwest::redirect::Policy::none()
         })
         .user_agent(concat!("Prometheus/argus-", env!("CARGO_PKG_VERSION")))
-        .pool_idle_timeout(StdDuration::from_secs(90));
+        .pool_idle_timeout(StdDuration::from_secs(90))
+        .use_preconfigured_tls(crate::tls::client_config(http)?);
+    if !http.enable_http2 {
+        builder = builder.http1_only();
+    }
     builder = match &http.proxy_url {
         Some(proxy) => builder.proxy(
             reqwest::Proxy::all(proxy).map_err(|e| format!("invalid proxy_url {proxy:?}: {e}"))?,

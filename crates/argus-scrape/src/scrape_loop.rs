@@ -431,6 +431,42 @@ pub fn ok_content_type(response: &reqwest::Response) -> Result<Option<String>, S
         .map(str::to_string))
 }
 
+/// A failed request's error as Go's HTTP client words it (`Get "…": dial tcp …: connect:
+/// connection refused`, `… context deadline exceeded`, `… tls: failed to verify
+/// certificate: x509: …`).
+pub fn describe_error(url: &str, e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        format!("Get {url:?}: context deadline exceeded")
+    } else {
+        let mut source: &dyn std::error::Error = e;
+        while let Some(inner) = source.source() {
+            source = inner;
+        }
+        let host = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or("");
+        // Go's wording for the common network failures.
+        let io_kind = source
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind);
+        match io_kind {
+            Some(std::io::ErrorKind::ConnectionRefused) => {
+                format!("Get {url:?}: dial tcp {host}: connect: connection refused")
+            }
+            Some(std::io::ErrorKind::ConnectionReset) => {
+                format!("Get {url:?}: read tcp {host}: read: connection reset by peer")
+            }
+            _ => match crate::tls::go_error_text(source) {
+                Some(text) => format!("Get {url:?}: {text}"),
+                None => format!("Get {url:?}: {source}"),
+            },
+        }
+    }
+}
+
 /// Fetches a target's exposition: `(body, content type)`, or the error as Prometheus words
 /// it.
 pub async fn fetch(
@@ -457,35 +493,7 @@ pub async fn fetch(
     } else {
         request.header(reqwest::header::ACCEPT_ENCODING, "identity")
     };
-    let describe = |e: &reqwest::Error| {
-        if e.is_timeout() {
-            format!("Get {url:?}: context deadline exceeded")
-        } else {
-            let mut source: &dyn std::error::Error = e;
-            while let Some(inner) = source.source() {
-                source = inner;
-            }
-            let host = url
-                .split_once("://")
-                .map_or(url.as_str(), |(_, rest)| rest)
-                .split('/')
-                .next()
-                .unwrap_or("");
-            // Go's wording for the common network failures.
-            let io_kind = source
-                .downcast_ref::<std::io::Error>()
-                .map(std::io::Error::kind);
-            match io_kind {
-                Some(std::io::ErrorKind::ConnectionRefused) => {
-                    format!("Get {url:?}: dial tcp {host}: connect: connection refused")
-                }
-                Some(std::io::ErrorKind::ConnectionReset) => {
-                    format!("Get {url:?}: read tcp {host}: read: connection reset by peer")
-                }
-                _ => format!("Get {url:?}: {source}"),
-            }
-        }
-    };
+    let describe = |e: &reqwest::Error| describe_error(url, e);
     let mut response = request.send().await.map_err(|e| describe(&e))?;
     let content_type = ok_content_type(&response)?;
     let limit = settings.body_size_limit;

@@ -60,6 +60,18 @@ fn semantic_errors() {
             "global:\n  external_labels:\n    0bad: x\n",
             "not a valid label name",
         ),
+        (
+            "scrape_configs:\n  - job_name: a\n    tls_config:\n      ca: x\n      ca_file: /tmp/ca.pem\n",
+            "at most one of ca and ca_file must be configured",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    tls_config:\n      key_file: /tmp/k.pem\n",
+            "exactly one of cert or cert_file must be configured when a client key is configured",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    tls_config:\n      min_version: TLS9\n",
+            "unknown TLS version: TLS9",
+        ),
     ];
     for (yaml, want) in cases {
         let err = parse_str(yaml, "t.yml").unwrap_err().to_string();
