@@ -8,11 +8,47 @@
 
 pub mod error;
 pub mod negotiate;
+pub mod protobuf;
 pub mod text;
 
 pub use error::{ParseError, Result};
 pub use negotiate::{MediaType, ScrapeProtocol, accept_header, media_type};
+pub use protobuf::{HistogramOptions, ProtoParser};
 pub use text::{Entry, Exemplar, Parser};
+
+use argus_model::Labels;
+
+/// A parser for whichever format a scrape answered in.
+pub enum ScrapeParser<'a> {
+    Text(Parser<'a>),
+    Proto(ProtoParser<'a>),
+}
+
+impl<'a> ScrapeParser<'a> {
+    pub fn new(body: &'a [u8], media: MediaType, histograms: HistogramOptions) -> Self {
+        match media {
+            MediaType::Protobuf => Self::Proto(ProtoParser::new(body, histograms)),
+            _ => Self::Text(Parser::new(body, media)),
+        }
+    }
+
+    /// The next entry, `None` at the end (or after an error).
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<Result<Entry<'_>>> {
+        match self {
+            Self::Text(p) => p.next(),
+            Self::Proto(p) => p.next(),
+        }
+    }
+
+    /// The label set of the current sample.
+    pub fn labels(&self) -> Result<Labels> {
+        match self {
+            Self::Text(p) => p.labels(),
+            Self::Proto(p) => p.labels(),
+        }
+    }
+}
 
 /// A metric family's type as metadata carries it (`# TYPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

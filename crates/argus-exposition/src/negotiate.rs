@@ -24,6 +24,16 @@ impl ScrapeProtocol {
         Self::PrometheusText0_0_4,
     ];
 
+    /// Prometheus's default when native histograms are scraped: protobuf first (the only
+    /// format that carries them).
+    pub const PROTO_FIRST: [ScrapeProtocol; 5] = [
+        Self::PrometheusProto,
+        Self::OpenMetricsText1_0_0,
+        Self::OpenMetricsText0_0_1,
+        Self::PrometheusText1_0_0,
+        Self::PrometheusText0_0_4,
+    ];
+
     pub fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "PrometheusProto" => Self::PrometheusProto,

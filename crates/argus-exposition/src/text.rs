@@ -39,10 +39,17 @@ pub enum Entry<'a> {
         name: Cow<'a, str>,
         unit: Cow<'a, str>,
     },
-    /// A float sample. `series` is the name-and-labels text exactly as written.
+    /// A float sample. `series` is the name-and-labels text exactly as written (text
+    /// formats) or a key built from them (protobuf).
     Series {
         series: &'a [u8],
         value: f64,
+        timestamp_ms: Option<i64>,
+    },
+    /// A native histogram sample (protobuf format only).
+    Histogram {
+        series: &'a [u8],
+        histogram: Box<argus_model::FloatHistogram>,
         timestamp_ms: Option<i64>,
     },
 }
@@ -811,20 +818,26 @@ impl<'a> Parser<'a> {
             }
             pairs.push((label_name, label_value));
         }
-        pairs.sort_by(|a, b| a.0.cmp(&b.0));
-        if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(ParseError::new(format!(
-                "label name {} is not unique: invalid sample",
-                q(w[0].0.as_bytes())
-            )));
-        }
-        let refs: Vec<(&str, &str)> = pairs
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .map(|(n, v)| (n.as_ref(), v.as_ref()))
-            .collect();
-        Labels::from_sorted_refs(&refs).ok_or_else(|| ParseError::new("invalid label set"))
+        sorted_labels(pairs)
     }
+}
+
+/// A label set from `(name, value)` pairs in any order: sorted, empty values dropped; a
+/// repeated name is Prometheus's "not unique" error.
+pub(crate) fn sorted_labels(mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)>) -> Result<Labels> {
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = pairs.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(ParseError::new(format!(
+            "label name {} is not unique: invalid sample",
+            q(w[0].0.as_bytes())
+        )));
+    }
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(n, v)| (n.as_ref(), v.as_ref()))
+        .collect();
+    Labels::from_sorted_refs(&refs).ok_or_else(|| ParseError::new("invalid label set"))
 }
 
 #[cfg(test)]

@@ -23,6 +23,45 @@ pub enum CounterResetHint {
     Gauge,
 }
 
+/// Bucket indexes laid out by spans: the first offset is the first index, later ones are
+/// gaps after the previous span.
+pub fn span_indexes(spans: &[(i64, u64)], buckets: usize) -> Result<Vec<i32>, String> {
+    let total: u64 = spans.iter().map(|s| s.1).sum();
+    if total != buckets as u64 {
+        return Err(format!(
+            "spans need {total} buckets, have {buckets} buckets"
+        ));
+    }
+    let mut out = Vec::with_capacity(buckets);
+    let mut idx = 0i64;
+    for &(offset, length) in spans {
+        idx = idx.checked_add(offset).ok_or("span offset out of range")?;
+        for _ in 0..length {
+            out.push(i32::try_from(idx).map_err(|_| "bucket index out of range")?);
+            idx += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Buckets laid out by spans (see [`span_indexes`]) with their counts, as `(index, count)`.
+pub fn lay_out(spans: &[(i64, u64)], counts: Vec<f64>) -> Result<Vec<(i32, f64)>, String> {
+    let idx = span_indexes(spans, counts.len())?;
+    Ok(idx.into_iter().zip(counts).collect())
+}
+
+/// Absolute counts from integer buckets written as deltas from the previous bucket.
+pub fn deltas_to_counts(deltas: &[i64]) -> Vec<f64> {
+    let mut acc = 0i64;
+    deltas
+        .iter()
+        .map(|d| {
+            acc = acc.wrapping_add(*d);
+            acc as f64
+        })
+        .collect()
+}
+
 /// A native histogram with float counts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FloatHistogram {
@@ -105,7 +144,11 @@ pub fn exponential_bound(idx: i32, schema: i32) -> f64 {
     };
     let per_power = 1i64 << exp;
     let frac_idx = idx.rem_euclid(per_power);
-    let frac = 2f64.powf(frac_idx as f64 / per_power as f64) / 2.0;
+    let frac = if exp <= 8 {
+        crate::histogram_bounds::SCHEMA_8_FRACTIONS[(frac_idx << (8 - exp)) as usize]
+    } else {
+        2f64.powf(frac_idx as f64 / per_power as f64) / 2.0
+    };
     let e = idx.div_euclid(per_power) + 1;
     if frac == 0.5 && e == 1025 {
         return f64::MAX;
@@ -714,6 +757,76 @@ impl FloatHistogram {
 }
 
 /// Prometheus's `String()` form, e.g. `{count:4, sum:5, [-1,-0.5):1, (0.5,1]:2}`.
+impl FloatHistogram {
+    /// Prometheus's checks on an ingested histogram.
+    /// Prometheus's count check for histograms that came with integer counts: the buckets
+    /// must add up to the count exactly, or to at most the count when the sum is NaN (NaN
+    /// observations fall in no bucket). Float histograms are not checked (rounding).
+    pub fn check_integer_count(&self) -> Result<(), String> {
+        let in_buckets: f64 = self.zero_count
+            + self.positive.iter().map(|b| b.1).sum::<f64>()
+            + self.negative.iter().map(|b| b.1).sum::<f64>();
+        let (found, count) = (in_buckets as u64, self.count as u64);
+        if self.sum.is_nan() {
+            if found > count {
+                return Err(format!(
+                    "{found} observations found in buckets, but the Count field is {count}: histogram's observation count should be at least the number of observations found in the buckets"
+                ));
+            }
+        } else if found != count {
+            return Err(format!(
+                "{found} observations found in buckets, but the Count field is {count}: histogram's observation count should equal the number of observations found in the buckets (in absence of NaN)"
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        let h = self;
+        let custom = h.schema == CUSTOM_BUCKETS_SCHEMA;
+        if !custom && !(-4..=8).contains(&h.schema) {
+            return Err(format!(
+                "histogram has an invalid schema, which must be between -4 and 8 or -53 (custom buckets): {}",
+                h.schema
+            ));
+        }
+        let negative_count = |c: f64| c < 0.0;
+        if h.positive
+            .iter()
+            .chain(&h.negative)
+            .any(|b| negative_count(b.1))
+            || negative_count(h.zero_count)
+            || negative_count(h.count)
+        {
+            return Err("histogram has a bucket whose observation count is negative".into());
+        }
+        if custom {
+            if !h.negative.is_empty() || h.zero_count != 0.0 || h.zero_threshold != 0.0 {
+                return Err(
+                    "histogram with custom buckets must not have negative buckets or a zero bucket"
+                        .into(),
+                );
+            }
+            let cv = &h.custom_values;
+            if cv.iter().any(|v| !v.is_finite()) || cv.windows(2).any(|w| w[0] >= w[1]) {
+                return Err("custom buckets: custom bounds must be finite and increasing".into());
+            }
+            if h.positive
+                .iter()
+                .any(|b| b.0 < 0 || b.0 as usize > cv.len())
+            {
+                return Err("custom buckets: a bucket index is outside the custom bounds".into());
+            }
+        } else if !h.custom_values.is_empty() {
+            return Err("histogram with exponential schema must not have custom bounds".into());
+        }
+        if h.zero_threshold.is_nan() || h.zero_threshold < 0.0 {
+            return Err("histogram has an invalid zero threshold".into());
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Display for FloatHistogram {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use crate::gofmt::format_g as g;
@@ -814,6 +927,21 @@ mod tests {
             positive: positive.to_vec(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn bounds_are_prometheus_tabulated_values() {
+        // Prometheus's table, not 2^(i/n): these differ from powf in the last digit, and
+        // query results show them (checked against Prometheus 2.42 in the interop tests).
+        assert_eq!(exponential_bound(-1, 1), 0.7071067811865475);
+        // Not √2 (1.4142135623730951): twice the tabulated 1/√2.
+        #[allow(clippy::approx_constant)]
+        let sqrt2_tabulated = 1.414213562373095;
+        assert_eq!(exponential_bound(1, 1), sqrt2_tabulated);
+        assert_eq!(exponential_bound(-1, 2), 0.8408964152537144);
+        assert_eq!(exponential_bound(-255, 8), 0.5013556375251013);
+        assert_eq!(exponential_bound(-1, 8), 0.9972960560854698);
+        assert_eq!(exponential_bound(3, 3), 1.2968395546510096);
     }
 
     #[test]

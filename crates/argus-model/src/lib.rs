@@ -8,6 +8,7 @@ pub mod duration;
 pub mod error;
 pub mod gofmt;
 pub mod histogram;
+mod histogram_bounds;
 pub mod labels;
 pub mod matcher;
 pub mod regex_go;

@@ -12,7 +12,7 @@
 //! absolute counts. A histogram Prometheus would refuse (bad schema, spans that do not
 //! match the buckets, negative counts, bad custom bounds) is refused with the reason.
 
-use argus_model::histogram::CUSTOM_BUCKETS_SCHEMA;
+use argus_model::histogram;
 use argus_model::{CounterResetHint, FloatHistogram};
 
 type R<T> = Result<T, String>;
@@ -31,27 +31,6 @@ fn span(bytes: &[u8]) -> R<(i64, u64)> {
         }
     }
     Ok((offset, length))
-}
-
-/// Bucket indexes laid out by spans: the first offset is the first index, later ones are
-/// gaps after the previous span.
-fn indexes(spans: &[(i64, u64)], buckets: usize) -> R<Vec<i32>> {
-    let total: u64 = spans.iter().map(|s| s.1).sum();
-    if total != buckets as u64 {
-        return Err(format!(
-            "spans need {total} buckets, have {buckets} buckets"
-        ));
-    }
-    let mut out = Vec::with_capacity(buckets);
-    let mut idx = 0i64;
-    for &(offset, length) in spans {
-        idx = idx.checked_add(offset).ok_or("span offset out of range")?;
-        for _ in 0..length {
-            out.push(i32::try_from(idx).map_err(|_| "bucket index out of range")?);
-            idx += 1;
-        }
-    }
-    Ok(out)
 }
 
 /// Decodes and validates one `Histogram` message: its timestamp and value.
@@ -105,69 +84,18 @@ pub fn decode(bytes: &[u8]) -> R<(i64, FloatHistogram)> {
         let values: Vec<f64> = if float {
             counts[side].clone()
         } else {
-            // Integer buckets are deltas from the previous bucket.
-            let mut acc = 0i64;
-            deltas[side]
-                .iter()
-                .map(|d| {
-                    acc = acc.wrapping_add(*d);
-                    acc as f64
-                })
-                .collect()
+            histogram::deltas_to_counts(&deltas[side])
         };
-        let idx = indexes(&spans[side], values.len())?;
-        Ok(idx.into_iter().zip(values).collect())
+        histogram::lay_out(&spans[side], values)
     });
     h.negative = negative?;
     h.positive = positive?;
     h.custom_values = custom.into();
-    validate(&h)?;
+    h.validate()?;
+    if !float {
+        h.check_integer_count()?;
+    }
     Ok((timestamp, h))
-}
-
-/// Prometheus's checks on an ingested histogram.
-fn validate(h: &FloatHistogram) -> R<()> {
-    let custom = h.schema == CUSTOM_BUCKETS_SCHEMA;
-    if !custom && !(-4..=8).contains(&h.schema) {
-        return Err(format!(
-            "histogram has an invalid schema, which must be between -4 and 8 or -53 (custom buckets): {}",
-            h.schema
-        ));
-    }
-    let negative_count = |c: f64| c < 0.0;
-    if h.positive
-        .iter()
-        .chain(&h.negative)
-        .any(|b| negative_count(b.1))
-        || negative_count(h.zero_count)
-        || negative_count(h.count)
-    {
-        return Err("histogram has a bucket whose observation count is negative".into());
-    }
-    if custom {
-        if !h.negative.is_empty() || h.zero_count != 0.0 || h.zero_threshold != 0.0 {
-            return Err(
-                "histogram with custom buckets must not have negative buckets or a zero bucket"
-                    .into(),
-            );
-        }
-        let cv = &h.custom_values;
-        if cv.iter().any(|v| !v.is_finite()) || cv.windows(2).any(|w| w[0] >= w[1]) {
-            return Err("custom buckets: custom bounds must be finite and increasing".into());
-        }
-        if h.positive
-            .iter()
-            .any(|b| b.0 < 0 || b.0 as usize > cv.len())
-        {
-            return Err("custom buckets: a bucket index is outside the custom bounds".into());
-        }
-    } else if !h.custom_values.is_empty() {
-        return Err("histogram with exponential schema must not have custom bounds".into());
-    }
-    if h.zero_threshold.is_nan() || h.zero_threshold < 0.0 {
-        return Err("histogram has an invalid zero threshold".into());
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -256,7 +184,7 @@ pub(crate) mod tests {
 
         let mut e = Enc::default();
         e.double(2, 2.5)
-            .sint(4, CUSTOM_BUCKETS_SCHEMA as i64)
+            .sint(4, histogram::CUSTOM_BUCKETS_SCHEMA as i64)
             .span(11, 0, 2)
             .packed_double(13, &[0.5, 2.0])
             .packed_double(16, &[1.0, 5.0])

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use argus_exposition::{Entry, MediaType, MetricType, Parser};
+use argus_exposition::{Entry, MediaType, MetricType, ScrapeParser};
 use argus_model::{Labels, stale_nan};
 use argus_tsdb::Db;
 use argus_tsdb::head::MemSeries;
@@ -183,6 +183,12 @@ fn check_label_limits(labels: &Labels, settings: &ScrapeSettings) -> Result<(), 
     Ok(())
 }
 
+/// A scraped sample's value.
+enum Value {
+    Float(f64),
+    Histogram(Box<argus_model::FloatHistogram>),
+}
+
 impl LoopState {
     /// Parses `body` and appends it at `t_ms`; on any error nothing of it is stored.
     #[allow(clippy::too_many_arguments)]
@@ -196,12 +202,9 @@ impl LoopState {
         media: MediaType,
         t_ms: i64,
     ) -> Result<AppendStats, String> {
-        if media == MediaType::Protobuf {
-            return Err("the protobuf exposition format is not supported yet".into());
-        }
         self.iter += 1;
         let mut stats = AppendStats::default();
-        let mut parser = Parser::new(body, media);
+        let mut parser = ScrapeParser::new(body, media, settings.histograms);
         let mut appender = db.appender();
         let (mut out_of_order, mut duplicate, mut out_of_bounds) = (0u64, 0u64, 0u64);
         while let Some(entry) = parser.next() {
@@ -211,7 +214,12 @@ impl LoopState {
                     series,
                     value,
                     timestamp_ms,
-                } => (series, value, timestamp_ms),
+                } => (series, Value::Float(value), timestamp_ms),
+                Entry::Histogram {
+                    series,
+                    histogram,
+                    timestamp_ms,
+                } => (series, Value::Histogram(histogram), timestamp_ms),
                 Entry::Help { name, help } => {
                     self.update_metadata(&name, |m| assign(&mut m.help, &help));
                     continue;
@@ -282,7 +290,11 @@ impl LoopState {
                     .fetch_add(1, Ordering::Relaxed);
                 return Err("sample limit exceeded".into());
             }
-            match appender.append_to(series, t, value) {
+            let appended = match value {
+                Value::Float(v) => appender.append_to(series, t, v),
+                Value::Histogram(h) => appender.append_histogram_to(series, t, *h),
+            };
+            match appended {
                 Ok(()) => {}
                 Err(argus_tsdb::Error::OutOfOrderSample) => out_of_order += 1,
                 Err(argus_tsdb::Error::DuplicateSampleForTimestamp) => duplicate += 1,

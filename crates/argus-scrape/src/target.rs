@@ -53,6 +53,7 @@ pub struct ScrapeSettings {
     pub enable_compression: bool,
     pub accept: String,
     pub fallback_protocol: Option<ScrapeProtocol>,
+    pub histograms: argus_exposition::HistogramOptions,
     pub relabel: Vec<Relabel>,
     pub metric_relabel: Vec<Relabel>,
     /// The config it came from, to tell whether a reload changed it.
@@ -72,12 +73,24 @@ impl ScrapeSettings {
                 })
                 .collect()
         };
+        let histograms = argus_exposition::HistogramOptions {
+            native: config
+                .scrape_native_histograms
+                .or(global.scrape_native_histograms)
+                .unwrap_or(false),
+            keep_classic: config
+                .always_scrape_classic_histograms
+                .or(config.scrape_classic_histograms)
+                .or(global.always_scrape_classic_histograms)
+                .unwrap_or(false),
+        };
         let protocols = match config
             .scrape_protocols
             .as_ref()
             .or(global.scrape_protocols.as_ref())
         {
             Some(names) => protocols(names)?,
+            None if histograms.native => ScrapeProtocol::PROTO_FIRST.to_vec(),
             None => ScrapeProtocol::DEFAULT.to_vec(),
         };
         let fallback_protocol = match &config.fallback_scrape_protocol {
@@ -123,6 +136,7 @@ impl ScrapeSettings {
             enable_compression: config.enable_compression,
             accept: argus_exposition::accept_header(&protocols),
             fallback_protocol,
+            histograms,
             relabel: Relabel::compile_all(&config.relabel_configs)?,
             metric_relabel: Relabel::compile_all(&config.metric_relabel_configs)?,
             source: config.clone(),
@@ -145,6 +159,7 @@ impl ScrapeSettings {
             && self.body_size_limit == other.body_size_limit
             && self.keep_dropped_targets == other.keep_dropped_targets
             && self.accept == other.accept
+            && self.histograms == other.histograms
     }
 }
 

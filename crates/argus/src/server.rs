@@ -108,13 +108,22 @@ struct Process {
     reload_status: Arc<ReloadStatus>,
     shutdown: Arc<Notify>,
     scrape: Arc<argus_scrape::ScrapeManager>,
+    native_histograms: bool,
 }
 
 impl Process {
     /// Applies a configuration: scrape pools first (the part that can refuse it), then the
     /// out-of-order window.
     fn apply(&self, config: &Config) -> Result<(), String> {
-        self.scrape.apply_config(config)?;
+        // `--enable-feature=native-histograms` makes scraping native histograms the default,
+        // as in Prometheus; `scrape_native_histograms` in the file decides when set.
+        if self.native_histograms && config.global.scrape_native_histograms.is_none() {
+            let mut config = config.clone();
+            config.global.scrape_native_histograms = Some(true);
+            self.scrape.apply_config(&config)?;
+        } else {
+            self.scrape.apply_config(config)?;
+        }
         self.db
             .head
             .set_ooo_window_ms(config.storage.tsdb.out_of_order_time_window.as_millis());
@@ -237,6 +246,10 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         reload_status: reload_status.clone(),
         shutdown: shutdown.clone(),
         scrape: scrape.clone(),
+        native_histograms: args
+            .enable_feature
+            .iter()
+            .any(|f| f.trim() == "native-histograms"),
     });
     process
         .apply(&config)

@@ -183,7 +183,7 @@ pub fn lint_metrics(body: &[u8]) -> Result<Vec<(String, String)>, String> {
                 families.entry(name.to_string()).or_default().metric_type = Some(metric_type);
                 typed = Some(name.into_owned());
             }
-            Entry::Unit { .. } => {}
+            Entry::Unit { .. } | Entry::Histogram { .. } => {}
             Entry::Series { .. } => {
                 let series_name = parser
                     .metric_name()

@@ -13,6 +13,7 @@ fn parse_all(body: &str, media: MediaType) -> Result<Vec<String>> {
                 out.push(format!("type {name} {}", metric_type.as_str()))
             }
             Entry::Unit { name, unit } => out.push(format!("unit {name} {unit}")),
+            Entry::Histogram { .. } => unreachable!("text formats carry no native histograms"),
             Entry::Series {
                 value,
                 timestamp_ms,

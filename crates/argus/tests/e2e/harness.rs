@@ -319,10 +319,12 @@ pub fn write_file(path: &Path, text: &str) {
 }
 
 /// A scrape target served from the test: answers every request with the current body
-/// (Prometheus text format) until dropped or stopped.
+/// (Prometheus text format) until dropped or stopped; with a protobuf body set, clients
+/// whose `Accept` names the protobuf format get that instead, as client_golang negotiates.
 pub struct Exporter {
     pub port: u16,
     pub body: std::sync::Arc<std::sync::Mutex<String>>,
+    pub protobuf: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -333,8 +335,9 @@ impl Exporter {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let body = std::sync::Arc::new(std::sync::Mutex::new(body.to_string()));
+        let protobuf = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (b, s) = (body.clone(), stop.clone());
+        let (b, p, s) = (body.clone(), protobuf.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(std::sync::atomic::Ordering::Relaxed) {
@@ -350,17 +353,32 @@ impl Exporter {
                         Ok(n) => request.extend_from_slice(&buf[..n]),
                     }
                 }
-                let text = b.lock().unwrap().clone();
+                let wants_protobuf = String::from_utf8_lossy(&request).lines().any(|l| {
+                    l.to_ascii_lowercase().starts_with("accept:")
+                        && l.contains("application/vnd.google.protobuf")
+                });
+                let (content_type, payload) = match &*p.lock().unwrap() {
+                    Some(bytes) if wants_protobuf => (
+                        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+                        bytes.clone(),
+                    ),
+                    _ => (
+                        "text/plain; version=0.0.4",
+                        b.lock().unwrap().clone().into_bytes(),
+                    ),
+                };
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                    text.len()
+                    "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    payload.len()
                 );
+                let _ = stream.write_all(&payload);
             }
         });
         Self {
             port,
             body,
+            protobuf,
             stop,
             thread: Some(thread),
         }
@@ -372,6 +390,11 @@ impl Exporter {
 
     pub fn set_body(&self, text: &str) {
         *self.body.lock().unwrap() = text.to_string();
+    }
+
+    /// The body for clients that ask for the protobuf format.
+    pub fn set_protobuf(&self, bytes: Vec<u8>) {
+        *self.protobuf.lock().unwrap() = Some(bytes);
     }
 
     /// Stops answering: the port is closed when this returns.

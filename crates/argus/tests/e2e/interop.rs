@@ -78,6 +78,7 @@ fn prometheus_remote_write_delivers_every_metric_name() {
             argus.url("/api/v1/write")
         ),
         prom_port,
+        &[],
     );
     let prom_names = format!("http://127.0.0.1:{prom_port}/api/v1/label/__name__/values");
     let argus_names = argus.url("/api/v1/label/__name__/values");
@@ -125,28 +126,29 @@ fn spawn_peer(bin: &str, args: &[String], log: &std::path::Path) -> Peer {
     )
 }
 
-/// The real Prometheus on `port` with `config_text`, its data and log in `dir`.
-fn start_prometheus(dir: &std::path::Path, config_text: &str, port: u16) -> Peer {
+/// The real Prometheus on `port` with `config_text` and `flags`, its data and log in `dir`.
+fn start_prometheus(dir: &std::path::Path, config_text: &str, port: u16, flags: &[&str]) -> Peer {
     let config = dir.join("prometheus.yml");
     write_file(&config, config_text);
-    spawn_peer(
-        &prometheus_binary(),
-        &[
-            format!("--config.file={}", config.display()),
-            format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-        ],
-        &dir.join("prometheus.log"),
-    )
+    let mut args = vec![
+        format!("--config.file={}", config.display()),
+        format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+    ];
+    args.extend(flags.iter().map(|f| f.to_string()));
+    spawn_peer(&prometheus_binary(), &args, &dir.join("prometheus.log"))
 }
 
-/// Argus and the real Prometheus on the same config: (argus, Prometheus, Prometheus's URL).
-fn start_both(dir: &std::path::Path, config_text: &str) -> (Argus, Peer, String) {
-    let argus = ArgusBuilder::new(&dir.join("argus"))
-        .config(config_text)
-        .start();
+/// Argus and the real Prometheus on the same config and extra flags: (argus, Prometheus,
+/// Prometheus's URL).
+fn start_both(dir: &std::path::Path, config_text: &str, flags: &[&str]) -> (Argus, Peer, String) {
+    let mut argus = ArgusBuilder::new(&dir.join("argus")).config(config_text);
+    for flag in flags {
+        argus = argus.flag(flag);
+    }
+    let argus = argus.start();
     let port = free_port();
-    let prom = start_prometheus(dir, config_text, port);
+    let prom = start_prometheus(dir, config_text, port, flags);
     (argus, prom, format!("http://127.0.0.1:{port}"))
 }
 
@@ -245,7 +247,7 @@ fn argus_and_prometheus_scrape_the_same_series_from_real_exporters() {
          \x20     - source_labels: [__param_target]\n        target_label: instance\n\
          \x20     - target_label: __address__\n        replacement: 127.0.0.1:{blackbox_port}\n"
     );
-    let (argus, _prom, prom) = start_both(dir.path(), &jobs);
+    let (argus, _prom, prom) = start_both(dir.path(), &jobs, &[]);
     let argus_base = argus.url("");
     for job in ["node", "pushgateway", "batch", "blackbox"] {
         // Series that come and go with timing (a collector that was slow once) settle within
@@ -424,7 +426,7 @@ fn argus_scrapes_a_tls_exporter_like_prometheus() {
          \x20 - job_name: node_tls\n{tls}    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n\
          \x20 - job_name: node_no_ca\n    scheme: https\n    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n"
     );
-    let (argus, _prom, prom) = start_both(dir.path(), &jobs);
+    let (argus, _prom, prom) = start_both(dir.path(), &jobs, &[]);
     let argus_base = argus.url("");
 
     wait_same(
@@ -488,4 +490,273 @@ fn argus_scrapes_a_tls_exporter_like_prometheus() {
     };
     assert_eq!(http_version(true), reqwest::Version::HTTP_2);
     assert_eq!(http_version(false), reqwest::Version::HTTP_11);
+}
+
+/// The protobuf families the native-histogram interop test serves: a counter, a summary and
+/// histograms carrying both a classic and a native representation (integer and float
+/// counts, two label sets).
+fn protobuf_families() -> Vec<u8> {
+    use argus_exposition::protobuf::dto::*;
+    use prost::Message as _;
+    let pair = |n: &str, v: &str| LabelPair {
+        name: n.into(),
+        value: v.into(),
+    };
+    let family = |name: &str, kind: MetricType, metric: Vec<Metric>| MetricFamily {
+        name: name.into(),
+        help: format!("{name} help"),
+        r#type: kind as i32,
+        metric,
+        unit: String::new(),
+    };
+    let native = |path: &str, scale: u64| Metric {
+        label: vec![pair("path", path)],
+        histogram: Some(Histogram {
+            sample_count: 14 * scale,
+            sample_sum: 12.5 * scale as f64,
+            bucket: vec![
+                Bucket {
+                    cumulative_count: 4 * scale,
+                    upper_bound: 1.0,
+                    ..Default::default()
+                },
+                Bucket {
+                    cumulative_count: 9 * scale,
+                    upper_bound: 2.5,
+                    ..Default::default()
+                },
+            ],
+            schema: 1,
+            zero_threshold: 0.001,
+            zero_count: scale,
+            positive_span: vec![
+                BucketSpan {
+                    offset: -1,
+                    length: 2,
+                },
+                BucketSpan {
+                    offset: 1,
+                    length: 1,
+                },
+            ],
+            positive_delta: vec![3 * scale as i64, 2 * scale as i64, -(scale as i64)],
+            negative_span: vec![BucketSpan {
+                offset: 0,
+                length: 1,
+            }],
+            negative_delta: vec![scale as i64],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let float_native = Metric {
+        label: vec![pair("path", "/float")],
+        histogram: Some(Histogram {
+            sample_count_float: 3.5,
+            sample_sum: 7.25,
+            schema: 0,
+            zero_threshold: 0.5,
+            zero_count_float: 0.5,
+            positive_span: vec![BucketSpan {
+                offset: 0,
+                length: 2,
+            }],
+            positive_count: vec![1.0, 2.0],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let families = [
+        family(
+            "jobs_total",
+            MetricType::Counter,
+            vec![Metric {
+                label: vec![pair("kind", "batch")],
+                counter: Some(Counter {
+                    value: 42.0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+        ),
+        family(
+            "rpc_seconds",
+            MetricType::Summary,
+            vec![Metric {
+                summary: Some(Summary {
+                    sample_count: 7,
+                    sample_sum: 3.5,
+                    quantile: vec![
+                        Quantile {
+                            quantile: 0.5,
+                            value: 0.25,
+                        },
+                        Quantile {
+                            quantile: 0.99,
+                            value: 1.5,
+                        },
+                    ],
+                    created_timestamp: None,
+                }),
+                ..Default::default()
+            }],
+        ),
+        family(
+            "latency_seconds",
+            MetricType::Histogram,
+            vec![native("/a", 1), native("/b", 3), float_native],
+        ),
+    ];
+    let mut out = Vec::new();
+    for f in &families {
+        f.encode_length_delimited(&mut out).unwrap();
+    }
+    out
+}
+
+/// Query results keyed by their label sets, each with its value or histogram (timestamps
+/// left out: the two servers scrape at different moments).
+fn results_without_time(base: &str, query: &str) -> Option<BTreeSet<String>> {
+    let url = format!("{base}/api/v1/query?query={}", urlencode(query));
+    let v: serde_json::Value = client().get(url).send().ok()?.json().ok()?;
+    let mut out = BTreeSet::new();
+    for r in v["data"]["result"].as_array()? {
+        let point = if r["histogram"].is_null() {
+            r["value"][1].clone()
+        } else {
+            r["histogram"][1].clone()
+        };
+        out.insert(format!("{} {point}", r["metric"]));
+    }
+    Some(out)
+}
+
+/// With `--enable-feature=native-histograms` both argus and Prometheus 2.42 ask a target for
+/// the protobuf format first; from the same protobuf body (counter, summary, histograms with
+/// classic and native parts) they must store the same series and answer histogram queries
+/// the same. Stopping the target makes the native histograms go stale in argus.
+#[test]
+fn native_histograms_over_protobuf_match_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut exporter = Exporter::start("text_fallback_only 1\n");
+    exporter.set_protobuf(protobuf_families());
+    let jobs = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+         scrape_configs:\n  - job_name: proto\n    static_configs:\n      - targets: ['{}']\n",
+        exporter.address()
+    );
+    let (argus, _prom, prom) =
+        start_both(dir.path(), &jobs, &["--enable-feature=native-histograms"]);
+    let argus_base = argus.url("");
+    wait_same(
+        &argus,
+        Duration::from_secs(60),
+        "the same series from protobuf",
+        10,
+        || {
+            Some((
+                current_series(&argus_base, "proto")?,
+                current_series(&prom, "proto")?,
+            ))
+        },
+    );
+    let series = current_series(&argus_base, "proto").unwrap();
+    assert!(
+        series
+            .iter()
+            .any(|s| s.contains(r#"__name__="latency_seconds""#))
+            && !series.iter().any(|s| s.contains("latency_seconds_bucket"))
+            && !series.iter().any(|s| s.contains("text_fallback_only")),
+        "native histograms from protobuf expected: {series:#?}"
+    );
+    // Not compared: histogram_quantile, which Prometheus 3 interpolates exponentially
+    // within exponential buckets where 2.42 interpolates linearly (the upstream PromQL test
+    // scripts hold argus to the 3.x results).
+    for query in [
+        "latency_seconds",
+        "rpc_seconds",
+        "jobs_total",
+        "histogram_count(latency_seconds)",
+        "histogram_sum(latency_seconds)",
+        "histogram_fraction(0, 2, latency_seconds)",
+        "sum(latency_seconds)",
+    ] {
+        wait_same(&argus, Duration::from_secs(30), query, 1, || {
+            Some((
+                results_without_time(&argus_base, query)?,
+                results_without_time(&prom, query)?,
+            ))
+        });
+    }
+    exporter.stop();
+    wait_for(
+        Duration::from_secs(30),
+        "the histograms to go stale",
+        || results_without_time(&argus_base, "latency_seconds").filter(BTreeSet::is_empty),
+    );
+}
+
+/// node_exporter answers argus in the protobuf format (`scrape_protocols: [PrometheusProto]`)
+/// and Prometheus 2.42 in the text format: both must hold the same series (summaries and
+/// classic histograms read from protobuf included).
+#[test]
+fn node_exporter_over_protobuf_matches_prometheus_over_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let node_port = free_port();
+    let _node = spawn_peer(
+        &binary("prometheus-node-exporter", "prometheus-node-exporter"),
+        &[format!("--web.listen-address=127.0.0.1:{node_port}")],
+        &dir.path().join("node.log"),
+    );
+    let config = |protocols: &str| {
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+             scrape_configs:\n  - job_name: node\n{protocols}    static_configs:\n      - targets: ['127.0.0.1:{node_port}']\n"
+        )
+    };
+    let argus = ArgusBuilder::new(&dir.path().join("argus"))
+        .config(&config("    scrape_protocols: [PrometheusProto]\n"))
+        .start();
+    let prom_port = free_port();
+    let _prom = start_prometheus(dir.path(), &config(""), prom_port, &[]);
+    let prom = format!("http://127.0.0.1:{prom_port}");
+    let argus_base = argus.url("");
+    // The exporter does answer argus's Accept header in protobuf.
+    let accept =
+        argus_exposition::accept_header(&[argus_exposition::ScrapeProtocol::PrometheusProto]);
+    let answer = client()
+        .get(format!("http://127.0.0.1:{node_port}/metrics"))
+        .header("Accept", accept)
+        .send()
+        .unwrap();
+    let content_type = answer.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content_type.starts_with("application/vnd.google.protobuf"),
+        "{content_type}"
+    );
+    wait_same(
+        &argus,
+        Duration::from_secs(60),
+        "node series over protobuf",
+        100,
+        || {
+            Some((
+                current_series(&argus_base, "node")?,
+                current_series(&prom, "node")?,
+            ))
+        },
+    );
+    // A summary from protobuf: quantiles, _sum and _count.
+    let series = current_series(&argus_base, "node").unwrap();
+    for name in ["go_gc_duration_seconds", "go_gc_duration_seconds_count"] {
+        assert!(
+            series
+                .iter()
+                .any(|s| s.starts_with(&format!("__name__={name:?}"))),
+            "{name} missing"
+        );
+    }
 }
