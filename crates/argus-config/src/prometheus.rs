@@ -606,6 +606,19 @@ pub struct StorageConfig {
     pub exemplars: Option<Opaque>,
 }
 
+impl StorageConfig {
+    /// `storage.exemplars.max_exemplars`: the exemplar buffer's size (Prometheus's default
+    /// 100000; 0 or less stores none).
+    pub fn max_exemplars(&self) -> usize {
+        self.exemplars
+            .as_ref()
+            .and_then(|o| o.0.get("max_exemplars"))
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(100_000)
+            .max(0) as usize
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {

@@ -41,6 +41,14 @@ impl<'a> ScrapeParser<'a> {
         }
     }
 
+    /// The exemplars of the current sample (OpenMetrics: at most one).
+    pub fn exemplars(&self) -> Vec<Exemplar> {
+        match self {
+            Self::Text(p) => p.exemplar().cloned().into_iter().collect(),
+            Self::Proto(p) => p.exemplars(),
+        }
+    }
+
     /// The label set of the current sample.
     pub fn labels(&self) -> Result<Labels> {
         match self {

@@ -25,7 +25,7 @@ use prost::Message;
 
 use crate::MetricType;
 use crate::error::{ParseError, Result};
-use crate::text::{Entry, format_openmetrics_float, sorted_labels};
+use crate::text::{Entry, Exemplar, format_openmetrics_float, sorted_labels};
 
 /// What to make of histograms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -460,6 +460,68 @@ impl<'a> ProtoParser<'a> {
                 timestamp_ms: self.timestamp(),
             },
         }
+    }
+
+    /// The exemplars of the current sample, oldest first: a counter's, a classic bucket's,
+    /// or a native histogram's (those need a timestamp, as in Prometheus).
+    pub fn exemplars(&self) -> Vec<Exemplar> {
+        let convert = |e: &dto::Exemplar| -> Option<Exemplar> {
+            let pairs = e
+                .label
+                .iter()
+                .map(|p| {
+                    (
+                        Cow::Borrowed(p.name.as_str()),
+                        Cow::Borrowed(p.value.as_str()),
+                    )
+                })
+                .collect();
+            Some(Exemplar {
+                labels: sorted_labels(pairs).ok()?,
+                value: e.value,
+                timestamp_ms: e
+                    .timestamp
+                    .map(|t| t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000)),
+            })
+        };
+        let m = self.current();
+        let mut out: Vec<Exemplar> = match self.step {
+            Step::Plain => m
+                .counter
+                .as_ref()
+                .and_then(|c| c.exemplar.as_ref())
+                .and_then(convert)
+                .into_iter()
+                .collect(),
+            Step::Bucket(i) => self
+                .histogram()
+                .and_then(|h| h.bucket.get(i))
+                .and_then(|b| b.exemplar.as_ref())
+                .and_then(convert)
+                .into_iter()
+                .collect(),
+            Step::Native => {
+                let h = self.histogram();
+                let listed = h.map_or(&[][..], |h| &h.exemplars[..]);
+                let from_buckets = h
+                    .into_iter()
+                    .flat_map(|h| h.bucket.iter())
+                    .filter_map(|b| b.exemplar.as_ref());
+                let source: Vec<&dto::Exemplar> = if listed.is_empty() {
+                    from_buckets.collect()
+                } else {
+                    listed.iter().collect()
+                };
+                source
+                    .into_iter()
+                    .filter_map(convert)
+                    .filter(|e| e.timestamp_ms.is_some())
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        out.sort_by_key(|e| e.timestamp_ms);
+        out
     }
 
     /// The label set of the current sample: `__name__` (with its suffix), the metric's

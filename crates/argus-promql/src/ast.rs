@@ -385,6 +385,36 @@ pub enum Expr {
 }
 
 impl Expr {
+    /// The matchers of every vector and range selector in the expression, in the order they
+    /// appear (Prometheus's `parser.ExtractSelectors`).
+    pub fn selector_matchers(&self) -> Vec<Vec<argus_model::Matcher>> {
+        fn walk(e: &Expr, out: &mut Vec<Vec<argus_model::Matcher>>) {
+            match e {
+                Expr::Number { .. } | Expr::String { .. } => {}
+                Expr::Vector(sel) | Expr::Matrix { selector: sel, .. } => {
+                    out.push(sel.matchers.clone())
+                }
+                Expr::Subquery { expr, .. }
+                | Expr::Paren { expr, .. }
+                | Expr::Unary { expr, .. } => walk(expr, out),
+                Expr::Binary { lhs, rhs, .. } => {
+                    walk(lhs, out);
+                    walk(rhs, out);
+                }
+                Expr::Aggregate { expr, param, .. } => {
+                    if let Some(p) = param {
+                        walk(p, out);
+                    }
+                    walk(expr, out);
+                }
+                Expr::Call { args, .. } => args.iter().for_each(|a| walk(a, out)),
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+
     /// Resolves `step()`/`range()` in duration expressions for one query.
     pub fn resolve_durations(&self, step_ms: i64, range_ms: i64) -> Expr {
         let r = |e: &Expr| Box::new(e.resolve_durations(step_ms, range_ms));

@@ -13,6 +13,8 @@ pub struct WireRequest<'a> {
     pub samples: Vec<(i64, f64)>,
     /// Encoded `Histogram` messages (decoded at ingestion, see [`crate::histogram`]).
     pub histograms: Vec<&'a [u8]>,
+    /// Encoded `Exemplar` messages (decoded at ingestion, see [`decode_exemplar`]).
+    pub exemplars: Vec<&'a [u8]>,
     pub series: Vec<WireSeries>,
 }
 
@@ -21,6 +23,7 @@ pub struct WireSeries {
     pub labels: Range<usize>,
     pub samples: Range<usize>,
     pub histograms: Range<usize>,
+    pub exemplars: Range<usize>,
 }
 
 impl<'a> WireRequest<'a> {
@@ -34,6 +37,10 @@ impl<'a> WireRequest<'a> {
 
     pub fn series_histograms(&self, s: &WireSeries) -> &[&'a [u8]] {
         &self.histograms[s.histograms.clone()]
+    }
+
+    pub fn series_exemplars(&self, s: &WireSeries) -> &[&'a [u8]] {
+        &self.exemplars[s.exemplars.clone()]
     }
 }
 
@@ -179,33 +186,65 @@ pub fn decode(buf: &[u8]) -> R<WireRequest<'_>> {
     Ok(out)
 }
 
+/// One `Label { name = 1; value = 2 }` message.
+fn decode_label(bytes: &[u8]) -> R<(&str, &str)> {
+    let mut lr = Reader::new(bytes);
+    let (mut name, mut value) = ("", "");
+    while !lr.done() {
+        let (f, w) = lr.key()?;
+        match f {
+            1 => {
+                expect_type("Label.name", w, 2)?;
+                name = utf8(lr.bytes()?)?;
+            }
+            2 => {
+                expect_type("Label.value", w, 2)?;
+                value = utf8(lr.bytes()?)?;
+            }
+            _ => lr.skip(w)?,
+        }
+    }
+    Ok((name, value))
+}
+
+/// One `Exemplar { repeated Label labels = 1; double value = 2; int64 timestamp = 3 }`:
+/// (labels, value, timestamp).
+pub fn decode_exemplar(bytes: &[u8]) -> R<(Vec<(&str, &str)>, f64, i64)> {
+    let mut r = Reader::new(bytes);
+    let (mut labels, mut value, mut timestamp) = (Vec::new(), 0f64, 0i64);
+    while !r.done() {
+        let (f, w) = r.key()?;
+        match f {
+            1 => {
+                expect_type("Exemplar.labels", w, 2)?;
+                labels.push(decode_label(r.bytes()?)?);
+            }
+            2 => {
+                expect_type("Exemplar.value", w, 1)?;
+                value = f64::from_bits(r.fixed64()?);
+            }
+            3 => {
+                expect_type("Exemplar.timestamp", w, 0)?;
+                timestamp = r.varint()? as i64;
+            }
+            _ => r.skip(w)?,
+        }
+    }
+    Ok((labels, value, timestamp))
+}
+
 fn decode_series<'a>(buf: &'a [u8], out: &mut WireRequest<'a>) -> R<()> {
     let labels_start = out.labels.len();
     let samples_start = out.samples.len();
     let histograms_start = out.histograms.len();
+    let exemplars_start = out.exemplars.len();
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wt) = r.key()?;
         match field {
             1 => {
                 expect_type("TimeSeries.labels", wt, 2)?;
-                let mut lr = Reader::new(r.bytes()?);
-                let (mut name, mut value) = ("", "");
-                while !lr.done() {
-                    let (f, w) = lr.key()?;
-                    match f {
-                        1 => {
-                            expect_type("Label.name", w, 2)?;
-                            name = utf8(lr.bytes()?)?;
-                        }
-                        2 => {
-                            expect_type("Label.value", w, 2)?;
-                            value = utf8(lr.bytes()?)?;
-                        }
-                        _ => lr.skip(w)?,
-                    }
-                }
-                out.labels.push((name, value));
+                out.labels.push(decode_label(r.bytes()?)?);
             }
             2 => {
                 expect_type("TimeSeries.samples", wt, 2)?;
@@ -231,6 +270,10 @@ fn decode_series<'a>(buf: &'a [u8], out: &mut WireRequest<'a>) -> R<()> {
                 expect_type("TimeSeries.histograms", wt, 2)?;
                 out.histograms.push(r.bytes()?);
             }
+            3 => {
+                expect_type("TimeSeries.exemplars", wt, 2)?;
+                out.exemplars.push(r.bytes()?);
+            }
             _ => r.skip(wt)?,
         }
     }
@@ -238,6 +281,7 @@ fn decode_series<'a>(buf: &'a [u8], out: &mut WireRequest<'a>) -> R<()> {
         labels: labels_start..out.labels.len(),
         samples: samples_start..out.samples.len(),
         histograms: histograms_start..out.histograms.len(),
+        exemplars: exemplars_start..out.exemplars.len(),
     });
     Ok(())
 }
@@ -245,7 +289,7 @@ fn decode_series<'a>(buf: &'a [u8], out: &mut WireRequest<'a>) -> R<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prompb::{Label, Sample, TimeSeries, WriteRequest};
+    use crate::prompb::{Exemplar, Label, Sample, TimeSeries, WriteRequest};
     use proptest::prelude::*;
     use prost::Message;
 
@@ -253,15 +297,26 @@ mod tests {
         let label = ("[a-z_]{0,6}", "\\PC{0,6}").prop_map(|(name, value)| Label { name, value });
         let sample =
             (any::<i64>(), any::<f64>()).prop_map(|(timestamp, value)| Sample { value, timestamp });
+        let exemplar = (
+            proptest::collection::vec(label.clone(), 0..3),
+            any::<f64>(),
+            any::<i64>(),
+        )
+            .prop_map(|(labels, value, timestamp)| Exemplar {
+                labels,
+                value,
+                timestamp,
+            });
         let series = (
             proptest::collection::vec(label, 0..5),
             proptest::collection::vec(sample, 0..5),
             proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..4), 0..2),
+            proptest::collection::vec(exemplar, 0..3),
         )
-            .prop_map(|(labels, samples, histograms)| TimeSeries {
+            .prop_map(|(labels, samples, histograms, exemplars)| TimeSeries {
                 labels,
                 samples,
-                exemplars: vec![],
+                exemplars,
                 histograms,
             });
         proptest::collection::vec(series, 0..5).prop_map(|timeseries| WriteRequest {
@@ -287,6 +342,24 @@ mod tests {
                 prop_assert_eq!(samples, want);
                 let hists: Vec<Vec<u8>> = wire.series_histograms(ws).iter().map(|h| h.to_vec()).collect();
                 prop_assert_eq!(&hists, &ts.histograms);
+                let exemplars: Vec<(Vec<(String, String)>, u64, i64)> = wire
+                    .series_exemplars(ws)
+                    .iter()
+                    .map(|b| {
+                        let (labels, v, t) = decode_exemplar(b).unwrap();
+                        let labels = labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+                        (labels, v.to_bits(), t)
+                    })
+                    .collect();
+                let want: Vec<(Vec<(String, String)>, u64, i64)> = ts
+                    .exemplars
+                    .iter()
+                    .map(|e| {
+                        let labels = e.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect();
+                        (labels, e.value.to_bits(), e.timestamp)
+                    })
+                    .collect();
+                prop_assert_eq!(exemplars, want);
             }
         }
 

@@ -185,7 +185,8 @@ pub fn ingest(db: &Db, raw: &[u8]) -> Result<WriteOutcome, WriteError> {
     let mut appender = db.appender();
     for (ws, (pairs, hists)) in request.series.iter().zip(prepared) {
         let samples = request.series_samples(ws);
-        if samples.is_empty() && hists.is_empty() {
+        let exemplars = request.series_exemplars(ws);
+        if samples.is_empty() && hists.is_empty() && exemplars.is_empty() {
             continue;
         }
         let series = db.head.get_or_create_pairs(&pairs);
@@ -209,6 +210,20 @@ pub fn ingest(db: &Db, raw: &[u8]) -> Result<WriteOutcome, WriteError> {
                 .append_to(series.clone(), t, v)
                 .map_err(|e| refused(e, t))?;
             outcome.samples += 1;
+        }
+        // As in Prometheus, exemplars never fail a request: a malformed, too long or out of
+        // order one is skipped (out-of-order ones are counted by the storage).
+        if db.exemplars.enabled() {
+            for bytes in exemplars {
+                let Ok((labels, value, ts)) = wire::decode_exemplar(bytes) else {
+                    continue;
+                };
+                let labels = argus_model::Labels::from_pairs(&labels);
+                let _ = appender.append_exemplar(
+                    series.clone(),
+                    argus_tsdb::exemplars::Exemplar { labels, value, ts },
+                );
+            }
         }
         outcome.series += 1;
     }
@@ -299,6 +314,53 @@ mod tests {
             count(&db, "up"),
             1,
             "nothing of a refused request is stored"
+        );
+    }
+
+    /// Exemplars are stored with exemplar storage on; bad or out-of-order ones are skipped
+    /// without failing the request.
+    #[test]
+    fn exemplars_into_storage() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = argus_tsdb::Options {
+            max_exemplars: 8,
+            ..Default::default()
+        };
+        let db = Db::open(dir.path(), opts).unwrap();
+        let exemplar = |trace: &str, value: f64, timestamp: i64| crate::prompb::Exemplar {
+            labels: vec![WireLabel {
+                name: "trace_id".into(),
+                value: trace.into(),
+            }],
+            value,
+            timestamp,
+        };
+        let mut with = series("requests_total", &[(1000, 1.0), (2000, 2.0)]);
+        with.exemplars = vec![
+            exemplar("a", 0.5, 1000),
+            exemplar("b", 0.7, 2000),
+            exemplar("late", 0.1, 1500),
+        ];
+        let req = WriteRequest {
+            timeseries: vec![with],
+            metadata: vec![],
+        };
+        let outcome = ingest(&db, &req.encode_to_vec()).unwrap();
+        assert_eq!(outcome.samples, 2);
+        let m = vec![Matcher::new(MatchOp::Equal, "__name__", "requests_total").unwrap()];
+        let got = db.exemplars.select(i64::MIN, i64::MAX, &[m]);
+        assert_eq!(got.len(), 1);
+        let traces: Vec<(String, i64)> = got[0]
+            .1
+            .iter()
+            .map(|e| (e.labels.get("trace_id").unwrap().to_string(), e.ts))
+            .collect();
+        assert_eq!(traces, [("a".to_string(), 1000), ("b".to_string(), 2000)]);
+        assert_eq!(
+            db.exemplars
+                .out_of_order
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
         );
     }
 

@@ -290,6 +290,19 @@ impl LoopState {
                     .fetch_add(1, Ordering::Relaxed);
                 return Err("sample limit exceeded".into());
             }
+            if db.exemplars.enabled() {
+                for e in parser.exemplars() {
+                    // Refused ones (out of order, too long) cost nothing but the counter.
+                    let _ = appender.append_exemplar(
+                        series.clone(),
+                        argus_tsdb::exemplars::Exemplar {
+                            labels: e.labels,
+                            value: e.value,
+                            ts: e.timestamp_ms.unwrap_or(t),
+                        },
+                    );
+                }
+            }
             let appended = match value {
                 Value::Float(v) => appender.append_to(series, t, v),
                 Value::Histogram(h) => appender.append_histogram_to(series, t, *h),

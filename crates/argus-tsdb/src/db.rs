@@ -14,6 +14,7 @@ use tracing::{info, warn};
 
 use crate::block::{self, Block, BlockMeta};
 use crate::error::{Error, IoContext, Result};
+use crate::exemplars::{Exemplar, ExemplarError, ExemplarStorage};
 use crate::head::{Head, HeadOptions, MemSeries};
 use crate::series::{SeriesChunks, merge_series};
 use crate::wal::{self, Record, RefSample, Tombstone, Wal};
@@ -32,6 +33,8 @@ pub struct Options {
     pub max_block_range_ms: i64,
     pub ooo_window_ms: i64,
     pub wal_segment_size: u64,
+    /// Size of the exemplar buffer; 0 stores no exemplars.
+    pub max_exemplars: usize,
 }
 
 impl Default for Options {
@@ -44,6 +47,7 @@ impl Default for Options {
             max_block_range_ms: default_max_block_range(retention_ms),
             ooo_window_ms: 0,
             wal_segment_size: wal::DEFAULT_SEGMENT_SIZE,
+            max_exemplars: 0,
         }
     }
 }
@@ -82,6 +86,7 @@ pub struct Db {
     /// Set by commits when the head has grown compactable; the compaction thread waits on it.
     compaction_wanted: (Mutex<bool>, parking_lot::Condvar),
     pub stats: DbStats,
+    pub exemplars: ExemplarStorage,
     _lock: File,
 }
 
@@ -116,8 +121,13 @@ impl Db {
         } else {
             blocks_max.unwrap_or(i64::MIN)
         };
+        let exemplars = ExemplarStorage::new(opts.max_exemplars);
         let report = wal::replay(&wal_dir, |record| {
-            replay_record(&head, &stats, record, replay_floor);
+            if let Record::Exemplars(list) = record {
+                replay_exemplars(&head, &exemplars, list);
+            } else {
+                replay_record(&head, &stats, record, replay_floor);
+            }
         })?;
         for c in &report.corruptions {
             stats.wal_corruptions.fetch_add(1, Ordering::Relaxed);
@@ -147,6 +157,7 @@ impl Db {
             maintenance: Mutex::new(()),
             compaction_wanted: (Mutex::new(false), parking_lot::Condvar::new()),
             stats,
+            exemplars,
             _lock: lock,
         })
     }
@@ -185,6 +196,7 @@ impl Db {
             histograms: Vec::new(),
             pending: crate::head::U64Map::default(),
             pending_hist: crate::head::U64Map::default(),
+            exemplars: Vec::new(),
         }
     }
 
@@ -451,6 +463,12 @@ impl Db {
                         &mut buf,
                         data.hists().iter().map(|(t, h)| (s.series_ref, *t, &**h)),
                     );
+                    writer.write(&buf)?;
+                }
+                let exemplars = self.exemplars.series_exemplars(s.series_ref);
+                if !exemplars.is_empty() {
+                    buf.clear();
+                    wal::encode_exemplars(&mut buf, exemplars.iter().map(|e| (s.series_ref, e)));
                     writer.write(&buf)?;
                 }
                 if !data.ooo.is_empty() {
@@ -771,11 +789,32 @@ fn replay_record(head: &Head, stats: &DbStats, record: Record, floor: i64) {
                 }
             }
         }
+        // Replayed by `replay_exemplars`.
+        Record::Exemplars(_) => {}
     }
     if unknown > 0 {
         stats
             .replay_unknown_refs
             .fetch_add(unknown, Ordering::Relaxed);
+    }
+}
+
+/// Exemplars from the WAL, for series the head knows (out-of-order ones are dropped, as
+/// at append time).
+fn replay_exemplars(
+    head: &Head,
+    storage: &ExemplarStorage,
+    list: Vec<(u64, crate::exemplars::Exemplar)>,
+) {
+    if !storage.enabled() {
+        return;
+    }
+    for (series_ref, e) in list {
+        if let Some(series) = head.get_by_ref(series_ref)
+            && storage.validate(series_ref, &e, None).is_ok()
+        {
+            storage.add(series_ref, &series.labels, e);
+        }
     }
 }
 
@@ -936,6 +975,7 @@ pub struct Appender<'a> {
     pending: crate::head::U64Map<(i64, u64)>,
     /// Newest pending histogram time per series ref.
     pending_hist: crate::head::U64Map<i64>,
+    exemplars: Vec<(Arc<MemSeries>, Exemplar)>,
 }
 
 impl Appender<'_> {
@@ -1025,7 +1065,40 @@ impl Appender<'_> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.samples.is_empty() && self.histograms.is_empty()
+        self.samples.is_empty() && self.histograms.is_empty() && self.exemplars.is_empty()
+    }
+
+    /// Queues an exemplar of a series (nothing when exemplar storage is off). A duplicate of
+    /// the series' newest exemplar is accepted and dropped; an out-of-order one is refused
+    /// and counted.
+    pub fn append_exemplar(
+        &mut self,
+        series: Arc<MemSeries>,
+        e: Exemplar,
+    ) -> std::result::Result<(), ExemplarError> {
+        let storage = &self.db.exemplars;
+        if !storage.enabled() {
+            return Ok(());
+        }
+        let pending = self
+            .exemplars
+            .iter()
+            .rev()
+            .find(|(s, _)| s.series_ref == series.series_ref)
+            .map(|(_, e)| e);
+        match storage.validate(series.series_ref, &e, pending) {
+            Ok(()) => {
+                self.exemplars.push((series, e));
+                Ok(())
+            }
+            Err(ExemplarError::Duplicate) => Ok(()),
+            Err(err) => {
+                if err == ExemplarError::OutOfOrder {
+                    storage.out_of_order.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(err)
+            }
+        }
     }
 
     /// Logs the samples (and any series not yet logged) to the WAL, then adds them to the head.
@@ -1040,6 +1113,7 @@ impl Appender<'_> {
                 .iter()
                 .map(|(s, _, _)| s)
                 .chain(self.histograms.iter().map(|(s, _, _)| s))
+                .chain(self.exemplars.iter().map(|(s, _)| s))
                 .filter(|s| !s.logged.load(Ordering::Relaxed) && seen.insert(s.series_ref))
                 .collect()
         };
@@ -1072,7 +1146,14 @@ impl Appender<'_> {
                     .map(|(s, t, h)| (s.series_ref, *t, &**h)),
             );
         }
-        let parts: Vec<&[u8]> = [&series_buf, &samples_buf, &hist_buf]
+        let mut exemplar_buf = Vec::new();
+        if !self.exemplars.is_empty() {
+            wal::encode_exemplars(
+                &mut exemplar_buf,
+                self.exemplars.iter().map(|(s, e)| (s.series_ref, e)),
+            );
+        }
+        let parts: Vec<&[u8]> = [&series_buf, &samples_buf, &hist_buf, &exemplar_buf]
             .into_iter()
             .filter(|b| !b.is_empty())
             .map(|b| b.as_slice())
@@ -1091,6 +1172,9 @@ impl Appender<'_> {
             self.db
                 .head
                 .append_histogram_unchecked(series, *t, h.clone());
+        }
+        for (series, e) in self.exemplars {
+            self.db.exemplars.add(series.series_ref, &series.labels, e);
         }
         drop(wal);
         if self.db.head_compactable() {

@@ -12,6 +12,7 @@ pub mod chunk;
 pub mod db;
 mod encoding;
 pub mod error;
+pub mod exemplars;
 pub mod fsutil;
 pub mod head;
 pub mod head_chunks;

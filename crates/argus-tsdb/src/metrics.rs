@@ -53,6 +53,44 @@ impl Collector for TsdbCollector {
             "Total number of series in the head block.",
             head.num_series() as f64,
         )?;
+        let ex = &db.exemplars;
+        let (stored, series_with) = ex.stats();
+        counter(
+            &mut enc,
+            "prometheus_tsdb_exemplar_exemplars_appended",
+            "Total number of appended exemplars.",
+            load(&ex.appended),
+        )?;
+        gauge(
+            &mut enc,
+            "prometheus_tsdb_exemplar_exemplars_in_storage",
+            "Number of exemplars currently in circular storage.",
+            stored as f64,
+        )?;
+        gauge(
+            &mut enc,
+            "prometheus_tsdb_exemplar_series_with_exemplars_in_storage",
+            "Number of series with exemplars currently in circular storage.",
+            series_with as f64,
+        )?;
+        gauge(
+            &mut enc,
+            "prometheus_tsdb_exemplar_last_exemplars_timestamp_seconds",
+            "Timestamp of the newest exemplar in the circular storage, in seconds.",
+            load(&ex.last_ts) as f64 / 1000.0,
+        )?;
+        gauge(
+            &mut enc,
+            "prometheus_tsdb_exemplar_max_exemplars",
+            "Total number of exemplars the exemplar storage can store, resizeable.",
+            ex.capacity() as f64,
+        )?;
+        counter(
+            &mut enc,
+            "prometheus_tsdb_exemplar_out_of_order_exemplars",
+            "Total number of out of order exemplar ingestion failed attempts.",
+            load(&ex.out_of_order),
+        )?;
         typed_counter(
             &mut enc,
             "prometheus_tsdb_head_samples_appended",

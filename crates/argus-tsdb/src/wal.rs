@@ -37,6 +37,7 @@ const TYPE_SAMPLES: u8 = 2;
 const TYPE_TOMBSTONES: u8 = 3;
 const TYPE_CHUNK: u8 = 4;
 const TYPE_HISTOGRAMS: u8 = 5;
+const TYPE_EXEMPLARS: u8 = 6;
 
 /// A native-histogram sample of a series.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +74,8 @@ pub enum Record {
     Samples(Vec<RefSample>),
     Histograms(Vec<RefHistogram>),
     Tombstones(Vec<Tombstone>),
+    /// Exemplars of series (with exemplar storage enabled).
+    Exemplars(Vec<(u64, crate::exemplars::Exemplar)>),
     /// An encoded XOR chunk of one series (written by checkpoints), with its time range and
     /// last value so that replay can restore it without decoding.
     Chunk {
@@ -104,6 +107,9 @@ impl Record {
                 meta,
                 bytes,
             } => encode_chunk(buf, *series_ref, *meta, bytes),
+            Record::Exemplars(exemplars) => {
+                encode_exemplars(buf, exemplars.iter().map(|(r, e)| (*r, e)))
+            }
         }
     }
 
@@ -174,6 +180,18 @@ impl Record {
                     bytes: d.bytes(n)?.to_vec(),
                 }
             }
+            TYPE_EXEMPLARS => {
+                let n = d.len()?;
+                let mut exemplars = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let series_ref = d.uvarint()?;
+                    let ts = d.varint()?;
+                    let value = f64::from_bits(d.u64_le()?);
+                    let labels = d.labels()?;
+                    exemplars.push((series_ref, crate::exemplars::Exemplar { labels, value, ts }));
+                }
+                Record::Exemplars(exemplars)
+            }
             _ => return Err(DecodeError("unknown record type")),
         };
         if !d.is_empty() {
@@ -209,6 +227,21 @@ pub fn encode_histograms<'a>(
         put_varint(buf, t.wrapping_sub(prev));
         prev = t;
         crate::encoding::put_histogram(buf, h);
+    }
+}
+
+/// An exemplars record from borrowed `(series ref, exemplar)`.
+pub fn encode_exemplars<'a>(
+    buf: &mut Vec<u8>,
+    exemplars: impl ExactSizeIterator<Item = (u64, &'a crate::exemplars::Exemplar)>,
+) {
+    buf.push(TYPE_EXEMPLARS);
+    put_uvarint(buf, exemplars.len() as u64);
+    for (series_ref, e) in exemplars {
+        put_uvarint(buf, series_ref);
+        put_varint(buf, e.ts);
+        buf.extend_from_slice(&e.value.to_bits().to_le_bytes());
+        put_labels(buf, &e.labels);
     }
 }
 

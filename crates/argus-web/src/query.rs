@@ -65,6 +65,33 @@ fn hist_point(t: i64, h: &argus_model::FloatHistogram) -> String {
     format!("[{},{}]", format_f(t as f64 / 1000.0), histogram_json(h))
 }
 
+/// The `data` of `/api/v1/query_exemplars`: per series its labels and exemplars (labels,
+/// value as a string, timestamp in seconds).
+pub fn exemplars_json(found: &[(Labels, Vec<argus_tsdb::exemplars::Exemplar>)]) -> String {
+    let series: Vec<String> = found
+        .iter()
+        .map(|(labels, exemplars)| {
+            let list: Vec<String> = exemplars
+                .iter()
+                .map(|e| {
+                    format!(
+                        "{{\"labels\":{},\"value\":{},\"timestamp\":{}}}",
+                        labels_json(&e.labels),
+                        json_str(&api_float(e.value)),
+                        format_f(e.ts as f64 / 1000.0)
+                    )
+                })
+                .collect();
+            format!(
+                "{{\"seriesLabels\":{},\"exemplars\":[{}]}}",
+                labels_json(labels),
+                list.join(",")
+            )
+        })
+        .collect();
+    format!("[{}]", series.join(","))
+}
+
 /// The `data` object of a query response.
 pub fn result_json(value: &Value) -> String {
     match value {

@@ -726,6 +726,23 @@ async fn query_exemplars(
     body: Bytes,
 ) -> ApiResult {
     let p = params(q, &headers, &body);
-    crate::query::parse_query(&p, s.promql_features)?;
-    Ok(success(&Vec::<serde_json::Value>::new(), &[]))
+    let start = p.time("start", MIN_TIME_MS)?;
+    let end = p.time("end", MAX_TIME_MS)?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start timestamp".into(),
+        ));
+    }
+    let query = p.get("query").unwrap_or("");
+    let expr = argus_promql::parse_with(query, s.promql_features)
+        .map_err(|e| ApiError::bad_data(e.to_string()))?;
+    let sets = expr.selector_matchers();
+    if sets.is_empty() {
+        return Ok(crate::query::success_raw("null"));
+    }
+    let db = s.db.clone();
+    let found = blocking(move || db.exemplars.select(start, end, &sets)).await?;
+    Ok(crate::query::success_raw(&crate::query::exemplars_json(
+        &found,
+    )))
 }

@@ -215,6 +215,16 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         block_range_ms: block_range.as_millis(),
         max_block_range_ms: max_block.max(block_range.as_millis()),
         ooo_window_ms: config.storage.tsdb.out_of_order_time_window.as_millis(),
+        // As Prometheus: exemplars are kept only with the feature flag.
+        max_exemplars: if args
+            .enable_feature
+            .iter()
+            .any(|f| f.trim() == "exemplar-storage")
+        {
+            config.storage.max_exemplars()
+        } else {
+            0
+        },
         ..Default::default()
     };
     info!(path = %args.tsdb_path.display(), retention = %Duration::from_millis(retention_ms), "opening storage");

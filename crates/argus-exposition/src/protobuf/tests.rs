@@ -477,3 +477,85 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn exemplars_of_counters_buckets_and_native_histograms() {
+    let ex = |trace: &str, value: f64, seconds: Option<i64>| dto::Exemplar {
+        label: vec![pair("trace_id", trace)],
+        value,
+        timestamp: seconds.map(|s| Timestamp {
+            seconds: s,
+            nanos: 5_000_000,
+        }),
+    };
+    let mut hist = both_kinds();
+    hist.bucket[1].exemplar = Some(ex("b1", 0.7, None));
+    hist.exemplars = vec![
+        ex("n2", 1.5, Some(20)),
+        ex("n0", 0.1, None),
+        ex("n1", 1.2, Some(10)),
+    ];
+    let b = body(&[
+        family(
+            "a_total",
+            dto::MetricType::Counter,
+            vec![Metric {
+                counter: Some(Counter {
+                    value: 1.0,
+                    exemplar: Some(ex("c", 1.0, Some(5))),
+                    created_timestamp: None,
+                }),
+                ..Default::default()
+            }],
+        ),
+        family(
+            "h",
+            dto::MetricType::Histogram,
+            vec![Metric {
+                histogram: Some(hist),
+                ..Default::default()
+            }],
+        ),
+    ]);
+    let collect = |options: HistogramOptions| {
+        let mut parser = ProtoParser::new(&b, options);
+        let mut out = Vec::new();
+        while let Some(entry) = parser.next() {
+            if matches!(
+                entry.unwrap(),
+                Entry::Series { .. } | Entry::Histogram { .. }
+            ) {
+                for e in parser.exemplars() {
+                    out.push(format!(
+                        "{} {} {} {:?}",
+                        parser.labels().unwrap(),
+                        e.labels,
+                        e.value,
+                        e.timestamp_ms
+                    ));
+                }
+            }
+        }
+        out
+    };
+    // Classic: the counter's and the bucket's (no timestamp needed).
+    assert_eq!(
+        collect(HistogramOptions::default()),
+        [
+            r#"{__name__="a_total"} {trace_id="c"} 1 Some(5005)"#,
+            r#"{__name__="h_bucket", le="1.0"} {trace_id="b1"} 0.7 None"#,
+        ]
+    );
+    // Native: the listed ones with a timestamp, oldest first.
+    let native = HistogramOptions {
+        native: true,
+        keep_classic: false,
+    };
+    assert_eq!(
+        collect(native)[1..],
+        [
+            r#"{__name__="h"} {trace_id="n1"} 1.2 Some(10005)"#,
+            r#"{__name__="h"} {trace_id="n2"} 1.5 Some(20005)"#,
+        ]
+    );
+}

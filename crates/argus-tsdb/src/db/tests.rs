@@ -489,3 +489,58 @@ fn histograms_in_blocks() {
     db.clean_tombstones().unwrap();
     assert_eq!(select(&db, i64::MIN, i64::MAX), left);
 }
+
+#[test]
+fn exemplars_survive_restarts_through_wal_and_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = || Options {
+        max_exemplars: 16,
+        ..opts()
+    };
+    let ex = |ts: i64, trace: &str| crate::exemplars::Exemplar {
+        labels: Labels::from_pairs(&[("trace_id", trace)]),
+        value: ts as f64,
+        ts,
+    };
+    let series = lbl("requests_total", "a");
+    {
+        let db = Db::open(dir.path(), options()).unwrap();
+        let s = db.head.get_or_create(&series);
+        let mut app = db.appender();
+        app.append_to(s.clone(), 1000, 1.0).unwrap();
+        app.append_exemplar(s.clone(), ex(1000, "t1")).unwrap();
+        // Out of order against the queued one: refused and counted.
+        assert_eq!(
+            app.append_exemplar(s.clone(), ex(900, "t0")),
+            Err(ExemplarError::OutOfOrder)
+        );
+        app.commit().unwrap();
+        let mut app = db.appender();
+        app.append_to(s.clone(), 2000, 2.0).unwrap();
+        app.append_exemplar(s.clone(), ex(2000, "t2")).unwrap();
+        // A duplicate of the newest is accepted and dropped.
+        app.append_exemplar(s.clone(), ex(2000, "t2")).unwrap();
+        app.commit().unwrap();
+        assert_eq!(db.exemplars.out_of_order.load(Ordering::Relaxed), 1);
+        // Dropped without close: the WAL alone brings them back.
+    }
+    let want = vec![(series.clone(), vec![ex(1000, "t1"), ex(2000, "t2")])];
+    let all = [vec![eq("__name__", "requests_total")]];
+    {
+        let db = Db::open(dir.path(), options()).unwrap();
+        assert_eq!(db.exemplars.select(i64::MIN, i64::MAX, &all), want);
+        // Closing writes a checkpoint that drops the segments; exemplars go into it.
+        db.close().unwrap();
+    }
+    assert!(
+        wal::last_checkpoint(&dir.path().join("wal"))
+            .unwrap()
+            .is_some()
+    );
+    let db = Db::open(dir.path(), options()).unwrap();
+    assert_eq!(db.exemplars.select(i64::MIN, i64::MAX, &all), want);
+    // Without exemplar storage none are kept.
+    drop(db);
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert!(db.exemplars.select(i64::MIN, i64::MAX, &all).is_empty());
+}

@@ -325,6 +325,8 @@ pub struct Exporter {
     pub port: u16,
     pub body: std::sync::Arc<std::sync::Mutex<String>>,
     pub protobuf: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    /// Content type of the text body.
+    pub text_type: std::sync::Arc<std::sync::Mutex<String>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -337,7 +339,15 @@ impl Exporter {
         let body = std::sync::Arc::new(std::sync::Mutex::new(body.to_string()));
         let protobuf = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (b, p, s) = (body.clone(), protobuf.clone(), stop.clone());
+        let text_type = std::sync::Arc::new(std::sync::Mutex::new(
+            "text/plain; version=0.0.4".to_string(),
+        ));
+        let (b, p, s, tt) = (
+            body.clone(),
+            protobuf.clone(),
+            stop.clone(),
+            text_type.clone(),
+        );
         let thread = std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if s.load(std::sync::atomic::Ordering::Relaxed) {
@@ -359,11 +369,11 @@ impl Exporter {
                 });
                 let (content_type, payload) = match &*p.lock().unwrap() {
                     Some(bytes) if wants_protobuf => (
-                        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+                        "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited".to_string(),
                         bytes.clone(),
                     ),
                     _ => (
-                        "text/plain; version=0.0.4",
+                        tt.lock().unwrap().clone(),
                         b.lock().unwrap().clone().into_bytes(),
                     ),
                 };
@@ -379,6 +389,7 @@ impl Exporter {
             port,
             body,
             protobuf,
+            text_type,
             stop,
             thread: Some(thread),
         }
@@ -390,6 +401,13 @@ impl Exporter {
 
     pub fn set_body(&self, text: &str) {
         *self.body.lock().unwrap() = text.to_string();
+    }
+
+    /// Serves `text` as OpenMetrics.
+    pub fn set_openmetrics(&self, text: &str) {
+        *self.text_type.lock().unwrap() =
+            "application/openmetrics-text; version=1.0.0; charset=utf-8".to_string();
+        self.set_body(text);
     }
 
     /// The body for clients that ask for the protobuf format.

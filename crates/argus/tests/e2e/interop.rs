@@ -492,6 +492,14 @@ fn argus_scrapes_a_tls_exporter_like_prometheus() {
     assert_eq!(http_version(false), reqwest::Version::HTTP_11);
 }
 
+/// A config scraping `address` every second as job `job`.
+fn one_job(job: &str, address: &str) -> String {
+    format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+         scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: ['{address}']\n"
+    )
+}
+
 /// The protobuf families the native-histogram interop test serves: a counter, a summary and
 /// histograms carrying both a classic and a native representation (integer and float
 /// counts, two label sets).
@@ -640,11 +648,7 @@ fn native_histograms_over_protobuf_match_prometheus() {
     let dir = tempfile::tempdir().unwrap();
     let mut exporter = Exporter::start("text_fallback_only 1\n");
     exporter.set_protobuf(protobuf_families());
-    let jobs = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-         scrape_configs:\n  - job_name: proto\n    static_configs:\n      - targets: ['{}']\n",
-        exporter.address()
-    );
+    let jobs = one_job("proto", &exporter.address());
     let (argus, _prom, prom) =
         start_both(dir.path(), &jobs, &["--enable-feature=native-histograms"]);
     let argus_base = argus.url("");
@@ -759,4 +763,120 @@ fn node_exporter_over_protobuf_matches_prometheus_over_text() {
             "{name} missing"
         );
     }
+}
+
+/// `data` of `/api/v1/query_exemplars` for `query` over all time.
+fn exemplars(base: &str, query: &str) -> Option<serde_json::Value> {
+    let url = format!(
+        "{base}/api/v1/query_exemplars?query={}&start=0&end=4000000000",
+        urlencode(query)
+    );
+    let v: serde_json::Value = client().get(url).send().ok()?.json().ok()?;
+    (v["status"] == "success").then(|| v["data"].clone())
+}
+
+/// With `--enable-feature=exemplar-storage` argus and Prometheus 2.42 scrape the same
+/// OpenMetrics exemplars and `/api/v1/query_exemplars` answers the same for plain, bucket
+/// and combined queries; repeated scrapes add no duplicates, a newer exemplar is added.
+#[test]
+fn exemplars_from_openmetrics_match_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = |newest: &str| {
+        format!(
+            "# TYPE requests counter\n\
+             requests_total{{path=\"/a\"}} 10 # {{trace_id=\"abc\"}} 1.5 1700000000.123\n\
+             requests_total{{path=\"/b\"}} 20 # {{trace_id=\"def\",span=\"x\"}} 2 {newest}\n\
+             # TYPE latency histogram\n\
+             latency_bucket{{le=\"0.5\"}} 3 # {{trace_id=\"h1\"}} 0.25 1700000002.5\n\
+             latency_bucket{{le=\"+Inf\"}} 5\n\
+             latency_count 5\n\
+             latency_sum 2.0\n\
+             # EOF\n"
+        )
+    };
+    let exporter = Exporter::start("");
+    exporter.set_openmetrics(&body("1700000001"));
+    let jobs = one_job("om", &exporter.address());
+    let (argus, _prom, prom) =
+        start_both(dir.path(), &jobs, &["--enable-feature=exemplar-storage"]);
+    let argus_base = argus.url("");
+    for query in [
+        "requests_total",
+        "latency_bucket",
+        "sum(rate(requests_total[5m])) / on() latency_bucket{le=\"0.5\"}",
+    ] {
+        let (ours, theirs) = wait_for(Duration::from_secs(30), query, || {
+            let ours = exemplars(&argus_base, query)?;
+            let theirs = exemplars(&prom, query)?;
+            (ours.as_array().is_some_and(|a| !a.is_empty()) && ours == theirs)
+                .then_some((ours, theirs))
+        });
+        assert_eq!(ours, theirs);
+    }
+    let all = exemplars(&argus_base, "{job=\"om\"}").unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 3, "{all}");
+    // Scraped again and again: still one exemplar per series.
+    std::thread::sleep(Duration::from_secs(2));
+    let count = |v: &serde_json::Value| -> usize {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["exemplars"].as_array().unwrap().len())
+            .sum()
+    };
+    assert_eq!(count(&exemplars(&argus_base, "{job=\"om\"}").unwrap()), 3);
+    // A newer exemplar for /b is added after the old one.
+    exporter.set_openmetrics(&body("1700000005"));
+    let b = wait_for(Duration::from_secs(30), "the newer exemplar", || {
+        exemplars(&argus_base, "requests_total{path=\"/b\"}").filter(|v| count(v) == 2)
+    });
+    assert_eq!(b[0]["exemplars"][1]["timestamp"], 1700000005.0);
+    assert_eq!(
+        argus.metric("prometheus_tsdb_exemplar_exemplars_in_storage"),
+        Some(4.0)
+    );
+    // No selector: null, as Prometheus.
+    assert_eq!(
+        exemplars(&argus_base, "1 + 1"),
+        Some(serde_json::Value::Null)
+    );
+}
+
+/// Prometheus 2.42 scrapes OpenMetrics exemplars and remote-writes them
+/// (`send_exemplars: true`) to argus: argus's `/api/v1/query_exemplars` answers as
+/// Prometheus's own does.
+#[test]
+fn remote_written_exemplars_match_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = Exporter::start("");
+    exporter.set_openmetrics(
+        "# TYPE jobs counter\n\
+         jobs_total{kind=\"a\"} 3 # {trace_id=\"t-a\"} 1 1700000000.5\n\
+         jobs_total{kind=\"b\"} 4 # {trace_id=\"t-b\",user=\"u\"} 2.5 1700000001\n\
+         # EOF\n",
+    );
+    let argus = ArgusBuilder::new(&dir.path().join("argus"))
+        .flag("--enable-feature=exemplar-storage")
+        .start();
+    let prom_port = free_port();
+    let _prom = start_prometheus(
+        dir.path(),
+        &format!(
+            "global:\n  scrape_interval: 1s\n\
+             scrape_configs:\n  - job_name: om\n    static_configs:\n      - targets: ['{}']\n\
+             remote_write:\n  - url: {}\n    send_exemplars: true\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n",
+            exporter.address(),
+            argus.url("/api/v1/write")
+        ),
+        prom_port,
+        &["--enable-feature=exemplar-storage"],
+    );
+    let prom = format!("http://127.0.0.1:{prom_port}");
+    let argus_base = argus.url("");
+    let (ours, theirs) = wait_for(Duration::from_secs(60), "the same exemplars", || {
+        let ours = exemplars(&argus_base, "jobs_total")?;
+        let theirs = exemplars(&prom, "jobs_total")?;
+        (ours.as_array().is_some_and(|a| a.len() == 2) && ours == theirs).then_some((ours, theirs))
+    });
+    assert_eq!(ours, theirs);
 }
