@@ -30,7 +30,7 @@ pub struct Metadata {
     pub unit: String,
     /// The scrape attempt that last wrote it: the first HELP/TYPE/UNIT line of a family in
     /// a scrape clears what an earlier scrape left.
-    iter: u64,
+    iter: u32,
 }
 
 /// Overwrites `field` with `value`, reusing its allocation.
@@ -41,16 +41,20 @@ fn assign(field: &mut String, value: &str) {
     }
 }
 
+/// 16 bytes, so that a map slot with its key is 32 (the cache is per scraped series).
 struct CacheEntry {
     series: Arc<MemSeries>,
-    last_iter: u64,
+    /// The scrape iteration that last saw the series (compared for equality only, so
+    /// wrapping is harmless).
+    last_iter: u32,
     /// False for a sample with its own timestamp (no staleness unless tracked).
     track: bool,
     /// Part of the last successful scrape (owed a stale marker if it goes away).
     good: bool,
 }
 
-/// Hasher for keys that are already 128-bit hashes.
+/// Hasher for keys that are already 128-bit hashes (as two `u64`s: a `u128` key would be
+/// 16-byte aligned and pad every slot).
 #[derive(Default)]
 struct KeyHasher(u64);
 
@@ -63,12 +67,20 @@ impl std::hash::Hasher for KeyHasher {
             self.0 ^= u64::from(*b) << (8 * i);
         }
     }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
+    fn write_u64(&mut self, v: u64) {
+        self.0 ^= v;
     }
 }
 
-type KeyMap<V> = HashMap<u128, V, std::hash::BuildHasherDefault<KeyHasher>>;
+/// The 128-bit xxh3 of a series' raw bytes, split in two.
+type Key = (u64, u64);
+
+fn cache_key(series: &[u8]) -> Key {
+    let h = xxhash_rust::xxh3::xxh3_128(series);
+    ((h >> 64) as u64, h as u64)
+}
+
+type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// What survives between scrapes of one target (and across a reload of its config).
 #[derive(Default)]
@@ -77,8 +89,8 @@ pub struct LoopState {
     /// two random UUIDs matching), so the cache holds no copy of the text.
     series: KeyMap<CacheEntry>,
     /// Series that metric relabeling drops, so they are not relabeled again.
-    dropped: KeyMap<u64>,
-    iter: u64,
+    dropped: KeyMap<u32>,
+    iter: u32,
     /// The series of [`REPORT_NAMES`], once the first report created them.
     report: [Option<Arc<MemSeries>>; 5],
     pub metadata: HashMap<String, Metadata>,
@@ -202,7 +214,7 @@ impl LoopState {
         media: MediaType,
         t_ms: i64,
     ) -> Result<AppendStats, String> {
-        self.iter += 1;
+        self.iter = self.iter.wrapping_add(1);
         let mut stats = AppendStats::default();
         let mut parser = ScrapeParser::new(body, media, settings.histograms);
         let mut appender = db.appender();
@@ -242,7 +254,7 @@ impl LoopState {
             let track = explicit_ts.is_none()
                 || !settings.honor_timestamps
                 || settings.track_timestamps_staleness;
-            let key = xxhash_rust::xxh3::xxh3_128(series_key);
+            let key = cache_key(series_key);
             let series = match self.series.get_mut(&key) {
                 Some(entry) if !entry.series.removed.load(Ordering::Relaxed) => {
                     entry.last_iter = self.iter;

@@ -70,7 +70,6 @@ pub struct XorChunk {
     v: u64,
     leading: u8,
     trailing: u8,
-    min_time: i64,
 }
 
 impl Default for XorChunk {
@@ -91,7 +90,6 @@ impl XorChunk {
             v: 0,
             leading: 0xff,
             trailing: 0,
-            min_time: 0,
         }
     }
 
@@ -99,8 +97,14 @@ impl XorChunk {
         self.num_samples as usize
     }
 
+    /// The first sample's time, read back from the stream (it is the varint right after
+    /// the 16-bit header): not kept as a field, which would cost 8 bytes in every series.
     pub fn min_time(&self) -> i64 {
-        self.min_time
+        if self.num_samples == 0 {
+            return 0;
+        }
+        let mut r = BitReader::new(&self.stream.bytes()[2..]);
+        r.read_varint().unwrap_or(0)
     }
 
     pub fn max_time(&self) -> i64 {
@@ -118,7 +122,6 @@ impl XorChunk {
             0 => {
                 self.stream.write_varint(t);
                 self.stream.write_bits(v, 64);
-                self.min_time = t;
             }
             1 => {
                 let delta = t.wrapping_sub(self.t);

@@ -357,7 +357,7 @@ impl Db {
             if split == 0 {
                 continue;
             }
-            let old: Vec<(i64, f64)> = data.ooo.drain(..split).collect();
+            let old: Vec<(i64, f64)> = data.ooo.take_first(split);
             drop(data);
             taken.push((s.clone(), old.clone()));
             for group in old.chunk_by(|a, b| a.0.div_euclid(range) == b.0.div_euclid(range)) {

@@ -60,27 +60,93 @@ impl ClosedChunk {
     }
 }
 
-#[derive(Default)]
 pub struct SeriesData {
     pub closed: Vec<ClosedChunk>,
     pub open: Option<XorChunk>,
     /// The open chunk must be cut before a sample at or after this time.
     open_boundary: i64,
     /// Time and value bits of the newest in-order sample.
-    pub max_time: Option<i64>,
+    /// (`i64::MIN`: none yet; a sentinel rather than an `Option`, which would add 8 bytes
+    /// to every series.)
+    newest_t: i64,
     last_value: u64,
     /// Out-of-order samples, sorted by time, one per timestamp.
-    pub ooo: Vec<(i64, f64)>,
+    pub ooo: OooSamples,
     /// Native-histogram samples, sorted by time, one per timestamp (kept as they are, not
     /// chunk-encoded). Boxed: most series never have any, and this struct is per series.
     #[allow(clippy::box_collection)] // one pointer instead of a 24-byte Vec per series
     hist_samples: Option<Box<Vec<HistSample>>>,
 }
 
+/// Out-of-order samples of a series: one pointer while there are none (the usual case;
+/// this lives in every series).
+#[derive(Debug, Default)]
+#[allow(clippy::box_collection)] // one pointer instead of a 24-byte Vec per series
+pub struct OooSamples(Option<Box<Vec<(i64, f64)>>>);
+
+impl std::ops::Deref for OooSamples {
+    type Target = [(i64, f64)];
+    fn deref(&self) -> &Self::Target {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl OooSamples {
+    pub fn insert(&mut self, i: usize, sample: (i64, f64)) {
+        self.0
+            .get_or_insert_with(Default::default)
+            .insert(i, sample);
+    }
+
+    pub fn retain(&mut self, keep: impl FnMut(&(i64, f64)) -> bool) {
+        if let Some(v) = &mut self.0 {
+            v.retain(keep);
+            if v.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+
+    /// Removes and returns the first `n` samples.
+    pub fn take_first(&mut self, n: usize) -> Vec<(i64, f64)> {
+        let Some(v) = &mut self.0 else {
+            return Vec::new();
+        };
+        let taken = v.drain(..n.min(v.len())).collect();
+        if v.is_empty() {
+            self.0 = None;
+        }
+        taken
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.0.as_ref().map_or(0, |v| v.capacity())
+    }
+}
+
 /// A native-histogram sample.
 pub type HistSample = (i64, Arc<argus_model::FloatHistogram>);
 
+impl Default for SeriesData {
+    fn default() -> Self {
+        Self {
+            closed: Vec::new(),
+            open: None,
+            open_boundary: 0,
+            newest_t: i64::MIN,
+            last_value: 0,
+            ooo: OooSamples::default(),
+            hist_samples: None,
+        }
+    }
+}
+
 impl SeriesData {
+    /// Time of the newest in-order sample.
+    pub fn max_time(&self) -> Option<i64> {
+        (self.newest_t != i64::MIN).then_some(self.newest_t)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.closed.is_empty()
             && self.open.is_none()
@@ -156,7 +222,7 @@ impl SeriesData {
         if let Some(open) = &mut self.open {
             open.append(t, v);
         }
-        self.max_time = Some(t);
+        self.newest_t = t;
         self.last_value = v.to_bits();
     }
 
@@ -179,14 +245,14 @@ impl SeriesData {
         if bytes.len() < 2 || meta.max_time < meta.min_time {
             return false;
         }
-        if self.max_time.is_some_and(|m| meta.min_time <= m) {
+        if self.max_time().is_some_and(|m| meta.min_time <= m) {
             return false;
         }
         self.close_open(store);
         let loc = store.write(bytes, meta.max_time);
         self.closed
             .push(ClosedChunk::new(meta.min_time, meta.max_time, loc));
-        self.max_time = Some(meta.max_time);
+        self.newest_t = meta.max_time;
         self.last_value = meta.last_value_bits;
         true
     }
@@ -303,7 +369,7 @@ impl SeriesData {
     /// when the series has nothing there, `None` when chunks must be read (a range in the
     /// past). Out-of-order samples are always older than the newest in-order one.
     pub fn newest_in(&self, mint: i64, maxt: i64) -> Option<Option<(i64, f64)>> {
-        let t = self.max_time?;
+        let t = self.max_time()?;
         let held = match &self.open {
             Some(o) => o.max_time() == t,
             None => self.closed.last().is_some_and(|c| c.max_time() == t),
@@ -410,54 +476,59 @@ fn labels_hash_of(labels: &Labels) -> u64 {
     labels_hash(labels.iter().map(|l| (l.name, l.value)))
 }
 
+/// Spreads sequential series refs over the table (Fibonacci hashing).
+fn ref_hash(series_ref: u64) -> u64 {
+    series_ref.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// The head's series index. Both series tables hold only the `Arc` (8 bytes a slot; the
+/// hash is recomputed when a table grows), since every series pays for a slot in each.
 #[derive(Default)]
 struct HeadIndex {
-    by_ref: U64Map<Arc<MemSeries>>,
-    /// Label-set hash → series (the first one with that hash).
-    by_hash: U64Map<Arc<MemSeries>>,
-    /// Further series whose label-set hash collides with one in `by_hash` (rare).
-    collisions: U64Map<Vec<Arc<MemSeries>>>,
+    /// Series by ref.
+    by_ref: hashbrown::HashTable<Arc<MemSeries>>,
+    /// Series by label-set hash (colliding hashes simply share a probe sequence).
+    by_hash: hashbrown::HashTable<Arc<MemSeries>>,
     postings: HashMap<Box<str>, HashMap<Box<str>, Vec<u64>>>,
 }
 
 impl HeadIndex {
     fn find(&self, hash: u64, eq: impl Fn(&Labels) -> bool) -> Option<&Arc<MemSeries>> {
-        let first = self.by_hash.get(&hash)?;
-        if eq(&first.labels) {
-            return Some(first);
-        }
-        self.collisions.get(&hash)?.iter().find(|s| eq(&s.labels))
+        self.by_hash.find(hash, |s| eq(&s.labels))
     }
 
     fn insert_hashed(&mut self, hash: u64, series: Arc<MemSeries>) {
-        if let std::collections::hash_map::Entry::Vacant(e) = self.by_hash.entry(hash) {
-            e.insert(series);
-        } else {
-            self.collisions.entry(hash).or_default().push(series);
-        }
+        self.by_hash
+            .insert_unique(hash, series, |s| labels_hash_of(&s.labels));
     }
 
     fn remove_hashed(&mut self, hash: u64, series_ref: u64) {
-        if self
+        if let Ok(entry) = self
             .by_hash
-            .get(&hash)
-            .is_some_and(|s| s.series_ref == series_ref)
+            .find_entry(hash, |s| s.series_ref == series_ref)
         {
-            self.by_hash.remove(&hash);
-            // Promote a colliding series, if any.
-            if let Some(list) = self.collisions.get_mut(&hash) {
-                if let Some(next) = list.pop() {
-                    self.by_hash.insert(hash, next);
-                }
-                if list.is_empty() {
-                    self.collisions.remove(&hash);
-                }
-            }
-        } else if let Some(list) = self.collisions.get_mut(&hash) {
-            list.retain(|s| s.series_ref != series_ref);
-            if list.is_empty() {
-                self.collisions.remove(&hash);
-            }
+            entry.remove();
+        }
+    }
+
+    fn get_ref(&self, series_ref: u64) -> Option<&Arc<MemSeries>> {
+        self.by_ref
+            .find(ref_hash(series_ref), |s| s.series_ref == series_ref)
+    }
+
+    fn insert_ref(&mut self, series: Arc<MemSeries>) {
+        self.by_ref
+            .insert_unique(ref_hash(series.series_ref), series, |s| {
+                ref_hash(s.series_ref)
+            });
+    }
+
+    fn remove_ref(&mut self, series_ref: u64) {
+        if let Ok(entry) = self
+            .by_ref
+            .find_entry(ref_hash(series_ref), |s| s.series_ref == series_ref)
+        {
+            entry.remove();
         }
     }
 
@@ -534,7 +605,7 @@ impl IndexLookup for HeadIndex {
     }
 
     fn all_postings(&self) -> Vec<u64> {
-        let mut all: Vec<u64> = self.by_ref.keys().copied().collect();
+        let mut all: Vec<u64> = self.by_ref.iter().map(|s| s.series_ref).collect();
         all.sort_unstable();
         all
     }
@@ -645,7 +716,7 @@ impl Head {
     }
 
     pub fn get_by_ref(&self, series_ref: u64) -> Option<Arc<MemSeries>> {
-        self.index.read().by_ref.get(&series_ref).cloned()
+        self.index.read().get_ref(series_ref).cloned()
     }
 
     /// The series for `labels`, created if needed.
@@ -685,7 +756,7 @@ impl Head {
             logged: AtomicBool::new(logged),
             removed: AtomicBool::new(false),
         });
-        index.by_ref.insert(series_ref, series.clone());
+        index.insert_ref(series.clone());
         index.insert_hashed(labels_hash_of(&labels), series.clone());
         index.add_postings(&series);
         self.stats.series_created.fetch_add(1, Ordering::Relaxed);
@@ -700,7 +771,7 @@ impl Head {
         t: i64,
         v: f64,
     ) -> Result<Fit> {
-        let (newest, newest_bits) = match (data.max_time, pending) {
+        let (newest, newest_bits) = match (data.max_time(), pending) {
             (Some(m), Some((p, bits))) if p >= m => (Some(p), bits),
             (None, Some((p, bits))) => (Some(p), bits),
             (m, _) => (m, data.last_value),
@@ -774,7 +845,7 @@ impl Head {
     /// enforced, only ordering decides between the in-order chunk and the out-of-order buffer.
     pub fn append_unchecked(&self, series: &MemSeries, t: i64, v: f64) {
         let mut data = series.data.lock();
-        let fit = match data.max_time {
+        let fit = match data.max_time() {
             None => Fit::InOrder,
             Some(m) if t > m => Fit::InOrder,
             Some(m) if t == m => Fit::Duplicate,
@@ -812,7 +883,7 @@ impl Head {
         let index = self.index.read();
         select_postings(&*index, matchers)
             .into_iter()
-            .filter_map(|r| index.by_ref.get(&r).cloned())
+            .filter_map(|r| index.get_ref(r).cloned())
             .collect()
     }
 
@@ -882,7 +953,7 @@ impl Head {
     /// Every series (for checkpoints, compaction and stats).
     pub fn all_series(&self) -> Vec<Arc<MemSeries>> {
         let index = self.index.read();
-        let mut all: Vec<Arc<MemSeries>> = index.by_ref.values().cloned().collect();
+        let mut all: Vec<Arc<MemSeries>> = index.by_ref.iter().cloned().collect();
         all.sort_by_key(|s| s.series_ref);
         all
     }
@@ -975,7 +1046,7 @@ impl Head {
                 continue;
             }
             series.removed.store(true, Ordering::Relaxed);
-            index.by_ref.remove(&series.series_ref);
+            index.remove_ref(series.series_ref);
             index.remove_hashed(labels_hash_of(&series.labels), series.series_ref);
             index.remove_postings(&series);
             self.stats.series_removed.fetch_add(1, Ordering::Relaxed);

@@ -73,3 +73,15 @@ fn per_series_structures_stay_small() {
     // 200: 192 plus the (boxed, usually empty) native-histogram samples pointer.
     assert!(std::mem::size_of::<MemSeries>() <= 200);
 }
+
+/// Every series pays for one `MemSeries` allocation: kept at 168 bytes so that with its
+/// `Arc` header it fits glibc's 192-byte chunk (the scrape memory budget counts on it).
+#[test]
+fn per_series_structs_stay_small() {
+    assert!(std::mem::size_of::<MemSeries>() <= 168);
+    assert!(std::mem::size_of::<SeriesData>() <= 128);
+    // A series without out-of-order samples holds no allocation for them.
+    let data = SeriesData::default();
+    assert_eq!(data.ooo.capacity(), 0);
+    assert_eq!(data.max_time(), None);
+}
