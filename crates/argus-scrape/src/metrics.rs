@@ -49,6 +49,38 @@ impl ScrapeMetrics {
     }
 }
 
+impl ScrapeMetrics {
+    /// `prometheus_target_interval_length_seconds` as the OpenMetrics summary Prometheus
+    /// exposes (quantiles over the recent intervals, sum and count over all time), written by
+    /// hand: the metrics library has no summary type. Empty before the first scrape.
+    pub fn interval_summary(&self) -> String {
+        use std::fmt::Write as _;
+        let g = argus_model::gofmt::format_g;
+        let intervals = self.intervals.lock();
+        if intervals.is_empty() {
+            return String::new();
+        }
+        let name = "prometheus_target_interval_length_seconds";
+        let mut out =
+            format!("# HELP {name} Actual intervals between scrapes.\n# TYPE {name} summary\n");
+        for (interval, stats) in intervals.iter() {
+            let mut sorted: Vec<f64> = stats.recent.iter().copied().collect();
+            sorted.sort_by(f64::total_cmp);
+            let interval = argus_model::gofmt::quote(interval);
+            for q in QUANTILES {
+                let _ = writeln!(
+                    out,
+                    "{name}{{interval={interval},quantile=\"{q}\"}} {}",
+                    g(quantile(&sorted, q))
+                );
+            }
+            let _ = writeln!(out, "{name}_sum{{interval={interval}}} {}", g(stats.sum));
+            let _ = writeln!(out, "{name}_count{{interval={interval}}} {}", stats.count);
+        }
+        out
+    }
+}
+
 fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -125,49 +157,6 @@ impl Collector for ScrapeCollector {
         for (job, (_, active)) in &targets {
             let labels = [("scrape_job", job.as_str())];
             ConstGauge::new(*active as i64).encode(e.encode_family(&labels)?)?;
-        }
-        // A summary: quantiles over the recent window, sum and count over all time.
-        let intervals: Vec<(String, Vec<f64>, f64, u64)> = m
-            .intervals
-            .lock()
-            .iter()
-            .map(|(k, s)| {
-                let mut v: Vec<f64> = s.recent.iter().copied().collect();
-                v.sort_by(f64::total_cmp);
-                (k.clone(), v, s.sum, s.count)
-            })
-            .collect();
-        let mut e = enc.encode_descriptor(
-            "prometheus_target_interval_length_seconds",
-            "Actual intervals between scrapes.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (interval, sorted, _, _) in &intervals {
-            for q in QUANTILES {
-                let qs = q.to_string();
-                let labels = [("interval", interval.as_str()), ("quantile", qs.as_str())];
-                ConstGauge::new(quantile(sorted, q)).encode(e.encode_family(&labels)?)?;
-            }
-        }
-        let mut e = enc.encode_descriptor(
-            "prometheus_target_interval_length_seconds_sum",
-            "Actual intervals between scrapes (sum).",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (interval, _, sum, _) in &intervals {
-            ConstGauge::new(*sum).encode(e.encode_family(&[("interval", interval.as_str())])?)?;
-        }
-        let mut e = enc.encode_descriptor(
-            "prometheus_target_interval_length_seconds_count",
-            "Actual intervals between scrapes (count).",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (interval, _, _, count) in &intervals {
-            ConstGauge::new(*count as i64)
-                .encode(e.encode_family(&[("interval", interval.as_str())])?)?;
         }
         Ok(())
     }

@@ -174,7 +174,13 @@ async fn metrics(State(s): State<Shared>) -> Response {
     let state = s.clone();
     let encoded = tokio::task::spawn_blocking(move || {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &state.registry).map(|_| out)
+        prometheus_client::encoding::text::encode(&mut out, &state.registry)?;
+        // Families the metrics library cannot express go before the end marker.
+        let summary = state.scrape.metrics.interval_summary();
+        if let Some(body) = out.strip_suffix("# EOF\n") {
+            out = format!("{body}{summary}# EOF\n");
+        }
+        Ok::<String, std::fmt::Error>(out)
     })
     .await;
     match encoded {

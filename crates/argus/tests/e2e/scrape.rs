@@ -127,6 +127,18 @@ fn argus_scrapes_itself_and_reports_targets() {
     wait_for(Duration::from_secs(30), "observed scrape intervals", || {
         argus.metric("prometheus_target_interval_length_seconds_count")
     });
+    // A real summary, as Prometheus exposes it: scraped back with its type and quantiles.
+    let meta = wait_for(Duration::from_secs(30), "the summary's metadata", || {
+        let m = argus.get_json("/api/v1/metadata?metric=prometheus_target_interval_length_seconds");
+        let kind = m["data"]["prometheus_target_interval_length_seconds"][0]["type"].clone();
+        (!kind.is_null()).then_some(kind)
+    });
+    assert_eq!(meta, "summary");
+    let p99 = instant(
+        &argus,
+        "prometheus_target_interval_length_seconds{job=\"argus\",quantile=\"0.99\"}",
+    );
+    assert_eq!(p99.len(), 1, "{p99:?}");
 }
 
 #[test]
