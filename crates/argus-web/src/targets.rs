@@ -20,8 +20,41 @@ fn last_scrape_time(ms: i64) -> String {
     }
 }
 
+/// One active target, fields in Prometheus's order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveTarget {
+    discovered_labels: argus_model::Labels,
+    labels: argus_model::Labels,
+    scrape_pool: String,
+    scrape_url: String,
+    global_url: String,
+    last_error: String,
+    last_scrape: String,
+    last_scrape_duration: f64,
+    health: &'static str,
+    scrape_interval: String,
+    scrape_timeout: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DroppedTarget {
+    discovered_labels: argus_model::Labels,
+    scrape_pool: String,
+}
+
+/// `/api/v1/targets` data, keys in Prometheus's order.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetsData {
+    active_targets: Vec<ActiveTarget>,
+    dropped_targets: Vec<DroppedTarget>,
+    dropped_target_counts: BTreeMap<String, u64>,
+}
+
 /// `/api/v1/targets` data.
-pub fn targets(manager: &ScrapeManager, p: &Params) -> Value {
+pub fn targets(manager: &ScrapeManager, p: &Params) -> TargetsData {
     let state = p.get("state").unwrap_or("").to_ascii_lowercase();
     let pool = p.get("scrapePool").filter(|s| !s.is_empty());
     let show_active = matches!(state.as_str(), "" | "any" | "active");
@@ -34,23 +67,24 @@ pub fn targets(manager: &ScrapeManager, p: &Params) -> Value {
             }
             let t = &view.target;
             let status = t.status.lock().clone();
-            active.push(json!({
-                "discoveredLabels": t.discovered_labels,
-                "labels": t.public_label_set(),
-                "scrapePool": view.pool,
-                "scrapeUrl": t.url,
-                "globalUrl": t.url,
-                "lastError": status.last_error,
-                "lastScrape": last_scrape_time(status.last_scrape_ms),
-                "lastScrapeDuration": status.last_scrape_duration_s,
-                "health": match status.health {
+            let entry = ActiveTarget {
+                discovered_labels: t.discovered_labels.clone(),
+                labels: t.public_label_set(),
+                scrape_pool: view.pool.clone(),
+                scrape_url: t.url.clone(),
+                global_url: t.url.clone(),
+                last_error: status.last_error,
+                last_scrape: last_scrape_time(status.last_scrape_ms),
+                last_scrape_duration: status.last_scrape_duration_s,
+                health: match status.health {
                     Health::Up => "up",
                     Health::Down => "down",
                     Health::Unknown => "unknown",
                 },
-                "scrapeInterval": t.interval.to_string(),
-                "scrapeTimeout": t.timeout.to_string(),
-            }));
+                scrape_interval: t.interval.to_string(),
+                scrape_timeout: t.timeout.to_string(),
+            };
+            active.push(entry);
         }
     }
     let mut dropped = Vec::new();
@@ -61,10 +95,10 @@ pub fn targets(manager: &ScrapeManager, p: &Params) -> Value {
         }
         *dropped_counts.entry(job.clone()).or_default() += 1;
         if show_dropped {
-            dropped.push(json!({
-                "discoveredLabels": d.discovered_labels,
-                "scrapePool": job,
-            }));
+            dropped.push(DroppedTarget {
+                discovered_labels: d.discovered_labels.clone(),
+                scrape_pool: job.clone(),
+            });
         }
     }
     for job in manager.scrape_pools() {
@@ -72,11 +106,11 @@ pub fn targets(manager: &ScrapeManager, p: &Params) -> Value {
             dropped_counts.entry(job).or_default();
         }
     }
-    json!({
-        "activeTargets": active,
-        "droppedTargets": dropped,
-        "droppedTargetCounts": dropped_counts,
-    })
+    TargetsData {
+        active_targets: active,
+        dropped_targets: dropped,
+        dropped_target_counts: dropped_counts,
+    }
 }
 
 pub fn scrape_pools(manager: &ScrapeManager) -> Value {

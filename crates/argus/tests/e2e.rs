@@ -4,6 +4,7 @@
 //! Debian Prometheus as an interop peer. One test binary, several modules.
 
 mod e2e {
+    mod api_snapshots;
     mod differential;
     pub mod harness;
     mod interop;

@@ -8,13 +8,10 @@ fn raw(argus: &Argus, path: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().unwrap())
 }
 
-#[test]
-fn instant_and_range_queries_answer_like_prometheus() {
-    let dir = tempfile::tempdir().unwrap();
-    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
-    // Two counters sampled every 15s for 10 minutes, at fixed times.
-    let base = 1_700_000_000_000i64;
-    let ts: Vec<TimeSeries> = ["a", "b"]
+/// `reqs_total` for instances `a` and `b` (job `j`) every 15s for 10 minutes from `base`:
+/// `a` counts up by 1 a sample, `b` by 2.
+pub(super) fn two_counters(base: i64) -> Vec<TimeSeries> {
+    ["a", "b"]
         .iter()
         .enumerate()
         .map(|(k, inst)| {
@@ -26,7 +23,16 @@ fn instant_and_range_queries_answer_like_prometheus() {
                 &samples,
             )
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn instant_and_range_queries_answer_like_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
+    // Two counters sampled every 15s for 10 minutes, at fixed times.
+    let base = 1_700_000_000_000i64;
+    let ts = two_counters(base);
     assert_eq!(argus.write(&WriteRequest { timeseries: ts }).status(), 204);
     let t = (base + 600_000) / 1000;
 
@@ -271,7 +277,7 @@ fn experimental_promql_needs_enable_feature() {
 
 /// A remote-write `Histogram` message: integer counts 1, 2, 1 in schema-0 buckets 0–2,
 /// count 4, sum 5, at `t` milliseconds.
-fn histogram_message(t: i64) -> Vec<u8> {
+pub(super) fn histogram_message(t: i64) -> Vec<u8> {
     let mut m = vec![0x08, 0x04, 0x19];
     m.extend_from_slice(&5.0f64.to_le_bytes());
     // positive span (offset 0, length 3), then the deltas 1, +1, -1 packed
