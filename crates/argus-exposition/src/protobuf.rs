@@ -334,30 +334,20 @@ impl<'a> ProtoParser<'a> {
     fn value(&self) -> f64 {
         let m = self.current();
         let either = |float: f64, int: u64| if float != 0.0 { float } else { int as f64 };
+        let summary = self.metric_type == dto::MetricType::Summary;
+        let (s, h) = (m.summary.as_ref(), m.histogram.as_ref());
         match self.step {
             Step::Plain => match self.metric_type {
                 dto::MetricType::Counter => m.counter.as_ref().map_or(0.0, |c| c.value),
                 dto::MetricType::Gauge => m.gauge.as_ref().map_or(0.0, |g| g.value),
                 _ => m.untyped.as_ref().map_or(0.0, |u| u.value),
             },
-            Step::Count => match (&m.summary, &m.histogram) {
-                (Some(s), _) if self.metric_type == dto::MetricType::Summary => {
-                    s.sample_count as f64
-                }
-                (_, Some(h)) => either(h.sample_count_float, h.sample_count),
-                _ => 0.0,
-            },
-            Step::Sum => match (&m.summary, &m.histogram) {
-                (Some(s), _) if self.metric_type == dto::MetricType::Summary => s.sample_sum,
-                (_, Some(h)) => h.sample_sum,
-                _ => 0.0,
-            },
-            Step::Quantile(i) => m
-                .summary
-                .as_ref()
-                .and_then(|s| s.quantile.get(i))
-                .map_or(0.0, |q| q.value),
-            Step::Bucket(i) => match &m.histogram {
+            Step::Count if summary => s.map_or(0.0, |s| s.sample_count as f64),
+            Step::Count => h.map_or(0.0, |h| either(h.sample_count_float, h.sample_count)),
+            Step::Sum if summary => s.map_or(0.0, |s| s.sample_sum),
+            Step::Sum => h.map_or(0.0, |h| h.sample_sum),
+            Step::Quantile(i) => s.and_then(|s| s.quantile.get(i)).map_or(0.0, |q| q.value),
+            Step::Bucket(i) => match h {
                 Some(h) => match h.bucket.get(i) {
                     Some(b) => either(b.cumulative_count_float, b.cumulative_count),
                     None => either(h.sample_count_float, h.sample_count),
@@ -371,7 +361,8 @@ impl<'a> ProtoParser<'a> {
     /// The native histogram of the current metric, checked as Prometheus checks one it
     /// ingests.
     fn native_histogram(&self) -> Result<FloatHistogram> {
-        let h = self.histogram().cloned().unwrap_or_default();
+        let none = dto::Histogram::default();
+        let h = self.histogram().unwrap_or(&none);
         let float = h.sample_count_float > 0.0 || h.zero_count_float > 0.0;
         let spans = |spans: &[dto::BucketSpan]| -> Vec<(i64, u64)> {
             spans

@@ -39,7 +39,12 @@ struct IntervalSummary {
 impl ScrapeMetrics {
     pub fn observe_interval(&self, configured: &str, seconds: f64) {
         let mut intervals = self.intervals.lock();
-        let s = intervals.entry(configured.to_string()).or_default();
+        if !intervals.contains_key(configured) {
+            intervals.insert(configured.to_string(), IntervalSummary::default());
+        }
+        let Some(s) = intervals.get_mut(configured) else {
+            return;
+        };
         if s.recent.len() == INTERVAL_WINDOW {
             s.recent.pop_front();
         }

@@ -122,37 +122,41 @@ impl Pem {
 }
 
 /// The root store for a configured CA (Prometheus: "unable to use specified CA cert").
-fn load_roots(ca: &Pem) -> Result<RootCertStore, String> {
+fn load_roots(ca: &Pem) -> Result<Arc<RootCertStore>, String> {
+    let unusable =
+        |detail: String| format!("unable to use specified CA cert {}{detail}", ca.describe());
     let bytes = ca
         .read()
         .map_err(|e| format!("unable to load specified CA cert {}: {e}", ca.describe()))?;
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(&bytes) {
-        let cert =
-            cert.map_err(|e| format!("unable to use specified CA cert {}: {e}", ca.describe()))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("unable to use specified CA cert {}: {e}", ca.describe()))?;
+        let cert = cert.map_err(|e| unusable(format!(": {e}")))?;
+        roots.add(cert).map_err(|e| unusable(format!(": {e}")))?;
     }
     if roots.is_empty() {
-        return Err(format!("unable to use specified CA cert {}", ca.describe()));
+        return Err(unusable(String::new()));
     }
-    Ok(roots)
+    Ok(Arc::new(roots))
 }
 
-/// The system's trusted roots (whatever of them loads).
-fn system_roots() -> RootCertStore {
-    let mut roots = RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
-    roots.add_parsable_certificates(found.certs);
-    roots
+/// The system's trusted roots (whatever of them loads), read once per process as Go's
+/// `SystemCertPool` is: every job's client and every reload share them.
+fn system_roots() -> Arc<RootCertStore> {
+    static ROOTS: std::sync::OnceLock<Arc<RootCertStore>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let mut roots = RootCertStore::empty();
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            Arc::new(roots)
+        })
+        .clone()
 }
 
 fn webpki(
-    roots: RootCertStore,
+    roots: Arc<RootCertStore>,
     provider: &Arc<CryptoProvider>,
 ) -> Result<Arc<WebPkiServerVerifier>, String> {
-    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
         .build()
         .map_err(|e| e.to_string())
 }
@@ -160,21 +164,19 @@ fn webpki(
 /// Verifies server certificates against the configured CA (re-read when its file changes)
 /// or the system roots, under `server_name` when set; accepts any certificate with
 /// `insecure_skip_verify` (handshake signatures are still checked).
-#[derive(Debug)]
 struct Verifier {
-    ca: Option<PemDebug>,
+    ca: Option<Pem>,
     server_name: Option<ServerName<'static>>,
     skip: bool,
     provider: Arc<CryptoProvider>,
     current: Mutex<(Option<SystemTime>, Arc<WebPkiServerVerifier>)>,
 }
 
-/// A `Pem` that prints as its file name only (secrets never reach logs).
-struct PemDebug(Pem);
-
-impl std::fmt::Debug for PemDebug {
+/// Shows the CA's file name only (inline certificates never reach logs).
+impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.describe())
+        let ca = self.ca.as_ref().map_or("<system roots>", Pem::describe);
+        write!(f, "Verifier({ca})")
     }
 }
 
@@ -195,7 +197,7 @@ impl Verifier {
         let stamp = ca.as_ref().and_then(Pem::stamp);
         let verifier = webpki(roots, &provider)?;
         Ok(Self {
-            ca: ca.map(PemDebug),
+            ca,
             server_name,
             skip: tls.insecure_skip_verify,
             provider,
@@ -207,7 +209,7 @@ impl Verifier {
     /// became unreadable or invalid keeps the previous roots).
     fn current(&self) -> Arc<WebPkiServerVerifier> {
         let mut current = self.current.lock();
-        if let Some(PemDebug(ca)) = &self.ca {
+        if let Some(ca) = &self.ca {
             let stamp = ca.stamp();
             if stamp != current.0 {
                 match load_roots(ca).and_then(|roots| webpki(roots, &self.provider)) {

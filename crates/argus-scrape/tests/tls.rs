@@ -57,6 +57,8 @@ impl Ca {
 struct Server {
     port: u16,
     offers: Arc<Mutex<Vec<Vec<String>>>>,
+    /// The TLS version each answered connection negotiated.
+    versions: Arc<Mutex<Vec<rustls::ProtocolVersion>>>,
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -91,7 +93,8 @@ impl Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let offers = Arc::new(Mutex::new(Vec::new()));
-        let seen = offers.clone();
+        let versions = Arc::new(Mutex::new(Vec::new()));
+        let (seen, negotiated) = (offers.clone(), versions.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
@@ -135,6 +138,9 @@ impl Server {
                 if request.is_empty() {
                     continue;
                 }
+                if let Some(v) = tls.conn.protocol_version() {
+                    negotiated.lock().push(v);
+                }
                 let body = "tls_metric 1\n";
                 let _ = write!(
                     tls,
@@ -146,7 +152,11 @@ impl Server {
                 let _ = tls.flush();
             }
         });
-        Server { port, offers }
+        Server {
+            port,
+            offers,
+            versions,
+        }
     }
 
     fn url(&self) -> String {
@@ -437,10 +447,17 @@ fn bad_tls_settings_are_refused_with_their_reason() {
 
 #[test]
 fn tls_versions_are_honoured() {
+    use rustls::ProtocolVersion::{TLSv1_2, TLSv1_3};
     let ca = Ca::new();
     let (cert, key) = ca.issue(&["127.0.0.1"]);
     let server = Server::start(&cert, &key, None);
-    for (min, max) in [("TLS10", "TLS12"), ("TLS13", "TLS13"), ("TLS12", "TLS13")] {
+    // The server speaks both; the client's range decides (a minimum below 1.2 means 1.2).
+    for (min, max, want) in [
+        ("TLS10", "TLS12", TLSv1_2),
+        ("TLS13", "TLS13", TLSv1_3),
+        ("TLS12", "TLS13", TLSv1_3),
+        ("TLS12", "TLS12", TLSv1_2),
+    ] {
         let http = with_tls(TlsConfig {
             ca: Some(ca.pem()),
             min_version: Some(min.into()),
@@ -452,5 +469,6 @@ fn tls_versions_are_honoured() {
             "tls_metric 1\n",
             "{min}..{max}"
         );
+        assert_eq!(server.versions.lock().last(), Some(&want), "{min}..{max}");
     }
 }

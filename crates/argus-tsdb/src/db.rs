@@ -123,11 +123,7 @@ impl Db {
         };
         let exemplars = ExemplarStorage::new(opts.max_exemplars);
         let report = wal::replay(&wal_dir, |record| {
-            if let Record::Exemplars(list) = record {
-                replay_exemplars(&head, &exemplars, list);
-            } else {
-                replay_record(&head, &stats, record, replay_floor);
-            }
+            replay_record(&head, &exemplars, &stats, record, replay_floor);
         })?;
         for c in &report.corruptions {
             stats.wal_corruptions.fetch_add(1, Ordering::Relaxed);
@@ -197,6 +193,7 @@ impl Db {
             pending: crate::head::U64Map::default(),
             pending_hist: crate::head::U64Map::default(),
             exemplars: Vec::new(),
+            pending_exemplar: crate::head::U64Map::default(),
         }
     }
 
@@ -730,7 +727,13 @@ impl Db {
     }
 }
 
-fn replay_record(head: &Head, stats: &DbStats, record: Record, floor: i64) {
+fn replay_record(
+    head: &Head,
+    exemplars: &ExemplarStorage,
+    stats: &DbStats,
+    record: Record,
+    floor: i64,
+) {
     let mut unknown = 0u64;
     match record {
         Record::Series(series) => {
@@ -789,32 +792,22 @@ fn replay_record(head: &Head, stats: &DbStats, record: Record, floor: i64) {
                 }
             }
         }
-        // Replayed by `replay_exemplars`.
+        // Out-of-order ones are dropped, as at append time.
+        Record::Exemplars(list) if exemplars.enabled() => {
+            for (series_ref, e) in list {
+                if let Some(series) = head.get_by_ref(series_ref)
+                    && exemplars.validate(series_ref, &e, None).is_ok()
+                {
+                    exemplars.add(series_ref, &series.labels, e);
+                }
+            }
+        }
         Record::Exemplars(_) => {}
     }
     if unknown > 0 {
         stats
             .replay_unknown_refs
             .fetch_add(unknown, Ordering::Relaxed);
-    }
-}
-
-/// Exemplars from the WAL, for series the head knows (out-of-order ones are dropped, as
-/// at append time).
-fn replay_exemplars(
-    head: &Head,
-    storage: &ExemplarStorage,
-    list: Vec<(u64, crate::exemplars::Exemplar)>,
-) {
-    if !storage.enabled() {
-        return;
-    }
-    for (series_ref, e) in list {
-        if let Some(series) = head.get_by_ref(series_ref)
-            && storage.validate(series_ref, &e, None).is_ok()
-        {
-            storage.add(series_ref, &series.labels, e);
-        }
     }
 }
 
@@ -976,6 +969,8 @@ pub struct Appender<'a> {
     /// Newest pending histogram time per series ref.
     pending_hist: crate::head::U64Map<i64>,
     exemplars: Vec<(Arc<MemSeries>, Exemplar)>,
+    /// Index in `exemplars` of the newest queued exemplar per series ref.
+    pending_exemplar: crate::head::U64Map<usize>,
 }
 
 impl Appender<'_> {
@@ -1081,13 +1076,15 @@ impl Appender<'_> {
             return Ok(());
         }
         let pending = self
-            .exemplars
-            .iter()
-            .rev()
-            .find(|(s, _)| s.series_ref == series.series_ref)
-            .map(|(_, e)| e);
+            .pending_exemplar
+            .get(&series.series_ref)
+            .map(|&i| &self.exemplars[i].1);
         match storage.validate(series.series_ref, &e, pending) {
             Ok(()) => {
+                // Validation keeps a series' queued exemplars in time order, so the last
+                // one queued is its newest.
+                self.pending_exemplar
+                    .insert(series.series_ref, self.exemplars.len());
                 self.exemplars.push((series, e));
                 Ok(())
             }
