@@ -324,14 +324,20 @@ pub struct HttpDiscoverer {
 impl HttpDiscoverer {
     async fn fetch(&self) -> Result<Vec<TargetGroup>, String> {
         let url = &self.config.url;
-        let response = self
+        let request = self
             .client
             .get(url)
             .header(reqwest::header::ACCEPT, "application/json")
-            .timeout(StdDuration::from_secs(30))
+            .timeout(StdDuration::from_secs(30));
+        // The same credentials handling as scrapes (files re-read on every request).
+        let request = match crate::scrape_loop::auth_header(&self.config.http).await? {
+            Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
+            None => request,
+        };
+        let response = request
             .send()
             .await
-            .map_err(|e| format!("Get {url:?}: {e}"))?;
+            .map_err(|e| crate::scrape_loop::describe_error(url, &e))?;
         let content_type = crate::scrape_loop::ok_content_type(&response)?.unwrap_or_default();
         if !content_type
             .split(';')
@@ -423,6 +429,90 @@ mod tests {
         let mut found = expand_pattern(&format!("{}/*.json", dir.path().display()));
         found.extend(expand_pattern(&format!("{}/?.yml", dir.path().display())));
         assert_eq!(found, vec![json, yaml]);
+    }
+
+    /// A one-request-at-a-time HTTP server on loopback answering every request with the
+    /// status and body `answer` gives for the request's `Authorization` header.
+    fn http_server(answer: fn(Option<&str>) -> (u16, String)) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let _ = stream.set_read_timeout(Some(StdDuration::from_secs(5)));
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).to_string();
+                let auth = text.lines().find_map(|l| {
+                    l.strip_prefix("authorization: ")
+                        .or_else(|| l.strip_prefix("Authorization: "))
+                });
+                let (status, body) = answer(auth);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        format!("http://{address}/sd")
+    }
+
+    /// HTTP SD sends the configured credentials, as scrapes do, and reports failures in
+    /// Go's words.
+    #[test]
+    fn http_sd_sends_credentials_and_reads_groups() {
+        let url = http_server(|auth| match auth {
+            // "user:secret"
+            Some("Basic dXNlcjpzZWNyZXQ=") => (
+                200,
+                r#"[{"targets": ["h1:1"], "labels": {"env": "prod"}}]"#.to_string(),
+            ),
+            _ => (401, "[]".to_string()),
+        });
+        let discoverer = |url: &str, extra: &str| {
+            let yaml = format!(
+                "scrape_configs:\n  - job_name: a\n    http_sd_configs:\n      - url: {url}\n{extra}"
+            );
+            let config = argus_config::parse_str(&yaml, "t.yml").unwrap();
+            let config = config.scrape_configs[0].http_sd_configs[0].clone();
+            HttpDiscoverer {
+                client: crate::manager::build_client(&config.http).unwrap(),
+                config,
+            }
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let with_auth = discoverer(
+            &url,
+            "        basic_auth:\n          username: user\n          password: secret\n",
+        );
+        let groups = runtime.block_on(with_auth.fetch()).unwrap();
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].targets[0]["__address__"], "h1:1");
+        assert_eq!(
+            groups[0].labels.get("__meta_url").map(String::as_str),
+            Some(url.as_str())
+        );
+        let without = discoverer(&url, "");
+        assert_eq!(
+            runtime.block_on(without.fetch()).unwrap_err(),
+            "server returned HTTP status 401 Unauthorized"
+        );
+        let nobody = discoverer("http://127.0.0.1:1/sd", "");
+        assert_eq!(
+            runtime.block_on(nobody.fetch()).unwrap_err(),
+            "Get \"http://127.0.0.1:1/sd\": dial tcp 127.0.0.1:1: connect: connection refused"
+        );
     }
 
     #[test]

@@ -99,6 +99,21 @@ pub fn build_client(http: &HttpClientConfig) -> Result<reqwest::Client, String> 
     builder.build().map_err(|e| e.to_string())
 }
 
+/// Every job's settings and HTTP client, or the first job's error: what a reload refuses
+/// and what `argus tool check config` reports.
+pub fn prepare_jobs(
+    config: &Config,
+) -> Result<Vec<(Arc<ScrapeSettings>, reqwest::Client)>, String> {
+    config
+        .scrape_configs
+        .iter()
+        .map(|sc| {
+            let settings = ScrapeSettings::new(sc, &config.global).map_err(|e| e.to_string())?;
+            Ok((Arc::new(settings), build_client(&sc.http)?))
+        })
+        .collect()
+}
+
 impl ScrapeManager {
     /// `seed` spreads scrape phases (Prometheus hashes external labels and host name).
     pub fn new(db: Arc<Db>, runtime: Handle, seed: u64) -> Arc<Self> {
@@ -117,12 +132,7 @@ impl ScrapeManager {
     /// Applies a configuration: checks every job first, then starts, changes and stops
     /// pools. On an error nothing changes.
     pub fn apply_config(self: &Arc<Self>, config: &Config) -> Result<(), String> {
-        let mut settings = Vec::new();
-        for sc in &config.scrape_configs {
-            let s = ScrapeSettings::new(sc, &config.global).map_err(|e| e.to_string())?;
-            let client = build_client(&sc.http)?;
-            settings.push((Arc::new(s), client));
-        }
+        let settings = prepare_jobs(config)?;
         let mut pools = self.pools.lock();
         let wanted: Vec<String> = settings.iter().map(|(s, _)| s.job_name.clone()).collect();
         let removed: Vec<String> = pools
@@ -214,11 +224,14 @@ impl ScrapeManager {
                 Err(e) => tracing::error!(job = %pool.job, error = %e, "http_sd_configs"),
             }
         }
-        for dns in &sc.dns_sd_configs {
-            discoverers.push(Box::new(crate::discovery::dns::DnsDiscoverer {
-                config: dns.clone(),
-                nameservers: crate::discovery::dns::system_nameservers(),
-            }));
+        if !sc.dns_sd_configs.is_empty() {
+            let nameservers = crate::discovery::dns::system_nameservers();
+            for dns in &sc.dns_sd_configs {
+                discoverers.push(Box::new(crate::discovery::dns::DnsDiscoverer {
+                    config: dns.clone(),
+                    nameservers: nameservers.clone(),
+                }));
+            }
         }
         if discoverers.is_empty() {
             self.sync_pool(pool, HashMap::new());

@@ -510,6 +510,7 @@ pub async fn fetch(
     client: &reqwest::Client,
     target: &Target,
     settings: &ScrapeSettings,
+    metrics: &ScrapeMetrics,
 ) -> Result<(Vec<u8>, Option<String>), String> {
     let timeout = target.timeout.as_std();
     let url = &target.url;
@@ -534,9 +535,18 @@ pub async fn fetch(
     let mut response = request.send().await.map_err(|e| describe(&e))?;
     let content_type = ok_content_type(&response)?;
     let limit = settings.body_size_limit;
-    let mut body = Vec::new();
+    // Sized once from Content-Length (capped: the header is the target's claim, not a fact).
+    let expected =
+        response
+            .content_length()
+            .unwrap_or(0)
+            .min(if limit > 0 { limit } else { 64 << 20 });
+    let mut body = Vec::with_capacity(expected as usize);
     while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
         if limit > 0 && (body.len() + chunk.len()) as u64 > limit {
+            metrics
+                .exceeded_body_size_limit
+                .fetch_add(1, Ordering::Relaxed);
             return Err("body size limit exceeded".into());
         }
         body.extend_from_slice(&chunk);
@@ -622,7 +632,7 @@ pub async fn scrape_once(
     let t_ms = argus_model::time::now_ms();
     let fetched = match forced_error {
         Some(e) => Err(e),
-        None => fetch(client, target, settings).await,
+        None => fetch(client, target, settings, metrics).await,
     };
     let (db2, target2, settings2, state2, metrics2) = (
         db.clone(),

@@ -146,8 +146,24 @@ struct MetadataEntry {
     unit: String,
 }
 
+/// One `/api/v1/targets/metadata` entry, fields in Prometheus's order; `metric` is left out
+/// when the request named it.
+#[derive(Serialize)]
+pub struct TargetMetadata {
+    target: argus_model::Labels,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric: Option<String>,
+    #[serde(rename = "type")]
+    metric_type: &'static str,
+    help: String,
+    unit: String,
+}
+
 /// `/api/v1/targets/metadata` data.
-pub fn targets_metadata(manager: &ScrapeManager, p: &Params) -> Result<Value, ApiError> {
+pub fn targets_metadata(
+    manager: &ScrapeManager,
+    p: &Params,
+) -> Result<Vec<TargetMetadata>, ApiError> {
     let matchers = target_matchers(p)?;
     let metric = p.get("metric").filter(|m| !m.is_empty());
     let limit = optional_limit(p, "limit")?;
@@ -167,19 +183,19 @@ pub fn targets_metadata(manager: &ScrapeManager, p: &Params) -> Result<Value, Ap
                 continue;
             }
             let md = &metadata[name];
-            out.push(json!({
-                "target": labels,
-                "metric": name,
-                "type": md.metric_type.as_str(),
-                "help": md.help,
-                "unit": md.unit,
-            }));
+            out.push(TargetMetadata {
+                target: labels.clone(),
+                metric: metric.is_none().then(|| name.clone()),
+                metric_type: md.metric_type.as_str(),
+                help: md.help.clone(),
+                unit: md.unit.clone(),
+            });
         }
     }
     if let Some(limit) = limit {
         out.truncate(limit);
     }
-    Ok(Value::Array(out))
+    Ok(out)
 }
 
 /// `/api/v1/metadata` data: each metric's distinct metadata across targets.

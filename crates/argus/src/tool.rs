@@ -13,16 +13,7 @@ pub fn check_config(files: &[PathBuf]) -> ExitCode {
     let mut failed = false;
     for file in files {
         println!("Checking {}", file.display());
-        let checked = argus_config::load_file(file)
-            .map_err(|e| e.to_string())
-            .and_then(|config| {
-                for sc in &config.scrape_configs {
-                    argus_scrape::target::ScrapeSettings::new(sc, &config.global)
-                        .map_err(|e| e.to_string())?;
-                }
-                Ok(config)
-            });
-        match checked {
+        match check_config_file(file) {
             Ok(config) => {
                 if !config.rule_files.is_empty() {
                     println!(
@@ -54,12 +45,21 @@ pub fn check_config(files: &[PathBuf]) -> ExitCode {
     }
 }
 
+/// Loads a config file and checks it as the server's reload does (scrape settings, TLS
+/// files and HTTP clients included).
+fn check_config_file(file: &std::path::Path) -> Result<argus_config::Config, String> {
+    let config = argus_config::load_file(file).map_err(|e| e.to_string())?;
+    argus_scrape::manager::prepare_jobs(&config)?;
+    Ok(config)
+}
+
 #[derive(Default)]
 struct Family {
     metric_type: Option<MetricType>,
     help: bool,
     label_names: Vec<String>,
-    series_names: Vec<String>,
+    /// Whether any sample of the family was seen.
+    has_series: bool,
 }
 
 /// The first unit word in a metric name (with an SI prefix or not) and its base unit.
@@ -185,13 +185,12 @@ pub fn lint_metrics(body: &[u8]) -> Result<Vec<(String, String)>, String> {
             }
             Entry::Unit { .. } | Entry::Histogram { .. } => {}
             Entry::Series { .. } => {
-                let series_name = parser
-                    .metric_name()
-                    .map_err(|e| e.to_string())?
-                    .into_owned();
                 let family_name = match &typed {
                     Some(t) if parser.in_typed_family() => t.clone(),
-                    _ => series_name.clone(),
+                    _ => parser
+                        .metric_name()
+                        .map_err(|e| e.to_string())?
+                        .into_owned(),
                 };
                 let labels = parser.labels().map_err(|e| e.to_string())?;
                 let family = families.entry(family_name).or_default();
@@ -200,15 +199,13 @@ pub fn lint_metrics(body: &[u8]) -> Result<Vec<(String, String)>, String> {
                         family.label_names.push(l.name.to_string());
                     }
                 }
-                if !family.series_names.contains(&series_name) {
-                    family.series_names.push(series_name);
-                }
+                family.has_series = true;
             }
         }
     }
     let mut problems = Vec::new();
     for (name, family) in &families {
-        if family.series_names.is_empty() && family.metric_type.is_none() {
+        if !family.has_series && family.metric_type.is_none() {
             continue;
         }
         lint_family(name, family, &mut problems);
@@ -273,5 +270,25 @@ mod tests {
             )]
         );
         assert!(lint_metrics(b"a{ 1\n").is_err());
+    }
+
+    /// `check config` refuses what a reload refuses, TLS files included.
+    #[test]
+    fn check_config_builds_the_scrape_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.yml");
+        let missing = dir.path().join("missing-ca.pem");
+        std::fs::write(
+            &file,
+            format!(
+                "scrape_configs:\n  - job_name: a\n    tls_config:\n      ca_file: {}\n",
+                missing.display()
+            ),
+        )
+        .unwrap();
+        let err = check_config_file(&file).unwrap_err();
+        assert!(err.starts_with("unable to load specified CA cert"), "{err}");
+        std::fs::write(&file, "scrape_configs:\n  - job_name: a\n").unwrap();
+        assert!(check_config_file(&file).is_ok());
     }
 }

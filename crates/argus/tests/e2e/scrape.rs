@@ -119,6 +119,21 @@ fn argus_scrapes_itself_and_reports_targets() {
         urlencode("{job=\"argus\"}")
     ));
     assert_eq!(tmeta["data"][0]["target"]["job"], "argus", "{tmeta}");
+    // As Prometheus: `metric` is only written when the request did not name one.
+    assert!(tmeta["data"][0].get("metric").is_none(), "{tmeta}");
+    assert_eq!(tmeta["data"][0]["type"], "gauge", "{tmeta}");
+    let all = argus.get_json(&format!(
+        "/api/v1/targets/metadata?match_target={}",
+        urlencode("{job=\"argus\"}")
+    ));
+    assert!(
+        all["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["metric"] == "prometheus_tsdb_head_series"),
+        "{all}"
+    );
     // Self-monitoring of the scrape layer.
     assert_eq!(
         argus.metric("prometheus_target_scrape_pool_targets"),
@@ -139,6 +154,37 @@ fn argus_scrapes_itself_and_reports_targets() {
         "prometheus_target_interval_length_seconds{job=\"argus\",quantile=\"0.99\"}",
     );
     assert_eq!(p99.len(), 1, "{p99:?}");
+}
+
+/// A body over `body_size_limit` fails the scrape with Prometheus's error and is counted.
+#[test]
+fn a_body_over_the_size_limit_fails_the_scrape() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = Exporter::start("a_metric_with_a_long_name{label=\"value\"} 1\n");
+    let argus = ArgusBuilder::new(&dir.path().join("a"))
+        .config(&scrape_config(
+            "1s",
+            &format!(
+                "{}    body_size_limit: 20B\n",
+                static_job("small", &[exporter.address()])
+            ),
+        ))
+        .start();
+    let error = wait_for(Duration::from_secs(30), "a failed scrape", || {
+        let v = argus.get_json("/api/v1/targets");
+        let t = v["data"]["activeTargets"][0].clone();
+        (t["health"] == "down").then(|| t["lastError"].clone())
+    });
+    assert_eq!(error, "body size limit exceeded");
+    assert_eq!(
+        value_of(&instant(&argus, "up{job=\"small\"}")).as_deref(),
+        Some("0")
+    );
+    assert!(instant(&argus, "a_metric_with_a_long_name").is_empty());
+    let counted = argus
+        .metric("prometheus_target_scrapes_exceeded_body_size_limit_total")
+        .unwrap_or(0.0);
+    assert!(counted >= 1.0, "{counted}");
 }
 
 #[test]
