@@ -110,6 +110,51 @@ fn scalar_param(op: AggOp, param: &Option<Value>) -> Result<f64> {
 
 pub fn eval(
     op: AggOp,
+    vec: Vec<Sample>,
+    param: Option<Value>,
+    grouping: &[String],
+    without: bool,
+    t: i64,
+    notes: (&mut Annotations, Spans),
+) -> Result<Value> {
+    // A group that keeps the name (`by (__name__)`) has it removed in the end when any of its
+    // inputs had it marked for removal. (`topk` and the like return their inputs as they are;
+    // `count_values` marks nothing, as upstream.)
+    let keeps_name = !without
+        && grouping
+            .iter()
+            .any(|g| matches!(g.as_str(), "__name__" | "__type__" | "__unit__"));
+    let marked: Option<crate::engine::LabelsSet> = (keeps_name
+        && !matches!(
+            op,
+            AggOp::Topk | AggOp::Bottomk | AggOp::Limitk | AggOp::LimitRatio | AggOp::CountValues
+        )
+        && vec.iter().any(|s| s.drop_name))
+    .then(|| {
+        vec.iter()
+            .filter(|s| s.drop_name)
+            .map(|s| group_labels(&s.labels, grouping, without))
+            .collect()
+    });
+    let value = eval_groups(op, vec, param, grouping, without, t, notes)?;
+    Ok(match (value, marked) {
+        (Value::Vector(out), Some(marked)) => Value::Vector(
+            out.into_iter()
+                .map(|s| {
+                    if marked.contains(&s.labels) {
+                        s.name_dropped()
+                    } else {
+                        s
+                    }
+                })
+                .collect(),
+        ),
+        (value, _) => value,
+    })
+}
+
+fn eval_groups(
+    op: AggOp,
     mut vec: Vec<Sample>,
     param: Option<Value>,
     grouping: &[String],

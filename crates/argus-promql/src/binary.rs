@@ -134,8 +134,15 @@ fn drops_name(op: BinOp) -> bool {
     !op.is_comparison() && !op.is_set() && !matches!(op, BinOp::TrimUpper | BinOp::TrimLower)
 }
 
+/// The labels without the metric name itself (its `__type__` and `__unit__` stay until the
+/// name is settled, see [`Sample::drop_name`]).
 fn without_name(labels: &Labels) -> Labels {
-    crate::engine::drop_name(labels)
+    if labels.get(METRIC_NAME).is_none() {
+        return labels.clone();
+    }
+    let mut b = labels.to_builder();
+    b.delete(METRIC_NAME);
+    b.build()
 }
 
 pub fn eval(
@@ -226,16 +233,12 @@ fn vector_scalar(
             h = None;
         }
         if let Some(v) = outcome(v, keep, return_bool) {
-            let labels = if drops_name(op) || return_bool {
-                without_name(&sample.labels)
-            } else {
-                sample.labels
-            };
             out.push(Sample {
-                labels,
+                labels: sample.labels,
                 t: sample.t,
                 v,
                 h,
+                drop_name: sample.drop_name || drops_name(op) || return_bool,
             });
         }
     }
@@ -392,16 +395,12 @@ fn vector_vector(
                 }
             }
         }
-        if return_bool {
-            for n in [METRIC_NAME, "__type__", "__unit__"] {
-                b.delete(n);
-            }
-        }
         out.push(Sample {
             labels: b.build(),
             t: s.t,
             v,
             h,
+            drop_name: s.drop_name || drops_name(op) || return_bool,
         });
     }
     // "One"-side samples nothing matched: filled on the "many" side if asked to.
@@ -431,6 +430,7 @@ fn vector_vector(
                 t: o.t,
                 v,
                 h: if return_bool { None } else { h },
+                drop_name: o.drop_name || drops_name(op) || return_bool,
             });
         }
     }

@@ -121,6 +121,10 @@ pub struct Sample {
     pub v: f64,
     /// Set for a histogram sample (`v` is then meaningless).
     pub h: Option<Hist>,
+    /// The metric name (with `__type__` and `__unit__`) is to be removed. Operators only mark
+    /// it; without delayed name removal every node's result is settled at once (see
+    /// [`Ctx::eval`]), with it the query's result is settled at the end.
+    pub drop_name: bool,
 }
 
 impl Sample {
@@ -130,6 +134,7 @@ impl Sample {
             t,
             v,
             h: None,
+            drop_name: false,
         }
     }
 
@@ -139,6 +144,23 @@ impl Sample {
             t,
             v: 0.0,
             h: Some(h),
+            drop_name: false,
+        }
+    }
+
+    /// The same sample with its name marked for removal.
+    pub fn name_dropped(self) -> Self {
+        Self {
+            drop_name: true,
+            ..self
+        }
+    }
+
+    /// Removes the name now if it is marked for removal.
+    fn settle(&mut self) {
+        if self.drop_name {
+            self.labels = drop_name(&self.labels);
+            self.drop_name = false;
         }
     }
 }
@@ -149,6 +171,8 @@ pub struct Series {
     pub points: Vec<(i64, f64)>,
     /// Histogram samples, by time (a series may mix them with float samples).
     pub hists: Vec<(i64, Hist)>,
+    /// As [`Sample::drop_name`].
+    pub drop_name: bool,
 }
 
 impl Series {
@@ -157,6 +181,15 @@ impl Series {
             labels,
             points,
             hists: Vec::new(),
+            drop_name: false,
+        }
+    }
+
+    /// Removes the name now if it is marked for removal.
+    fn settle(&mut self) {
+        if self.drop_name {
+            self.labels = drop_name(&self.labels);
+            self.drop_name = false;
         }
     }
 }
@@ -178,6 +211,11 @@ pub struct EngineOptions {
     pub deadline: Option<std::time::Instant>,
     /// Set by the caller when the client has gone away; evaluation stops with `Canceled`.
     pub canceled: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// `--enable-feature=promql-delayed-name-removal`: operators that drop the metric name
+    /// only mark it, and it is removed from the query's result at the end — so
+    /// `label_replace(rate(x[5m]), "__name__", …)` can still read or keep it, and
+    /// `sum by (__name__)` groups by it.
+    pub delayed_name_removal: bool,
 }
 
 impl Default for EngineOptions {
@@ -187,6 +225,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             deadline: None,
             canceled: None,
+            delayed_name_removal: false,
         }
     }
 }
@@ -333,9 +372,8 @@ impl Engine {
         let expr = &resolved;
         let mut ctx = self.context(q, expr, t, t, 60_000, 0)?;
         let v = ctx.eval(expr, t)?;
-        let v = match v {
+        let v = match settled(v)? {
             Value::Vector(mut vec) => {
-                check_duplicates(&vec)?;
                 vec.iter_mut().for_each(|s| s.t = t);
                 Value::Vector(vec)
             }
@@ -388,6 +426,7 @@ impl Engine {
             range::RVal::Scalar(v) => vec![range::StepSeries {
                 labels: Labels::empty(),
                 vals: v.into_iter().map(Some).collect(),
+                drop_name: false,
             }],
             range::RVal::Vector(series) => series,
             range::RVal::String(_) => {
@@ -396,12 +435,17 @@ impl Engine {
                 ));
             }
         };
-        // Series with equal labels merge; two values at one step are the instant engine's
-        // "same labelset" error at that step.
+        // Series with equal labels (once marked names are removed) merge; two values at one
+        // step are the instant engine's "same labelset" error at that step.
         let mut out: LabelsMap<Vec<(i64, f64)>> = Default::default();
         let mut total = 0usize;
         for s in series {
-            let points = out.entry(s.labels).or_default();
+            let labels = if s.drop_name {
+                drop_name(&s.labels)
+            } else {
+                s.labels
+            };
+            let points = out.entry(labels).or_default();
             let before = points.len();
             points.extend(
                 s.vals
@@ -687,16 +731,36 @@ fn sorted_series(points: impl IntoIterator<Item = (Labels, Vec<(i64, f64)>)>) ->
     series
 }
 
-fn check_duplicates(vec: &[Sample]) -> Result<()> {
-    let mut seen = std::collections::HashSet::with_capacity(vec.len());
-    for s in vec {
-        if !seen.insert(&s.labels) {
+fn check_duplicates<'a>(labels: impl ExactSizeIterator<Item = &'a Labels>) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(labels.len());
+    for l in labels {
+        if !seen.insert(l) {
             return Err(EvalError::Execution(
                 "vector cannot contain metrics with the same labelset".into(),
             ));
         }
     }
     Ok(())
+}
+
+/// A query's result: names marked for removal removed, and no two series left with the same
+/// labels.
+fn settled(v: Value) -> Result<Value> {
+    Ok(match v {
+        Value::Vector(vec) => Value::Vector(settled_vector(vec)?),
+        Value::Matrix(mut m) => {
+            m.iter_mut().for_each(Series::settle);
+            check_duplicates(m.iter().map(|s| &s.labels))?;
+            Value::Matrix(m)
+        }
+        other => other,
+    })
+}
+
+fn settled_vector(mut vec: Vec<Sample>) -> Result<Vec<Sample>> {
+    vec.iter_mut().for_each(Sample::settle);
+    check_duplicates(vec.iter().map(|s| &s.labels))?;
+    Ok(vec)
 }
 
 /// Drops the metric name — and with it `__type__` and `__unit__`, which describe it.
@@ -783,10 +847,22 @@ impl Ctx<'_> {
             inner = expr;
         }
         let keeps_time = matches!(inner, Expr::Vector(_));
+        let eager = !self.engine.opts.delayed_name_removal;
         Ok(match value {
-            Value::Vector(mut v) if !keeps_time => {
-                v.iter_mut().for_each(|s| s.t = t);
+            Value::Vector(mut v) => {
+                for s in &mut v {
+                    if !keeps_time {
+                        s.t = t;
+                    }
+                    if eager {
+                        s.settle();
+                    }
+                }
                 Value::Vector(v)
+            }
+            Value::Matrix(mut m) if eager => {
+                m.iter_mut().for_each(Series::settle);
+                Value::Matrix(m)
             }
             other => other,
         })
@@ -854,7 +930,11 @@ impl Ctx<'_> {
                     Err(EvalError::TooManySamples) => {
                         Ok(Value::Matrix(self.subquery_stepwise(inner, &grid)?))
                     }
-                    other => Ok(Value::Matrix(sorted_series(other?))),
+                    other => {
+                        let mut series = other?;
+                        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+                        Ok(Value::Matrix(series))
+                    }
                 }
             }
             Expr::Unary { negate, expr, .. } => match self.eval(expr, t)? {
@@ -865,11 +945,8 @@ impl Ctx<'_> {
                 Value::Vector(vec) => Ok(Value::Vector(
                     vec.into_iter()
                         .map(|s| Sample {
-                            labels: if *negate {
-                                drop_name(&s.labels)
-                            } else {
-                                s.labels
-                            },
+                            labels: s.labels,
+                            drop_name: s.drop_name || *negate,
                             t: s.t,
                             v: if *negate { -s.v } else { s.v },
                             h: match s.h {
@@ -1028,6 +1105,7 @@ impl Ctx<'_> {
                     out.push(Series::floats(s.labels.clone(), Vec::new()));
                     out.len() - 1
                 });
+                out[k].drop_name |= s.drop_name;
                 match s.h {
                     // A subquery's samples are not consecutive stored samples: their
                     // counter-reset hints no longer apply (gauges stay gauges).
@@ -1108,12 +1186,12 @@ impl Ctx<'_> {
                 if matches!(name, "rate" | "increase") {
                     crate::functions::check_counter_name(labels, &mut self.annos, arg_span);
                 }
-                let labels = if keep_name {
-                    labels.clone()
+                let sample = Sample::float(labels.clone(), t, v);
+                out.push(if keep_name {
+                    sample
                 } else {
-                    drop_name(labels)
-                };
-                out.push(Sample::float(labels, t, v));
+                    sample.name_dropped()
+                });
             }
         }
         out
@@ -1136,7 +1214,7 @@ impl Ctx<'_> {
                 if let Some(sample) =
                     self.extended_histograms(name, &s, start, ts, range, sel, span)
                 {
-                    out.push(Sample { t, ..sample });
+                    out.push(Sample { t, ..sample }.name_dropped());
                 }
                 continue;
             }
@@ -1154,7 +1232,7 @@ impl Ctx<'_> {
                 _ => None,
             };
             if let Some(v) = v {
-                out.push(Sample::float(drop_name(&s.labels), t, v));
+                out.push(Sample::float(s.labels.clone(), t, v).name_dropped());
             }
         }
         out
@@ -1172,7 +1250,7 @@ impl Ctx<'_> {
         sel: &VectorSelector,
         span: Span,
     ) -> Option<Sample> {
-        let labels = drop_name(&s.labels);
+        let labels = s.labels.clone();
         let metric = s.labels.metric_name();
         if matches!(name, "changes" | "resets") {
             // Count over the merged samples from the anchor (the last at or before start).
@@ -1197,6 +1275,7 @@ impl Ctx<'_> {
                 labels: s.labels.clone(),
                 points: s.points.iter().filter(|p| p.0 >= anchor).copied().collect(),
                 hists: s.hists.iter().filter(|p| p.0 >= anchor).cloned().collect(),
+                drop_name: false,
             };
             let v = crate::histfn::changes_or_resets(&window, name == "resets");
             return Some(Sample::float(labels, end, v));
@@ -1335,6 +1414,7 @@ impl Ctx<'_> {
                     labels: labels.clone(),
                     points: pts,
                     hists: hs,
+                    drop_name: false,
                 });
             }
         }
@@ -1366,7 +1446,7 @@ impl Ctx<'_> {
                     total += 1;
                 }
                 Value::Vector(vec) => {
-                    check_duplicates(&vec)?;
+                    let vec = settled_vector(vec)?;
                     total += vec.len();
                     for s in vec {
                         let e = out

@@ -38,8 +38,23 @@ pub fn check_counter_name(labels: &Labels, annos: &mut Annotations, span: Span) 
     }
 }
 
-fn drop_name(labels: &Labels) -> Labels {
-    crate::engine::drop_name(labels)
+/// Functions whose result keeps the input's labels as they are (including a name marked for
+/// removal); every other function marks the names of its result for removal (see
+/// [`Sample::drop_name`]).
+fn keeps_name(name: &str) -> bool {
+    matches!(
+        name,
+        "last_over_time"
+            | "first_over_time"
+            | "sort"
+            | "sort_desc"
+            | "sort_by_label"
+            | "sort_by_label_desc"
+            | "label_replace"
+            | "label_join"
+            | "absent"
+            | "absent_over_time"
+    )
 }
 
 fn scalar(v: &Value) -> Result<f64> {
@@ -103,7 +118,7 @@ fn map_vector(v: Value, f: impl Fn(f64) -> f64) -> Result<Value> {
         vector(v)?
             .into_iter()
             .filter(|s| s.h.is_none())
-            .map(|s| Sample::float(drop_name(&s.labels), s.t, f(s.v)))
+            .map(|s| Sample::float(s.labels, s.t, f(s.v)))
             .collect(),
     ))
 }
@@ -115,7 +130,7 @@ fn map_histograms(v: Value, f: impl Fn(&argus_model::FloatHistogram) -> f64) -> 
             .into_iter()
             .filter_map(|s| {
                 let h = s.h.as_ref()?;
-                Some(Sample::float(drop_name(&s.labels), s.t, f(h)))
+                Some(Sample::float(s.labels.clone(), s.t, f(h)))
             })
             .collect(),
     ))
@@ -192,21 +207,14 @@ pub fn direct_keeps_name(name: &str) -> bool {
 }
 
 /// Applies `f` to every series of a matrix; series for which it returns `None` are dropped.
-fn over_time(
-    v: Value,
-    t: i64,
-    keep_name: bool,
-    f: impl Fn(&[(i64, f64)]) -> Option<f64>,
-) -> Result<Value> {
+fn over_time(v: Value, t: i64, f: impl Fn(&[(i64, f64)]) -> Option<f64>) -> Result<Value> {
     let mut out = Vec::new();
     for s in matrix(v)? {
         if let Some(v) = f(&s.points) {
-            let labels = if keep_name {
-                s.labels
-            } else {
-                drop_name(&s.labels)
-            };
-            out.push(Sample::float(labels, t, v));
+            out.push(Sample {
+                drop_name: s.drop_name,
+                ..Sample::float(s.labels, t, v)
+            });
         }
     }
     Ok(Value::Vector(out))
@@ -395,6 +403,21 @@ pub fn call(
     name: &str,
     values: Vec<Value>,
     args: &[Expr],
+    time: (i64, i64, i64),
+    annos: &mut Annotations,
+) -> Result<Value> {
+    Ok(match call_inner(name, values, args, time, annos)? {
+        Value::Vector(vec) if !keeps_name(name) => {
+            Value::Vector(vec.into_iter().map(Sample::name_dropped).collect())
+        }
+        other => other,
+    })
+}
+
+fn call_inner(
+    name: &str,
+    values: Vec<Value>,
+    args: &[Expr],
     (t, start, end): (i64, i64, i64),
     annos: &mut Annotations,
 ) -> Result<Value> {
@@ -452,16 +475,16 @@ pub fn call(
         "histogram_avg" => map_histograms(next()?, |h| h.sum / h.count),
         "histogram_stdvar" => map_histograms(next()?, crate::histfn::variance),
         "histogram_stddev" => map_histograms(next()?, |h| crate::histfn::variance(h).sqrt()),
-        name if is_direct_range(name) => over_time(next()?, t, direct_keeps_name(name), |p| {
+        name if is_direct_range(name) => over_time(next()?, t, |p| {
             direct_range_value(name, p, range, range_end)
         }),
-        "deriv" => over_time(next()?, t, false, |p| {
+        "deriv" => over_time(next()?, t, |p| {
             (p.len() >= 2).then(|| linear_regression(p, p[0].0).0)
         }),
         "predict_linear" => {
             let m = next()?;
             let d = scalar(&next()?)?;
-            over_time(m, t, false, |p| {
+            over_time(m, t, |p| {
                 (p.len() >= 2).then(|| {
                     // Predicted from the evaluation time, even under `@` (as upstream).
                     let (slope, intercept) = linear_regression(p, t);
@@ -469,17 +492,17 @@ pub fn call(
                 })
             })
         }
-        "changes" => over_time(next()?, t, false, |p| Some(changes(p))),
-        "resets" => over_time(next()?, t, false, |p| Some(resets(p))),
-        "stdvar_over_time" => over_time(next()?, t, false, |p| Some(variance(p))),
-        "stddev_over_time" => over_time(next()?, t, false, |p| Some(variance(p).sqrt())),
+        "changes" => over_time(next()?, t, |p| Some(changes(p))),
+        "resets" => over_time(next()?, t, |p| Some(resets(p))),
+        "stdvar_over_time" => over_time(next()?, t, |p| Some(variance(p))),
+        "stddev_over_time" => over_time(next()?, t, |p| Some(variance(p).sqrt())),
         "quantile_over_time" => {
             let q = scalar(&next()?)?;
             let m = next()?;
             if !(0.0..=1.0).contains(&q) && matches!(&m, Value::Matrix(m) if !m.is_empty()) {
                 annos.warn(anno::invalid_quantile(q), args[0].span());
             }
-            over_time(m, t, false, |p| {
+            over_time(m, t, |p| {
                 let mut vals: Vec<f64> = p.iter().map(|x| x.1).collect();
                 Some(quantile(q, &mut vals))
             })
@@ -562,14 +585,12 @@ pub fn call(
                 1.0,
             )]))
         }
-        "first_over_time" => over_time(next()?, t, true, |p| p.first().map(|x| x.1)),
-        "ts_of_first_over_time" => over_time(next()?, t, false, |p| {
-            p.first().map(|x| x.0 as f64 / 1000.0)
-        }),
-        "ts_of_last_over_time" => {
-            over_time(next()?, t, false, |p| p.last().map(|x| x.0 as f64 / 1000.0))
+        "first_over_time" => over_time(next()?, t, |p| p.first().map(|x| x.1)),
+        "ts_of_first_over_time" => {
+            over_time(next()?, t, |p| p.first().map(|x| x.0 as f64 / 1000.0))
         }
-        "ts_of_max_over_time" => over_time(next()?, t, false, |p| {
+        "ts_of_last_over_time" => over_time(next()?, t, |p| p.last().map(|x| x.0 as f64 / 1000.0)),
+        "ts_of_max_over_time" => over_time(next()?, t, |p| {
             // The last of equal maxima, as upstream; NaN only when everything is NaN.
             let mut best: Option<(i64, f64)> = None;
             for &(ts, v) in p {
@@ -579,7 +600,7 @@ pub fn call(
             }
             best.map(|(ts, _)| ts as f64 / 1000.0)
         }),
-        "ts_of_min_over_time" => over_time(next()?, t, false, |p| {
+        "ts_of_min_over_time" => over_time(next()?, t, |p| {
             let mut best: Option<(i64, f64)> = None;
             for &(ts, v) in p {
                 if best.is_none_or(|(_, b)| v <= b || b.is_nan()) {
@@ -588,7 +609,7 @@ pub fn call(
             }
             best.map(|(ts, _)| ts as f64 / 1000.0)
         }),
-        "mad_over_time" => over_time(next()?, t, false, |p| {
+        "mad_over_time" => over_time(next()?, t, |p| {
             if p.iter().any(|x| x.1.is_nan()) {
                 return Some(f64::NAN);
             }
@@ -613,7 +634,7 @@ pub fn call(
                     go_f(tf)
                 )));
             }
-            over_time(m, t, false, |p| {
+            over_time(m, t, |p| {
                 if p.len() < 2 {
                     return None;
                 }
@@ -749,6 +770,9 @@ pub fn call(
                                 b.set(&dst, &out);
                                 Sample {
                                     labels: b.build(),
+                                    // A name written here is the result's own.
+                                    drop_name: s.drop_name
+                                        && dst != argus_model::labels::METRIC_NAME,
                                     ..s
                                 }
                             }
@@ -780,6 +804,7 @@ pub fn call(
                         b.set(&dst, &joined.join(&sep));
                         Sample {
                             labels: b.build(),
+                            drop_name: s.drop_name && dst != argus_model::labels::METRIC_NAME,
                             ..s
                         }
                     })
@@ -871,7 +896,7 @@ fn both_histograms(
     mut f: impl FnMut(Native<'_>, &mut Annotations) -> f64,
 ) -> Vec<(Labels, f64)> {
     let mut natives = Vec::new();
-    let mut groups: Vec<(Labels, Labels, Vec<(f64, f64)>)> = Vec::new();
+    let mut groups: Vec<(Labels, Vec<(f64, f64)>)> = Vec::new();
     let mut index: crate::engine::LabelsMap<usize> = Default::default();
     for smp in vec {
         if smp.h.is_some() {
@@ -890,31 +915,31 @@ fn both_histograms(
         b.delete("le");
         let key = b.build();
         let i = *index.entry(key.clone()).or_insert_with(|| {
-            groups.push((key.clone(), drop_name(&key), Vec::new()));
+            groups.push((key.clone(), Vec::new()));
             groups.len() - 1
         });
-        groups[i].2.push((le, smp.v));
+        groups[i].1.push((le, smp.v));
     }
     let mut out = Vec::new();
     for smp in &natives {
         if let Some(&i) = index.get(&smp.labels)
-            && !groups[i].2.is_empty()
+            && !groups[i].1.is_empty()
         {
             annos.warn(anno::mixed_classic_native(smp.labels.metric_name()), span);
-            groups[i].2.clear();
+            groups[i].1.clear();
             continue;
         }
         if let Some(h) = &smp.h {
             let v = f(Native::Native(smp.labels.metric_name(), h), annos);
-            out.push((drop_name(&smp.labels), v));
+            out.push((smp.labels.clone(), v));
         }
     }
-    for (key, labels, mut buckets) in groups {
+    for (key, mut buckets) in groups {
         if buckets.is_empty() {
             continue;
         }
         let v = f(Native::Classic(key.metric_name(), &mut buckets), annos);
-        out.push((labels, v));
+        out.push((key, v));
     }
     out
 }
@@ -954,15 +979,15 @@ fn range_with_histograms(
     };
     for s in with_h {
         let metric = s.labels.metric_name().to_string();
-        let labels = if direct_keeps_name(name) || name == "first_over_time" {
-            s.labels.clone()
-        } else {
-            drop_name(&s.labels)
-        };
+        let labels = s.labels.clone();
         let has_floats = !s.points.is_empty();
-        let float = |v: f64| Some(Sample::float(labels.clone(), t, v));
+        let flagged = |sample: Sample| Sample {
+            drop_name: s.drop_name,
+            ..sample
+        };
+        let float = |v: f64| Some(flagged(Sample::float(labels.clone(), t, v)));
         let hist = |h: argus_model::FloatHistogram| {
-            Some(Sample::histogram(labels.clone(), t, Hist::new(h)))
+            Some(flagged(Sample::histogram(labels.clone(), t, Hist::new(h))))
         };
         let sample = match name {
             "rate" | "increase" | "delta" => {
@@ -1016,7 +1041,9 @@ fn range_with_histograms(
                 };
                 match (f, h) {
                     (Some(f), Some(h)) if (f.0 > h.0) == last => float(f.1),
-                    (_, Some(h)) => Some(Sample::histogram(labels.clone(), t, h.1.clone())),
+                    (_, Some(h)) => {
+                        Some(flagged(Sample::histogram(labels.clone(), t, h.1.clone())))
+                    }
                     (Some(f), None) => float(f.1),
                     (None, None) => None,
                 }
@@ -1256,7 +1283,7 @@ fn map_times(v: Value) -> Result<Value> {
     Ok(Value::Vector(
         vector(v)?
             .into_iter()
-            .map(|s| Sample::float(drop_name(&s.labels), s.t, s.t as f64 / 1000.0))
+            .map(|s| Sample::float(s.labels, s.t, s.t as f64 / 1000.0))
             .collect(),
     ))
 }

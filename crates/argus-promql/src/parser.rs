@@ -153,6 +153,9 @@ pub struct Features {
     pub extended_range_selectors: bool,
     /// `promql-binop-fill-modifiers`: `fill`, `fill_left`, `fill_right`.
     pub binop_fill_modifiers: bool,
+    /// `promql-delayed-name-removal`: not a syntax feature; the engine reads it
+    /// ([`crate::EngineOptions::delayed_name_removal`]).
+    pub delayed_name_removal: bool,
 }
 
 impl Features {
@@ -162,6 +165,7 @@ impl Features {
         duration_expr: true,
         extended_range_selectors: true,
         binop_fill_modifiers: true,
+        delayed_name_removal: true,
     };
     /// Prometheus's defaults: everything off.
     pub const NONE: Features = Features {
@@ -169,6 +173,7 @@ impl Features {
         duration_expr: false,
         extended_range_selectors: false,
         binop_fill_modifiers: false,
+        delayed_name_removal: false,
     };
 
     /// Turns on the feature named by an `--enable-feature` value; false for names that are
@@ -179,6 +184,7 @@ impl Features {
             "promql-duration-expr" => &mut self.duration_expr,
             "promql-extended-range-selectors" => &mut self.extended_range_selectors,
             "promql-binop-fill-modifiers" => &mut self.binop_fill_modifiers,
+            "promql-delayed-name-removal" => &mut self.delayed_name_removal,
             _ => return false,
         };
         *flag = true;

@@ -320,6 +320,8 @@ pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
     let mut store = MemStore::default();
     let engine = Engine::new(EngineOptions {
         max_samples: 10_000,
+        // Upstream's test engine runs with delayed name removal (INDEX.md §12).
+        delayed_name_removal: true,
         ..EngineOptions::default()
     });
     let mut results = Vec::new();

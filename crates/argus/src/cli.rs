@@ -139,7 +139,8 @@ pub struct ServerArgs {
 
     /// Comma-separated feature names to enable (Prometheus's names; PromQL ones:
     /// promql-experimental-functions, promql-duration-expr, promql-extended-range-selectors,
-    /// promql-binop-fill-modifiers). Others are accepted and have no effect yet.
+    /// promql-binop-fill-modifiers, promql-delayed-name-removal). Others are accepted and have
+    /// no effect yet.
     #[arg(long = "enable-feature", value_delimiter = ',')]
     pub enable_feature: Vec<String>,
 

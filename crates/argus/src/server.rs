@@ -276,6 +276,7 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
     )));
 
     let write_limits = argus_remote::WriteLimits::default();
+    let features = promql_features(&args.enable_feature);
     let state = AppState {
         db: db.clone(),
         ready: ready.clone(),
@@ -313,8 +314,9 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
             max_samples: args.query_max_samples,
             deadline: None,
             canceled: None,
+            delayed_name_removal: features.delayed_name_removal,
         },
-        promql_features: promql_features(&args.enable_feature),
+        promql_features: features,
         scrape: scrape.clone(),
     };
     let app = argus_web::router(state).layer(axum::extract::DefaultBodyLimit::max(
@@ -424,7 +426,7 @@ async fn signals(process: Arc<Process>) {
 /// The PromQL features `--enable-feature` turns on. Other names Prometheus knows are
 /// accepted (they change nothing here yet); unknown ones are logged, as Prometheus does.
 fn promql_features(names: &[String]) -> argus_promql::Features {
-    const OTHER_KNOWN: [&str; 14] = [
+    const OTHER_KNOWN: [&str; 13] = [
         "exemplar-storage",
         "memory-snapshot-on-shutdown",
         "extra-scrape-metrics",
@@ -436,7 +438,6 @@ fn promql_features(names: &[String]) -> argus_promql::Features {
         "delayed-compaction",
         "old-ui",
         "metadata-wal-records",
-        "promql-delayed-name-removal",
         "type-and-unit-labels",
         "otlp-deltatocumulative",
     ];

@@ -15,7 +15,8 @@
 use argus_model::{Labels, is_stale_nan};
 
 use super::{
-    Ctx, EvalError, LabelsMap, Result, Sample, Value, drop_name, group_labels, without_stale,
+    Ctx, EvalError, LabelsMap, Result, Sample, Series, Value, drop_name, group_labels,
+    without_stale,
 };
 use crate::aggregate::Running;
 use crate::ast::{AggOp, AtModifier, Expr, ValueType, VectorSelector};
@@ -40,7 +41,13 @@ impl Grid {
 pub(super) struct StepSeries {
     pub labels: Labels,
     pub vals: Vec<Option<f64>>,
+    /// As [`Sample::drop_name`].
+    pub drop_name: bool,
 }
+
+/// Called with each series of a node streamed without being materialized: its labels,
+/// whether its name is marked for removal, its value at each step.
+type SeriesSink<'f> = dyn FnMut(&Labels, bool, &[Option<f64>]) -> Result<()> + 'f;
 
 /// A node's value at every step of a grid.
 #[derive(Debug)]
@@ -83,7 +90,7 @@ impl Assembler {
             Value::String { v, .. } => self.string = Some(v),
             Value::Vector(samples) => {
                 for s in samples {
-                    self.put(i, s.labels, s.v)?;
+                    self.put(i, s.labels, s.drop_name, s.v)?;
                 }
             }
             Value::Matrix(_) => {
@@ -95,9 +102,12 @@ impl Assembler {
         Ok(())
     }
 
-    fn put(&mut self, i: usize, labels: Labels, v: f64) -> Result<()> {
+    fn put(&mut self, i: usize, labels: Labels, drop_name: bool, v: f64) -> Result<()> {
         let slots = self.index.entry(labels.clone()).or_default();
-        if let Some(&k) = slots.iter().find(|&&k| self.series[k].vals[i].is_none()) {
+        if let Some(&k) = slots
+            .iter()
+            .find(|&&k| self.series[k].drop_name == drop_name && self.series[k].vals[i].is_none())
+        {
             self.series[k].vals[i] = Some(v);
             return Ok(());
         }
@@ -105,7 +115,11 @@ impl Assembler {
         let mut vals = vec![None; self.n];
         vals[i] = Some(v);
         slots.push(self.series.len());
-        self.series.push(StepSeries { labels, vals });
+        self.series.push(StepSeries {
+            labels,
+            vals,
+            drop_name,
+        });
         Ok(())
     }
 
@@ -137,7 +151,12 @@ impl RVal {
             RVal::Vector(series) => Value::Vector(
                 series
                     .iter()
-                    .filter_map(|s| s.vals[i].map(|v| Sample::float(s.labels.clone(), t, v)))
+                    .filter_map(|s| {
+                        s.vals[i].map(|v| Sample {
+                            drop_name: s.drop_name,
+                            ..Sample::float(s.labels.clone(), t, v)
+                        })
+                    })
                     .collect(),
             ),
         }
@@ -196,7 +215,7 @@ impl Ctx<'_> {
         &self,
         sel: &VectorSelector,
         grid: &Grid,
-        f: &mut dyn FnMut(&Labels, &[Option<f64>]) -> Result<()>,
+        f: &mut SeriesSink<'_>,
     ) -> Result<()> {
         let Some(data) = self.data.get(&(sel.span.start, sel.span.end)) else {
             return Ok(());
@@ -232,7 +251,7 @@ impl Ctx<'_> {
                 }
             }
             if any {
-                f(labels, &vals)?;
+                f(labels, false, &vals)?;
             }
         }
         Ok(())
@@ -245,7 +264,7 @@ impl Ctx<'_> {
         sel: &VectorSelector,
         range: i64,
         grid: &Grid,
-        f: &mut dyn FnMut(&Labels, &[Option<f64>]) -> Result<()>,
+        f: &mut SeriesSink<'_>,
     ) -> Result<()> {
         let Some(data) = self.data.get(&(sel.span.start, sel.span.end)) else {
             return Ok(());
@@ -266,12 +285,15 @@ impl Ctx<'_> {
                         sel.span,
                     );
                 }
-                let out = if keep_name {
-                    labels.clone()
+                // The streamed series reach their consumer without passing a node's end,
+                // where names are otherwise settled: settle here.
+                if keep_name {
+                    f(labels, false, &vals)?;
+                } else if self.engine.opts.delayed_name_removal {
+                    f(labels, true, &vals)?;
                 } else {
-                    drop_name(labels)
-                };
-                f(&out, &vals)?;
+                    f(&drop_name(labels), false, &vals)?;
+                }
             }
         }
         Ok(())
@@ -280,6 +302,20 @@ impl Ctx<'_> {
     /// Evaluates `expr` at every step of `grid`.
     pub(super) fn eval_range(&mut self, expr: &Expr, grid: &Grid) -> Result<RVal> {
         self.check_limits()?;
+        let mut value = self.eval_range_node(expr, grid)?;
+        // Without delayed name removal, names marked for removal go at the node's end.
+        if let RVal::Vector(series) = &mut value
+            && !self.engine.opts.delayed_name_removal
+        {
+            for s in series.iter_mut().filter(|s| s.drop_name) {
+                s.labels = drop_name(&s.labels);
+                s.drop_name = false;
+            }
+        }
+        Ok(value)
+    }
+
+    fn eval_range_node(&mut self, expr: &Expr, grid: &Grid) -> Result<RVal> {
         match expr {
             Expr::Number { value, .. } => Ok(RVal::Scalar(vec![*value; grid.n])),
             Expr::String { value, .. } => Ok(RVal::String(value.clone())),
@@ -288,11 +324,12 @@ impl Ctx<'_> {
             Expr::Vector(sel) => {
                 let mut out = Vec::new();
                 let budget = self.engine.opts.max_samples;
-                self.each_selected(sel, grid, &mut |labels, vals| {
+                self.each_selected(sel, grid, &mut |labels, drop_name, vals| {
                     within_budget(out.len() + 1, grid.n, budget)?;
                     out.push(StepSeries {
                         labels: labels.clone(),
                         vals: vals.to_vec(),
+                        drop_name,
                     });
                     Ok(())
                 })?;
@@ -304,8 +341,9 @@ impl Ctx<'_> {
                     series
                         .into_iter()
                         .map(|s| StepSeries {
-                            labels: drop_name(&s.labels),
+                            labels: s.labels,
                             vals: s.vals.into_iter().map(|v| v.map(|x| -x)).collect(),
+                            drop_name: true,
                         })
                         .collect(),
                 )),
@@ -322,14 +360,21 @@ impl Ctx<'_> {
                     } => {
                         let mut out = Vec::new();
                         let budget = self.engine.opts.max_samples;
-                        self.each_ranged(func.name, selector, *range_ms, grid, &mut |l, v| {
-                            within_budget(out.len() + 1, grid.n, budget)?;
-                            out.push(StepSeries {
-                                labels: l.clone(),
-                                vals: v.to_vec(),
-                            });
-                            Ok(())
-                        })?;
+                        self.each_ranged(
+                            func.name,
+                            selector,
+                            *range_ms,
+                            grid,
+                            &mut |l, drop_name, v| {
+                                within_budget(out.len() + 1, grid.n, budget)?;
+                                out.push(StepSeries {
+                                    labels: l.clone(),
+                                    vals: v.to_vec(),
+                                    drop_name,
+                                });
+                                Ok(())
+                            },
+                        )?;
                         Ok(RVal::Vector(out))
                     }
                     Expr::Subquery { .. } => self.subquery_function(func.name, &args[0], grid),
@@ -453,20 +498,23 @@ impl Ctx<'_> {
         grid: &Grid,
     ) -> Result<RVal> {
         let mut index: LabelsMap<usize> = LabelsMap::default();
-        let mut groups: Vec<(Labels, Vec<Option<Running>>)> = Vec::new();
+        // Per group: its labels, whether an input's name was marked for removal (it matters
+        // when the grouping keeps the name), its accumulators.
+        let mut groups: Vec<(Labels, bool, Vec<Option<Running>>)> = Vec::new();
         let budget = self.engine.opts.max_samples;
-        let mut fold = |labels: &Labels, vals: &[Option<f64>]| -> Result<()> {
+        let mut fold = |labels: &Labels, drop_name: bool, vals: &[Option<f64>]| -> Result<()> {
             let key = group_labels(labels, grouping, without);
             let g = match index.get(&key) {
                 Some(&g) => g,
                 None => {
                     index.insert(key.clone(), groups.len());
                     within_budget(groups.len() + 1, grid.n, budget)?;
-                    groups.push((key, vec![None; grid.n]));
+                    groups.push((key, false, vec![None; grid.n]));
                     groups.len() - 1
                 }
             };
-            let accs = &mut groups[g].1;
+            groups[g].1 |= drop_name;
+            let accs = &mut groups[g].2;
             for (acc, v) in accs.iter_mut().zip(vals) {
                 if let Some(v) = *v {
                     match acc {
@@ -496,7 +544,7 @@ impl Ctx<'_> {
             other => match self.eval_range(other, grid)? {
                 RVal::Vector(series) => {
                     for s in &series {
-                        fold(&s.labels, &s.vals)?;
+                        fold(&s.labels, s.drop_name, &s.vals)?;
                     }
                 }
                 _ => {
@@ -507,9 +555,10 @@ impl Ctx<'_> {
         Ok(RVal::Vector(
             groups
                 .into_iter()
-                .map(|(labels, accs)| StepSeries {
+                .map(|(labels, drop_name, accs)| StepSeries {
                     labels,
                     vals: accs.iter().map(|a| a.map(|a| a.value())).collect(),
+                    drop_name,
                 })
                 .collect(),
         ))
@@ -565,16 +614,13 @@ impl Ctx<'_> {
         let keep_name = direct_keeps_name(name);
         let mut out = Vec::new();
         let mut vals = vec![None; grid.n];
-        for (labels, points) in series {
-            if slide(name, &points, range, None, offset, grid, &mut vals) {
+        for s in series {
+            if slide(name, &s.points, range, None, offset, grid, &mut vals) {
                 within_budget(out.len() + 1, grid.n, self.engine.opts.max_samples)?;
                 out.push(StepSeries {
-                    labels: if keep_name {
-                        labels
-                    } else {
-                        drop_name(&labels)
-                    },
+                    labels: s.labels,
                     vals: vals.clone(),
+                    drop_name: s.drop_name || !keep_name,
                 });
             }
         }
@@ -585,11 +631,7 @@ impl Ctx<'_> {
 impl Ctx<'_> {
     /// A subquery's samples: `inner` evaluated on the subquery's step grid, one series per
     /// label set (first-seen order) with its points in time order.
-    pub(super) fn subquery_points(
-        &mut self,
-        inner: &Expr,
-        grid: &Grid,
-    ) -> Result<Vec<(Labels, Vec<(i64, f64)>)>> {
+    pub(super) fn subquery_points(&mut self, inner: &Expr, grid: &Grid) -> Result<Vec<Series>> {
         if grid.n == 0 {
             return Ok(Vec::new());
         }
@@ -598,6 +640,7 @@ impl Ctx<'_> {
             RVal::Scalar(v) => vec![StepSeries {
                 labels: Labels::empty(),
                 vals: v.into_iter().map(Some).collect(),
+                drop_name: false,
             }],
             RVal::String(_) => {
                 return Err(EvalError::Execution("subquery over a non-vector".into()));
@@ -605,21 +648,23 @@ impl Ctx<'_> {
         };
         // Series with equal labels (duplicates at different steps) form one subquery series.
         let mut index: LabelsMap<usize> = LabelsMap::default();
-        let mut out: Vec<(Labels, Vec<(i64, f64)>)> = Vec::new();
+        let mut out: Vec<Series> = Vec::new();
         for s in series {
             let k = *index.entry(s.labels.clone()).or_insert_with(|| {
-                out.push((s.labels.clone(), Vec::new()));
+                out.push(Series::floats(s.labels.clone(), Vec::new()));
                 out.len() - 1
             });
-            let merged = !out[k].1.is_empty();
-            out[k].1.extend(
+            out[k].drop_name |= s.drop_name;
+            let points = &mut out[k].points;
+            let merged = !points.is_empty();
+            points.extend(
                 s.vals
                     .iter()
                     .enumerate()
                     .filter_map(|(j, v)| v.map(|v| (grid.t(j), v))),
             );
             if merged {
-                out[k].1.sort_by_key(|p| p.0);
+                points.sort_by_key(|p| p.0);
             }
         }
         Ok(out)

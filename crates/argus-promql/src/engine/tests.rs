@@ -323,7 +323,12 @@ fn same_outcome(a: &Result<Vec<Series>>, b: &Result<Vec<Series>>) -> bool {
 fn range_evaluation_matches_stepwise_reference() {
     let start = 1_700_000_000_000i64;
     let store = Mem(crate::compliance::demo_data(start, start + 3 * 3_600_000));
-    let engine = Engine::new(EngineOptions::default());
+    let engines = [false, true].map(|delayed_name_removal| {
+        Engine::new(EngineOptions {
+            delayed_name_removal,
+            ..EngineOptions::default()
+        })
+    });
     let mut queries: Vec<String> =
         crate::compliance::queries(&crate::parser::tests::compliance_file())
             .into_iter()
@@ -348,6 +353,11 @@ fn range_evaluation_matches_stepwise_reference() {
             "increase(demo_cpu_usage_seconds_total[2m] smoothed offset 1m)",
             "changes(demo_intermittent_metric[3m] anchored)",
             "demo_memory_usage_bytes smoothed",
+            "sum by (__name__) (rate({__name__=~\"demo_cpu_usage_seconds_total|demo_disk_usage_bytes\"}[5m]))",
+            "label_replace(rate(demo_cpu_usage_seconds_total[5m]), \"n\", \"$1\", \"__name__\", \"(.*)\")",
+            "label_join(-demo_num_cpus, \"__name__\", \"_\", \"__name__\", \"instance\")",
+            "last_over_time(abs(demo_num_cpus)[10m:]) or demo_num_cpus offset 1h",
+            "-{__name__=~\"demo_num_cpus|demo_disk_total_bytes\"} or demo_num_cpus",
         ]
         .map(String::from),
     );
@@ -361,17 +371,21 @@ fn range_evaluation_matches_stepwise_reference() {
     let mut compared = 0;
     for q in &queries {
         let Ok(expr) = parse(q) else { continue };
-        for &(s, e, step) in &ranges {
+        for (engine, &(s, e, step)) in engines
+            .iter()
+            .flat_map(|e| ranges.iter().map(move |r| (e, r)))
+        {
             let fast = engine.range(&store, &expr, s, e, step);
             let slow = engine.range_stepwise(&store, &expr, s, e, step);
             assert!(
                 same_outcome(&fast, &slow),
-                "{q} over [{s}, {e}] step {step}:\nseries-at-a-time: {fast:?}\nstepwise: {slow:?}"
+                "{q} over [{s}, {e}] step {step} (delayed name removal: {}):\nseries-at-a-time: {fast:?}\nstepwise: {slow:?}",
+                engine.opts.delayed_name_removal
             );
             compared += 1;
         }
     }
-    assert!(compared > 1500, "only {compared} comparisons");
+    assert!(compared > 3000, "only {compared} comparisons");
 }
 
 /// Dense per-step storage is bounded by `max_samples`: a subquery whose step grid would not
@@ -445,4 +459,96 @@ fn rate_over_a_non_counter_name_raises_an_info() {
         )
         .unwrap();
     assert!(annos.is_empty());
+}
+
+/// Without delayed name removal (Prometheus's default) a name is gone as soon as an operator
+/// drops it; with it the name stays readable until the end of the query.
+#[test]
+fn delayed_name_removal_keeps_names_until_the_end() {
+    let store = Mem(vec![
+        series(&[("__name__", "a_total"), ("env", "1")], M, 0.0, 1.0, 10),
+        series(&[("__name__", "b_total"), ("env", "1")], M, 0.0, 3.0, 10),
+    ]);
+    let run = |delayed: bool, q: &str| -> Result<Vec<(String, f64)>> {
+        let engine = Engine::new(EngineOptions {
+            delayed_name_removal: delayed,
+            ..EngineOptions::default()
+        });
+        let expr = parse(q).unwrap();
+        let t = 10 * M;
+        let instant = match engine.instant(&store, &expr, t)? {
+            Value::Vector(v) => v,
+            other => panic!("{other:?}"),
+        };
+        // The range query's answer at `t` is the instant answer.
+        let range = engine.range(&store, &expr, t - M, t, M)?;
+        let mut out: Vec<(String, f64)> = instant
+            .iter()
+            .map(|s| (s.labels.to_string(), s.v))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        let at_t: Vec<(String, f64)> = range
+            .iter()
+            .filter_map(|s| {
+                s.points
+                    .iter()
+                    .find(|p| p.0 == t)
+                    .map(|p| (s.labels.to_string(), p.1))
+            })
+            .collect();
+        assert_eq!(out, at_t, "{q} (delayed: {delayed})");
+        assert!(instant.iter().all(|s| !s.drop_name));
+        Ok(out)
+    };
+    let rates = r#"rate({env="1"}[5m])"#;
+    let q = format!(r#"label_replace({rates}, "__name__", "rate_$1", "__name__", "(.+)")"#);
+    assert!(
+        run(false, &q).is_err(),
+        "eager: both rates are {{env=\"1\"}}"
+    );
+    assert_eq!(
+        run(true, &q).unwrap(),
+        vec![
+            (
+                r#"{__name__="rate_a_total", env="1"}"#.to_string(),
+                1.0 / 60.0
+            ),
+            (
+                r#"{__name__="rate_b_total", env="1"}"#.to_string(),
+                3.0 / 60.0
+            ),
+        ]
+    );
+    // Grouping by the name: eager groups the nameless rates together; delayed keeps the
+    // groups apart and fails at the end when both lose their names.
+    let q = format!("sum by (__name__) ({rates})");
+    assert_eq!(
+        run(false, &q).unwrap(),
+        vec![("{}".to_string(), 4.0 / 60.0)]
+    );
+    assert_eq!(
+        run(true, &q).unwrap_err(),
+        EvalError::Execution("vector cannot contain metrics with the same labelset".into())
+    );
+    // A name kept by a comparison, dropped by `bool`, restored by label_join.
+    assert_eq!(
+        run(true, "a_total > 5").unwrap(),
+        vec![(r#"{__name__="a_total", env="1"}"#.to_string(), 10.0)]
+    );
+    assert_eq!(
+        run(true, "a_total > bool 5").unwrap(),
+        vec![(r#"{env="1"}"#.to_string(), 1.0)]
+    );
+    assert_eq!(
+        run(
+            true,
+            r#"label_join(-a_total, "__name__", "_", "__name__", "env")"#
+        )
+        .unwrap(),
+        vec![(r#"{__name__="a_total_1", env="1"}"#.to_string(), -10.0)]
+    );
+    assert_eq!(
+        run(true, "rate(a_total[5m]) > 0").unwrap(),
+        vec![(r#"{env="1"}"#.to_string(), 1.0 / 60.0)]
+    );
 }

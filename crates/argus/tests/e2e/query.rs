@@ -275,6 +275,46 @@ fn experimental_promql_needs_enable_feature() {
     );
 }
 
+/// `--enable-feature=promql-delayed-name-removal` keeps the name readable until the query's
+/// end: `label_replace` can copy it out of `rate(...)`'s result. Without the flag the name is
+/// already gone (Prometheus's default).
+#[test]
+fn delayed_name_removal_needs_enable_feature() {
+    let base = 1_700_000_000_000i64;
+    let t = (base + 600_000) / 1000;
+    let q = format!(
+        "/api/v1/query?query={}&time={t}",
+        urlencode(r#"label_replace(rate(reqs_total[5m]), "from", "$1", "__name__", "(.+)")"#)
+    );
+    let answer = |flags: &[&str]| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = ArgusBuilder::new(&dir.path().join("data"));
+        for f in flags {
+            b = b.flag(f);
+        }
+        let argus = b.start();
+        let write = WriteRequest {
+            timeseries: two_counters(base),
+        };
+        assert_eq!(argus.write(&write).status(), 204);
+        raw(&argus, &q)
+    };
+    assert_eq!(
+        answer(&[]),
+        (
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"instance":"a","job":"j"},"value":[1700000600,"0.06666666666666667"]},{"metric":{"instance":"b","job":"j"},"value":[1700000600,"0.13333333333333333"]}]}}"#.to_string()
+        )
+    );
+    assert_eq!(
+        answer(&["--enable-feature=promql-delayed-name-removal"]),
+        (
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"from":"reqs_total","instance":"a","job":"j"},"value":[1700000600,"0.06666666666666667"]},{"metric":{"from":"reqs_total","instance":"b","job":"j"},"value":[1700000600,"0.13333333333333333"]}]}}"#.to_string()
+        )
+    );
+}
+
 /// A remote-write `Histogram` message: integer counts 1, 2, 1 in schema-0 buckets 0–2,
 /// count 4, sum 5, at `t` milliseconds.
 pub(super) fn histogram_message(t: i64) -> Vec<u8> {
