@@ -110,6 +110,30 @@ pub fn api_float(v: f64) -> String {
     }
 }
 
+/// Where bytes that are not valid UTF-8 are kept in a `String` (Go strings may hold any
+/// bytes, e.g. from a `"\xc5"` escape): byte `b` becomes the private-use character
+/// `U+10FF00 + b`, which [`quote`] prints back as `\xNN`.
+const RAW_BYTE_BASE: u32 = 0x10_FF00;
+
+/// Bytes as a Go string would hold them: valid UTF-8 as is, each invalid byte kept as its
+/// stand-in character (see [`RAW_BYTE_BASE`]).
+pub fn string_from_bytes(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            let bytes = e.into_bytes();
+            let mut out = String::with_capacity(bytes.len() + 8);
+            for chunk in bytes.utf8_chunks() {
+                out.push_str(chunk.valid());
+                for &b in chunk.invalid() {
+                    out.extend(char::from_u32(RAW_BYTE_BASE + u32::from(b)));
+                }
+            }
+            out
+        }
+    }
+}
+
 /// Go's `strconv.Quote`: double-quoted, with Go escapes for control and non-printable runes.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -127,6 +151,9 @@ pub fn quote(s: &str) -> String {
             '\x0b' => out.push_str("\\v"),
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if (RAW_BYTE_BASE..=RAW_BYTE_BASE + 0xff).contains(&(c as u32)) => {
+                out.push_str(&format!("\\x{:02x}", c as u32 - RAW_BYTE_BASE));
             }
             c if c.is_control() => {
                 if (c as u32) < 0x10000 {
@@ -146,6 +173,14 @@ pub fn quote(s: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_quote_as_go_does() {
+        assert_eq!(string_from_bytes(b"a\xc3\xa9z".to_vec()), "aéz");
+        let s = string_from_bytes(b"a\xc5z".to_vec());
+        assert_eq!(quote(&s), r#""a\xc5z""#);
+        assert_eq!(quote("a\u{7f}\n"), r#""a\x7f\n""#);
+    }
 
     #[test]
     fn go_float_table() {

@@ -212,7 +212,8 @@ fn eval_groups(
             };
             if !argus_model::labels::is_valid_label_name(&label) {
                 return Err(EvalError::Execution(format!(
-                    "invalid label name {label:?}"
+                    "invalid label name {}",
+                    argus_model::gofmt::quote(&label)
                 )));
             }
             let mut counts: crate::engine::LabelsMap<f64> = Default::default();

@@ -121,6 +121,13 @@ fn for_metric(name: &str) -> String {
 
 // The messages, worded as Prometheus's `util/annotations` package words them.
 
+pub fn start_time_overlap(metric: &str) -> String {
+    format!(
+        "sample has start time that overlaps with previous sample timestamp for metric {}",
+        quoted(metric)
+    )
+}
+
 pub fn mixed_floats_histograms(metric: &str) -> String {
     format!(
         "encountered a mix of histograms and floats for metric name {}",

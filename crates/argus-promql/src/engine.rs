@@ -57,6 +57,19 @@ pub trait Queryable {
         let _ = (mint, maxt, matchers);
         Vec::new()
     }
+
+    /// Start timestamps of the matching series' samples in `[mint, maxt]`: `(sample time,
+    /// start time)` for the samples that have one, sorted by sample time. Stores that keep
+    /// none answer nothing, and queries then compute as without them.
+    fn select_start_timestamps(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, Vec<(i64, i64)>)> {
+        let _ = (mint, maxt, matchers);
+        Vec::new()
+    }
 }
 
 impl Queryable for argus_tsdb::Db {
@@ -173,6 +186,10 @@ pub struct Series {
     pub hists: Vec<(i64, Hist)>,
     /// As [`Sample::drop_name`].
     pub drop_name: bool,
+    /// `(sample time, start time)` of the samples that have a start timestamp, by time. Only
+    /// range selectors over stores that keep them fill it; subqueries and other expressions
+    /// leave it empty (as upstream, they cut the propagation of start timestamps).
+    pub starts: Vec<(i64, i64)>,
 }
 
 impl Series {
@@ -182,7 +199,15 @@ impl Series {
             points,
             hists: Vec::new(),
             drop_name: false,
+            starts: Vec::new(),
         }
+    }
+
+    /// The start timestamp of the sample at `t` (0: unknown).
+    pub fn start_of(&self, t: i64) -> i64 {
+        self.starts
+            .binary_search_by_key(&t, |p| p.0)
+            .map_or(0, |i| self.starts[i].1)
     }
 
     /// Removes the name now if it is marked for removal.
@@ -253,10 +278,15 @@ type Loaded = HashMap<(usize, usize), Vec<(Labels, Vec<(i64, f64)>)>>;
 /// Histogram samples per selector, aligned by index with the selector's [`Loaded`] series.
 type LoadedHists = HashMap<(usize, usize), Vec<Vec<(i64, Hist)>>>;
 
+/// Start timestamps per selector (see [`Queryable::select_start_timestamps`]), aligned by
+/// index with the selector's [`Loaded`] series; only selectors the store had some for.
+type LoadedStarts = HashMap<(usize, usize), Vec<Vec<(i64, i64)>>>;
+
 /// Where [`Engine::load`] puts what it reads.
 struct LoadTarget<'x> {
     floats: &'x mut Loaded,
     hists: &'x mut LoadedHists,
+    starts: &'x mut LoadedStarts,
     /// Selectors read the way Prometheus reads for `histogram_count|sum|avg` (see
     /// [`stats_decoded`]).
     stats: &'x std::collections::HashSet<(usize, usize)>,
@@ -326,6 +356,9 @@ struct Ctx<'a> {
     store: &'a dyn Queryable,
     data: Loaded,
     hdata: LoadedHists,
+    /// Start timestamps; a query that loaded any is evaluated step by step, and range
+    /// functions that use them (`rate`, `increase`, `irate`, `resets`) take them into account.
+    sdata: LoadedStarts,
     /// Warnings and infos raised so far.
     annos: Annotations,
     /// Raised where the context is only borrowed (smoothed selectors, sliding range
@@ -412,8 +445,8 @@ impl Engine {
         let expr = &resolved;
         let mut ctx = self.context(q, expr, start, end, step, step)?;
         warn_sorting(expr, &mut ctx.annos);
-        if !ctx.hdata.is_empty() {
-            // Histogram samples take the step-by-step path.
+        if !ctx.hdata.is_empty() || !ctx.sdata.is_empty() {
+            // Histogram samples and start timestamps take the step-by-step path.
             let series = ctx.stepwise(expr, start, end, step)?;
             return Ok((series, ctx.into_annotations()));
         }
@@ -497,6 +530,7 @@ impl Engine {
         let began = std::time::Instant::now();
         let mut data = Loaded::new();
         let mut hdata = LoadedHists::new();
+        let mut sdata = LoadedStarts::new();
         let mut loaded = 0usize;
         self.load(
             q,
@@ -508,6 +542,7 @@ impl Engine {
             &mut LoadTarget {
                 floats: &mut data,
                 hists: &mut hdata,
+                starts: &mut sdata,
                 stats: &stats_decoded(expr),
             },
             &mut loaded,
@@ -525,6 +560,7 @@ impl Engine {
             store: q,
             data,
             hdata,
+            sdata,
             annos: Annotations::default(),
             shared_annos: Default::default(),
             start,
@@ -590,6 +626,15 @@ impl Engine {
             }
             if *loaded > self.opts.max_samples {
                 return Err(EvalError::TooManySamples);
+            }
+            let starts = q.select_start_timestamps(mint, maxt, &sel.matchers);
+            if !starts.is_empty() {
+                let mut by_labels: LabelsMap<Vec<(i64, i64)>> = starts.into_iter().collect();
+                let aligned = series
+                    .iter()
+                    .map(|(l, _)| by_labels.remove(l).unwrap_or_default())
+                    .collect();
+                data.starts.insert(key, aligned);
             }
             data.floats.insert(key, series);
             Ok(())
@@ -923,7 +968,7 @@ impl Ctx<'_> {
                         ((base - first) / step + 1) as usize
                     },
                 };
-                if !self.hdata.is_empty() {
+                if !self.hdata.is_empty() || !self.sdata.is_empty() {
                     return Ok(Value::Matrix(self.subquery_stepwise(inner, &grid)?));
                 }
                 match self.subquery_points(inner, &grid) {
@@ -1043,6 +1088,9 @@ impl Ctx<'_> {
                     args[0].span(),
                 )))
             }
+            Expr::Call { func, args, .. } if func.name == "start_timestamp" => {
+                Ok(Value::Vector(self.start_timestamps(&args[0], t)))
+            }
             Expr::Call { func, args, .. } if func.name == "info" => {
                 let Value::Vector(base) = self.eval(&args[0], t)? else {
                     return Err(EvalError::Execution(
@@ -1158,6 +1206,39 @@ impl Ctx<'_> {
 
     fn at_time(&self, at: Option<AtModifier>, t: i64) -> i64 {
         crate::ast::at_time(at, t, self.start, self.end)
+    }
+
+    /// `start_timestamp(arg)`: the start time (in seconds; 0 when unknown) of each sample an
+    /// instant selector picks. Nothing for other expressions (start timestamps do not survive
+    /// them) or when the store keeps no start timestamps, as upstream.
+    fn start_timestamps(&self, arg: &Expr, t: i64) -> Vec<Sample> {
+        let mut arg = arg;
+        while let Expr::Paren { expr, .. } = arg {
+            arg = expr;
+        }
+        let Expr::Vector(sel) = arg else {
+            return Vec::new();
+        };
+        let key = (sel.span.start, sel.span.end);
+        let (Some(series), Some(starts)) = (self.data.get(&key), self.sdata.get(&key)) else {
+            return Vec::new();
+        };
+        let index: LabelsMap<usize> = series
+            .iter()
+            .enumerate()
+            .map(|(k, (l, _))| (l.clone(), k))
+            .collect();
+        self.vector(sel, t)
+            .into_iter()
+            .map(|s| {
+                let st = index.get(&s.labels).map_or(0, |&k| {
+                    let st = &starts[k];
+                    st.binary_search_by_key(&s.t, |p| p.0)
+                        .map_or(0, |i| st[i].1)
+                });
+                Sample::float(s.labels, t, st as f64 / 1000.0).name_dropped()
+            })
+            .collect()
     }
 
     /// `name(selector[range])` for every series, computed on slices of the loaded samples.
@@ -1276,6 +1357,7 @@ impl Ctx<'_> {
                 points: s.points.iter().filter(|p| p.0 >= anchor).copied().collect(),
                 hists: s.hists.iter().filter(|p| p.0 >= anchor).cloned().collect(),
                 drop_name: false,
+                starts: Vec::new(),
             };
             let v = crate::histfn::changes_or_resets(&window, name == "resets");
             return Some(Sample::float(labels, end, v));
@@ -1391,6 +1473,7 @@ impl Ctx<'_> {
         };
         let after = if sel.smoothed { lookback } else { 0 };
         let hists = self.hdata.get(&(sel.span.start, sel.span.end));
+        let starts = self.sdata.get(&(sel.span.start, sel.span.end));
         let mut out = Vec::new();
         for (k, (labels, points)) in series.iter().enumerate() {
             let lo = points.partition_point(|p| p.0 <= ts - range - before);
@@ -1410,23 +1493,32 @@ impl Ctx<'_> {
                 None => Vec::new(),
             };
             if !pts.is_empty() || !hs.is_empty() {
+                let starts = starts.map_or(Vec::new(), |st| {
+                    let st = &st[k];
+                    let lo = st.partition_point(|p| p.0 <= ts - range - before);
+                    let hi = st.partition_point(|p| p.0 <= ts + after);
+                    st[lo..hi].to_vec()
+                });
                 out.push(Series {
                     labels: labels.clone(),
                     points: pts,
                     hists: hs,
                     drop_name: false,
+                    starts,
                 });
             }
         }
         out
     }
 
-    /// True when the selector under `e` (a matrix selector) loaded histogram samples.
+    /// True when the selector under `e` (a matrix selector) loaded histogram samples or
+    /// start timestamps (which the slice-based fast paths do not read).
     fn has_histograms(&self, e: &Expr) -> bool {
         match e {
-            Expr::Matrix { selector, .. } | Expr::Vector(selector) => self
-                .hdata
-                .contains_key(&(selector.span.start, selector.span.end)),
+            Expr::Matrix { selector, .. } | Expr::Vector(selector) => {
+                let key = (selector.span.start, selector.span.end);
+                self.hdata.contains_key(&key) || self.sdata.contains_key(&key)
+            }
             _ => false,
         }
     }

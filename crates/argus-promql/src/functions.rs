@@ -220,6 +220,154 @@ fn over_time(v: Value, t: i64, f: impl Fn(&[(i64, f64)]) -> Option<f64>) -> Resu
     Ok(Value::Vector(out))
 }
 
+/// Whether a start timestamp says the counter was reset between the previous sample and the
+/// current one (upstream's `isStartTimestampReset`). 0 is an unknown start.
+pub(crate) fn start_reset(prev_st: i64, prev_t: i64, st: i64, t: i64) -> bool {
+    // Unknown, invalid (after the sample) or OTel's "unknown start" (equal to the sample).
+    if st == 0 || st >= t || st < prev_t {
+        return false;
+    }
+    if st > prev_t {
+        return true;
+    }
+    // The start is the previous sample's time: a delta sample (a reset), unless the previous
+    // sample's own start was unknown (a cumulative series whose start is not known) or
+    // invalid.
+    prev_st <= prev_t && prev_st != 0 && prev_st != prev_t
+}
+
+/// A start timestamp pointing before the previous sample, other than the previous sample's
+/// own start: the two samples' intervals overlap.
+pub(crate) fn start_overlaps(prev_st: i64, prev_t: i64, st: i64) -> bool {
+    st != 0 && st < prev_t && st != prev_st
+}
+
+/// `rate`, `increase`, `irate` and `resets` over series that carry start timestamps: a start
+/// timestamp after the previous sample is a counter reset, and a first sample whose start
+/// lies inside the range stands for an increase from zero at that start (no extrapolation to
+/// the left). Float samples only (histogram series go through [`range_with_histograms`]).
+fn with_start_timestamps(
+    name: &str,
+    values: Vec<Value>,
+    (range, range_end): (i64, i64),
+    t: i64,
+    span: Span,
+    annos: &mut Annotations,
+) -> Value {
+    let mut out = Vec::new();
+    for s in values
+        .into_iter()
+        .next()
+        .map(|v| matrix(v).unwrap_or_default())
+        .unwrap_or_default()
+    {
+        if s.points.is_empty() {
+            continue;
+        }
+        let sts: Vec<i64> = s.points.iter().map(|p| s.start_of(p.0)).collect();
+        let p = &s.points;
+        let resets_at =
+            |i: usize| p[i].1 < p[i - 1].1 || start_reset(sts[i - 1], p[i - 1].0, sts[i], p[i].0);
+        let v = match name {
+            "resets" => Some((1..p.len()).filter(|&i| resets_at(i)).count() as f64),
+            "irate" => (p.len() >= 2).then(|| {
+                let n = p.len() - 1;
+                let change = if resets_at(n) {
+                    p[n].1
+                } else {
+                    p[n].1 - p[n - 1].1
+                };
+                change / ((p[n].0 - p[n - 1].0) as f64 / 1000.0)
+            }),
+            _ => {
+                if (1..p.len()).any(|i| start_overlaps(sts[i - 1], p[i - 1].0, sts[i])) {
+                    annos.warn(anno::start_time_overlap(s.labels.metric_name()), span);
+                }
+                let mut result = p[p.len() - 1].1 - p[0].1;
+                for i in (1..p.len()).filter(|&i| resets_at(i)) {
+                    result += p[i - 1].1;
+                }
+                rate_from_start(p, sts[0], result, range, range_end, name == "rate")
+            }
+        };
+        if let Some(v) = v {
+            out.push(Sample {
+                drop_name: s.drop_name,
+                ..Sample::float(s.labels, t, v)
+            });
+        }
+    }
+    Value::Vector(out)
+}
+
+/// When the first sample's start time `first_st` lies inside the window `(range_end - range,
+/// range_end]` before the sample (at sample times `times`): the factor to apply to the
+/// window's increase, counted from zero at that start. It replaces extrapolation to the
+/// left; with one sample there is no spacing to extrapolate to the right by either.
+pub(crate) fn from_start_factor(
+    first_st: i64,
+    mut times: impl ExactSizeIterator<Item = i64>,
+    (range, range_end): (i64, i64),
+    is_rate: bool,
+) -> Option<f64> {
+    let n = times.len();
+    let first_t = times.next()?;
+    let last_t = times.last().unwrap_or(first_t);
+    if first_st == 0 || first_st <= range_end - range || first_st >= first_t {
+        return None;
+    }
+    let sampled = (last_t - first_st) as f64 / 1000.0;
+    let avg = if n > 1 {
+        (last_t - first_t) as f64 / 1000.0 / (n - 1) as f64
+    } else {
+        0.0
+    };
+    let mut to_end = (range_end - last_t) as f64 / 1000.0;
+    if to_end >= avg * 1.1 {
+        to_end = avg / 2.0;
+    }
+    let mut factor = if sampled != 0.0 {
+        (sampled + to_end) / sampled
+    } else {
+        1.0
+    };
+    if is_rate {
+        factor /= range as f64 / 1000.0;
+    }
+    Some(factor)
+}
+
+/// The extrapolated `rate`/`increase` of a counter's window whose change (resets corrected)
+/// is `result`, when the first sample's start time `first_st` may say where the counter
+/// started from zero.
+fn rate_from_start(
+    p: &[(i64, f64)],
+    first_st: i64,
+    mut result: f64,
+    range: i64,
+    range_end: i64,
+    is_rate: bool,
+) -> Option<f64> {
+    let range_start = range_end - range;
+    let last_t = p[p.len() - 1].0;
+    let times = p.iter().map(|x| x.0);
+    if let Some(factor) = from_start_factor(first_st, times, (range, range_end), is_rate) {
+        result += p[0].1;
+        return Some(result * factor);
+    }
+    if p.len() < 2 {
+        return None;
+    }
+    let window = Window {
+        first: p[0],
+        last_t,
+        samples: p.len(),
+        range_start,
+        range_end,
+    };
+    Some(result * window.factor(result, range, true, is_rate))
+}
+
 /// Prometheus's `extrapolatedRate` for `rate`, `increase` and `delta`.
 fn extrapolated(
     points: &[(i64, f64)],
@@ -428,6 +576,21 @@ fn call_inner(
     {
         return range_with_histograms(name, values, mi, args, (t, start, end), annos);
     }
+    if matches!(name, "rate" | "increase" | "irate" | "resets")
+        && let Some(Value::Matrix(m)) = values.first()
+        && m.iter().any(|s| !s.starts.is_empty())
+        && let Some(arg) = args.first()
+    {
+        let window = (range_of(arg), range_end_of(arg, t, start, end));
+        return Ok(with_start_timestamps(
+            name,
+            values,
+            window,
+            t,
+            arg.span(),
+            annos,
+        ));
+    }
     let mut values = values.into_iter();
     let mut next = || {
         values
@@ -566,6 +729,9 @@ fn call_inner(
             let hi = scalar(&next()?)?;
             map_vector(v, move |x| go_min(hi, x))
         }
+        // Evaluated by the engine, which knows the selector's start timestamps; anything
+        // reaching here is an expression, which carries none.
+        "start_timestamp" => Ok(Value::Vector(Vec::new())),
         "timestamp" => {
             // Samples of a plain selector carry their own timestamp (see Ctx::eval).
             map_times(next()?)
@@ -995,8 +1161,10 @@ fn range_with_histograms(
                     annos.warn(anno::mixed_floats_histograms(&metric), arg_span);
                     None
                 } else {
+                    let starts: Vec<i64> = s.hists.iter().map(|p| s.start_of(p.0)).collect();
                     crate::histfn::extrapolated_rate(
                         &s.hists,
+                        &starts,
                         range,
                         range_end,
                         name != "delta",

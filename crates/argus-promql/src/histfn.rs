@@ -8,6 +8,7 @@ use crate::aggregate::kahan_inc;
 use crate::annotations::{self as anno, Annotations};
 use crate::ast::Span;
 use crate::engine::{Hist, Series};
+use crate::functions::{start_overlaps, start_reset};
 
 /// `h += other` (or `-=`), reporting mismatched layouts: `false` (with a warning) when an
 /// exponential and a custom-bucket histogram meet.
@@ -43,6 +44,7 @@ fn combine(
 /// combined.
 fn histogram_rate(
     points: &[(i64, Hist)],
+    starts: &[i64],
     is_counter: bool,
     metric: &str,
     span: Span,
@@ -54,9 +56,14 @@ fn histogram_rate(
     if is_counter && (prev.hint == gauge || last.hint == gauge) {
         annos.warn(anno::not_counter(metric), span);
     }
+    // A reset (by start time or by the counts) between samples `i - 1` and `i`.
+    let reset = |i: usize, prev: &FloatHistogram| {
+        (starts.len() > i && start_reset(starts[i - 1], points[i - 1].0, starts[i], points[i].0))
+            || points[i].1.detect_reset(prev)
+    };
     // A reset between the first two samples makes the first one irrelevant: start from an
     // empty histogram with the second one's layout.
-    if is_counter && points.len() > 1 && points[1].1.detect_reset(&prev) {
+    if is_counter && points.len() > 1 && reset(1, &prev) {
         prev = std::borrow::Cow::Owned(FloatHistogram {
             schema: points[1].1.schema,
             custom_values: points[1].1.custom_values.clone(),
@@ -92,8 +99,16 @@ fn histogram_rate(
     }
     if is_counter {
         let mut prev: &FloatHistogram = &prev;
-        for (_, curr) in &points[1..] {
-            if curr.detect_reset(prev) && !combine(&mut h, prev, false, metric, span, annos) {
+        let mut overlap = false;
+        for (i, (_, curr)) in points.iter().enumerate().skip(1) {
+            if !overlap
+                && starts.len() > i
+                && start_overlaps(starts[i - 1], points[i - 1].0, starts[i])
+            {
+                annos.warn(anno::start_time_overlap(metric), span);
+                overlap = true;
+            }
+            if reset(i, prev) && !combine(&mut h, prev, false, metric, span, annos) {
                 return None;
             }
             prev = curr;
@@ -111,6 +126,7 @@ fn histogram_rate(
 #[allow(clippy::too_many_arguments)]
 pub fn extrapolated_rate(
     points: &[(i64, Hist)],
+    starts: &[i64],
     range_ms: i64,
     range_end: i64,
     is_counter: bool,
@@ -119,10 +135,35 @@ pub fn extrapolated_rate(
     span: Span,
     annos: &mut Annotations,
 ) -> Option<FloatHistogram> {
-    if points.len() < 2 {
-        return None;
+    let h = if points.len() > 1 {
+        Some(histogram_rate(
+            points, starts, is_counter, metric, span, annos,
+        )?)
+    } else {
+        None
+    };
+    let first_st = starts.first().copied().unwrap_or(0);
+    let times = points.iter().map(|p| p.0);
+    if is_counter
+        && let Some(factor) =
+            crate::functions::from_start_factor(first_st, times, (range_ms, range_end), is_rate)
+    {
+        // The counter rose from zero at the first sample's start (as for floats).
+        let mut h = match h {
+            None => (*points[0].1).clone(),
+            Some(mut h) => {
+                if !combine(&mut h, &points[0].1, false, metric, span, annos) {
+                    return None;
+                }
+                h
+            }
+        };
+        let hint = h.hint;
+        h.mul(factor);
+        h.hint = hint;
+        return Some(h);
     }
-    let mut h = histogram_rate(points, is_counter, metric, span, annos)?;
+    let mut h = h?;
     let window = crate::functions::Window {
         first: (points[0].0, points[0].1.count),
         last_t: points[points.len() - 1].0,
@@ -178,7 +219,8 @@ pub fn instant_value(
     let per_second = interval as f64 / 1000.0;
     match (p0, p1) {
         (Point::F(a), Point::F(b)) => {
-            let mut v = if is_rate && b < a { *b } else { b - a };
+            let reset = b < a || start_reset(s.start_of(*t0), *t0, s.start_of(*t1), *t1);
+            let mut v = if is_rate && reset { *b } else { b - a };
             if is_rate {
                 v /= per_second;
             }
@@ -193,7 +235,9 @@ pub fn instant_value(
                 annos.warn(anno::not_gauge(metric), span);
             }
             let mut h: FloatHistogram = (***b).clone();
-            if (!is_rate || !b.detect_reset(a)) && !combine(&mut h, a, true, metric, span, annos) {
+            let reset =
+                start_reset(s.start_of(*t0), *t0, s.start_of(*t1), *t1) || b.detect_reset(a);
+            if (!is_rate || !reset) && !combine(&mut h, a, true, metric, span, annos) {
                 return None;
             }
             h.hint = gauge;
@@ -215,23 +259,25 @@ pub fn changes_or_resets(s: &Series, resets: bool) -> f64 {
     let all = merged(s);
     let mut n = 0usize;
     for w in all.windows(2) {
-        let changed = match (&w[0].1, &w[1].1) {
-            (Point::F(a), Point::F(b)) => {
-                if resets {
-                    b < a
-                } else {
-                    a != b && !(a.is_nan() && b.is_nan())
+        let started = resets && start_reset(s.start_of(w[0].0), w[0].0, s.start_of(w[1].0), w[1].0);
+        let changed = started
+            || match (&w[0].1, &w[1].1) {
+                (Point::F(a), Point::F(b)) => {
+                    if resets {
+                        b < a
+                    } else {
+                        a != b && !(a.is_nan() && b.is_nan())
+                    }
                 }
-            }
-            (Point::H(a), Point::H(b)) => {
-                if resets {
-                    b.detect_reset(a)
-                } else {
-                    !b.equals(a)
+                (Point::H(a), Point::H(b)) => {
+                    if resets {
+                        b.detect_reset(a)
+                    } else {
+                        !b.equals(a)
+                    }
                 }
-            }
-            _ => true,
-        };
+                _ => true,
+            };
         n += changed as usize;
     }
     n as f64

@@ -306,11 +306,16 @@ pub fn parse_duration(text: &str) -> Option<i64> {
 
 fn lex_string(input: &str, start: usize) -> Result<(String, usize), LexError> {
     let quote = input[start..].chars().next().unwrap_or('"');
-    let mut out = String::new();
+    // Bytes, as Go builds the string: `\x` and octal escapes give single bytes (so
+    // `"\xc3\xa9"` is `é`), `\u`/`\U` give characters.
+    let mut out: Vec<u8> = Vec::new();
+    let push = |out: &mut Vec<u8>, c: char| {
+        out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
+    };
     let mut chars = input[start + 1..].char_indices();
     while let Some((off, c)) = chars.next() {
         if c == quote {
-            return Ok((out, off + 2));
+            return Ok((argus_model::gofmt::string_from_bytes(out), off + 2));
         }
         if c == '\n' && quote != '`' {
             break;
@@ -318,21 +323,30 @@ fn lex_string(input: &str, start: usize) -> Result<(String, usize), LexError> {
         if c == '\\' && quote != '`' {
             let Some((_, e)) = chars.next() else { break };
             match e {
-                'n' => out.push('\n'),
-                't' => out.push('\t'),
-                'r' => out.push('\r'),
-                'a' => out.push('\x07'),
-                'b' => out.push('\x08'),
-                'f' => out.push('\x0c'),
-                'v' => out.push('\x0b'),
-                '\\' => out.push('\\'),
-                '"' | '\'' if e == quote => out.push(e),
-                'x' | 'u' | 'U' => {
-                    let n = match e {
-                        'x' => 2,
-                        'u' => 4,
-                        _ => 8,
-                    };
+                'n' => out.push(b'\n'),
+                't' => out.push(b'\t'),
+                'r' => out.push(b'\r'),
+                'a' => out.push(0x07),
+                'b' => out.push(0x08),
+                'f' => out.push(0x0c),
+                'v' => out.push(0x0b),
+                '\\' => out.push(b'\\'),
+                '"' | '\'' if e == quote => push(&mut out, e),
+                'x' => {
+                    let hex: String = (0..2)
+                        .filter_map(|_| chars.next().map(|(_, h)| h))
+                        .collect();
+                    let byte = u8::from_str_radix(&hex, 16)
+                        .ok()
+                        .filter(|_| hex.len() == 2)
+                        .ok_or_else(|| LexError {
+                            pos: start,
+                            message: "invalid escape sequence in string".into(),
+                        })?;
+                    out.push(byte);
+                }
+                'u' | 'U' => {
+                    let n = if e == 'u' { 4 } else { 8 };
                     let hex: String = (0..n)
                         .filter_map(|_| chars.next().map(|(_, h)| h))
                         .collect();
@@ -344,17 +358,16 @@ fn lex_string(input: &str, start: usize) -> Result<(String, usize), LexError> {
                             pos: start,
                             message: "invalid escape sequence in string".into(),
                         })?;
-                    out.push(ch);
+                    push(&mut out, ch);
                 }
                 d if d.is_digit(8) => {
                     // Octal escape: exactly three digits, as in Go.
                     let rest: String = (0..2)
                         .filter_map(|_| chars.next().map(|(_, h)| h))
                         .collect();
-                    let code = u32::from_str_radix(&format!("{d}{rest}"), 8)
+                    let code = u8::from_str_radix(&format!("{d}{rest}"), 8)
                         .ok()
-                        .filter(|v| *v <= 255 && rest.len() == 2)
-                        .and_then(char::from_u32)
+                        .filter(|_| rest.len() == 2)
                         .ok_or_else(|| LexError {
                             pos: start,
                             message: "invalid escape sequence in string".into(),
@@ -370,7 +383,7 @@ fn lex_string(input: &str, start: usize) -> Result<(String, usize), LexError> {
             }
             continue;
         }
-        out.push(c);
+        push(&mut out, c);
     }
     Err(LexError {
         pos: start,

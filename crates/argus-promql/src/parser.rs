@@ -123,6 +123,7 @@ pub static FUNCTIONS: &[Function] = &[
     f!("end", [], 0, S, experimental),
     f!("step", [], 0, S, experimental),
     f!("range", [], 0, S, experimental),
+    f!("start_timestamp", [V], 0, V, experimental),
     f!("stddev_over_time", [M], 0, V),
     f!("stdvar_over_time", [M], 0, V),
     f!("sum_over_time", [M], 0, V),

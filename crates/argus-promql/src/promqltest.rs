@@ -27,9 +27,11 @@ pub struct MemStore {
     raw_hists: BTreeMap<Labels, Vec<(i64, FloatHistogram)>>,
     /// …and as storage hands them back (hints as a chunked store sets them).
     hists: BTreeMap<Labels, Vec<(i64, Hist)>>,
-    /// Series that could not be loaded (start timestamps, invalid NHCB conversions), with
-    /// the reason: an eval that selects one of them is unsupported.
+    /// Series that could not be loaded (invalid NHCB conversions), with the reason: an eval
+    /// that selects one of them is unsupported.
     skipped: Vec<(Labels, String)>,
+    /// `(sample time, start time)` of samples given a start timestamp (`@st` lines).
+    starts: BTreeMap<Labels, Vec<(i64, i64)>>,
 }
 
 impl MemStore {
@@ -82,16 +84,34 @@ impl Queryable for MemStore {
         maxt: i64,
         matchers: &[Matcher],
     ) -> Vec<(Labels, Vec<(i64, Hist)>)> {
-        self.hists
-            .iter()
-            .filter(|(l, _)| selected(l, matchers))
-            .filter_map(|(l, p)| {
-                let lo = p.partition_point(|x| x.0 < mint);
-                let hi = p.partition_point(|x| x.0 <= maxt);
-                (lo < hi).then(|| (l.clone(), p[lo..hi].to_vec()))
-            })
-            .collect()
+        in_window(&self.hists, mint, maxt, matchers)
     }
+
+    fn select_start_timestamps(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<(Labels, Vec<(i64, i64)>)> {
+        in_window(&self.starts, mint, maxt, matchers)
+    }
+}
+
+/// The selected series' entries timed in `[mint, maxt]`.
+fn in_window<T: Clone>(
+    map: &BTreeMap<Labels, Vec<(i64, T)>>,
+    mint: i64,
+    maxt: i64,
+    matchers: &[Matcher],
+) -> Vec<(Labels, Vec<(i64, T)>)> {
+    map.iter()
+        .filter(|(l, _)| selected(l, matchers))
+        .filter_map(|(l, p)| {
+            let lo = p.partition_point(|x| x.0 < mint);
+            let hi = p.partition_point(|x| x.0 <= maxt);
+            (lo < hi).then(|| (l.clone(), p[lo..hi].to_vec()))
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -201,6 +221,62 @@ fn parse_float(s: &str) -> Option<f64> {
 }
 
 /// Expands the value items of a series line.
+/// A signed duration offset of a start-timestamp line (`-30s`, `+1m`, `1ms`, `-0ms`, `0`).
+fn parse_offset(s: &str) -> Result<i64, String> {
+    let (sign, body) = match s.as_bytes().first() {
+        Some(b'-') => (-1, &s[1..]),
+        Some(b'+') => (1, &s[1..]),
+        _ => (1, s),
+    };
+    Ok(sign * parse_time(body).map_err(|_| format!("bad start-timestamp offset {s:?}"))?)
+}
+
+/// `_` (one empty slot) or `_xN` (N empty slots): appended, and true.
+fn empty_slots<T>(item: &str, out: &mut Vec<Option<T>>) -> Result<bool, String> {
+    if item == "_" {
+        out.push(None);
+        return Ok(true);
+    }
+    let Some(n) = item.strip_prefix("_x") else {
+        return Ok(false);
+    };
+    let n: usize = n.parse().map_err(|_| format!("bad item {item:?}"))?;
+    out.extend(std::iter::repeat_with(|| None).take(n));
+    Ok(true)
+}
+
+/// The slots of a start-timestamp line (INDEX.md §6): offsets from each sample's time.
+fn parse_start_items(rest: &str) -> Result<Vec<Option<i64>>, String> {
+    let mut out = Vec::new();
+    for item in rest.split_whitespace() {
+        if empty_slots(item, &mut out)? {
+            continue;
+        }
+        let (base, times) = match item.rsplit_once('x') {
+            Some((b, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => (
+                b,
+                Some(
+                    n.parse::<usize>()
+                        .map_err(|_| format!("bad item {item:?}"))?,
+                ),
+            ),
+            _ => (item, None),
+        };
+        let split = (1..base.len()).find(|&i| matches!(base.as_bytes()[i], b'+' | b'-'));
+        let (start, delta) = match split {
+            Some(i) => (parse_offset(&base[..i])?, parse_offset(&base[i..])?),
+            None => (parse_offset(base)?, 0),
+        };
+        if split.is_some() && times.is_none() {
+            return Err(format!("bad start-timestamp item {item:?}"));
+        }
+        for k in 0..=times.unwrap_or(0) as i64 {
+            out.push(Some(start + delta * k));
+        }
+    }
+    Ok(out)
+}
+
 fn parse_items(rest: &str) -> Result<Slots, String> {
     let mut out = Vec::new();
     for item in hist::items(rest)? {
@@ -208,13 +284,7 @@ fn parse_items(rest: &str) -> Result<Slots, String> {
             hist::item(item, &mut out)?;
             continue;
         }
-        if item == "_" {
-            out.push(None);
-            continue;
-        }
-        if let Some(n) = item.strip_prefix("_x") {
-            let n: usize = n.parse().map_err(|_| format!("bad item {item:?}"))?;
-            out.extend(std::iter::repeat_n(None, n));
+        if empty_slots(item, &mut out)? {
             continue;
         }
         if item == "stale" {
@@ -345,6 +415,9 @@ pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
             let nhcb = first == "load_with_nhcb";
             i += 1;
             let mut block: BTreeMap<Labels, Slots> = BTreeMap::new();
+            // Start-timestamp offsets waiting for their series line.
+            let mut pending_starts: Option<(Labels, Vec<Option<i64>>)> = None;
+            let mut starts: BTreeMap<Labels, Vec<Option<i64>>> = BTreeMap::new();
             while i < lines.len() && !lines[i].is_empty() {
                 let l = &lines[i];
                 let st_line = l
@@ -356,24 +429,42 @@ pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
                 } else {
                     l.clone()
                 };
+                let at = |e: String| format!("line {}: {e}", i + 1);
                 match parse_metric(&text) {
                     Ok((labels, rest)) => {
                         if st_line {
-                            store
-                                .skipped
-                                .push((labels, "start timestamps are not supported yet".into()));
+                            if pending_starts.is_some() {
+                                return Err(
+                                    at("start timestamps without their series line".into()),
+                                );
+                            }
+                            pending_starts = Some((labels, parse_start_items(rest).map_err(at)?));
                         } else {
                             match parse_items(rest) {
                                 Ok(slots) => {
+                                    if let Some((st_labels, offsets)) = pending_starts.take() {
+                                        if st_labels != labels || offsets.len() != slots.len() {
+                                            return Err(at(
+                                                "start timestamps do not match the series line"
+                                                    .into(),
+                                            ));
+                                        }
+                                        starts.insert(labels.clone(), offsets);
+                                    }
                                     block.insert(labels, slots);
                                 }
                                 Err(e) => store.skipped.push((labels, e)),
                             }
                         }
                     }
-                    Err(e) => return Err(format!("line {}: {e}", i + 1)),
+                    Err(e) => return Err(at(e)),
                 }
                 i += 1;
+            }
+            if pending_starts.is_some() {
+                return Err(format!(
+                    "line {i}: start timestamps without their series line"
+                ));
             }
             let mut touched = Vec::new();
             if nhcb {
@@ -392,8 +483,17 @@ pub fn run_script(text: &str) -> Result<Vec<CaseResult>, String> {
             for (labels, slots) in block {
                 let mut floats = Vec::new();
                 let mut hists = Vec::new();
+                let offsets = starts.remove(&labels).unwrap_or_default();
                 for (k, v) in slots.into_iter().enumerate() {
                     let t = k as i64 * interval;
+                    if v.is_some()
+                        && let Some(Some(offset)) = offsets.get(k)
+                    {
+                        let st = store.starts.entry(labels.clone()).or_default();
+                        st.push((t, t + offset));
+                        st.sort_by_key(|p| p.0);
+                        st.dedup_by_key(|p| p.0);
+                    }
                     match v {
                         Some(Val::F(v)) => floats.push((t, v)),
                         Some(Val::H(h, _)) => hists.push((t, *h)),

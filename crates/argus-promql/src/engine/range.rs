@@ -383,7 +383,7 @@ impl Ctx<'_> {
             }
             Expr::Call { func, args, .. } => {
                 let readable = args.iter().all(|a| a.value_type() != ValueType::Matrix);
-                if !readable || func.name == "timestamp" || func.name == "info" {
+                if !readable || matches!(func.name, "timestamp" | "start_timestamp" | "info") {
                     return self.step_by_step(expr, grid);
                 }
                 let mut children = Vec::with_capacity(args.len());

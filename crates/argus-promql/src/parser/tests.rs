@@ -298,3 +298,23 @@ fn experimental_features_need_their_flags() {
         parse_with(q, Features::ALL).unwrap();
     }
 }
+
+/// String escapes build bytes as Go does: `\x` and octal escapes are single bytes (two of
+/// them can make one UTF-8 character), `\u` is a character; bytes that are not UTF-8 survive
+/// and print back as `\x..`.
+#[test]
+fn string_escapes_are_go_bytes() {
+    let value = |q: &str| match parse(q).unwrap() {
+        Expr::String { value, .. } => value,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(value(r#""\xc3\xa9""#), "é");
+    assert_eq!(value(r#""\303\251""#), "é");
+    assert_eq!(value(r#""\u00e9""#), "é");
+    assert_eq!(value(r#"'\x41'"#), "A");
+    assert_eq!(
+        argus_model::gofmt::quote(&value(r#""a\xc5z""#)),
+        r#""a\xc5z""#
+    );
+    assert!(parse(r#""\xc""#).is_err());
+}
