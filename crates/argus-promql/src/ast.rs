@@ -61,11 +61,17 @@ pub fn at_time(at: Option<AtModifier>, t: i64, start: i64, end: i64) -> i64 {
     at.map_or(t, |a| a.time(start, end))
 }
 
-/// A duration expression (`[26m+4m]`, `offset (step() * 2)`), in seconds. Constant ones
-/// are folded by the parser; those using `step()`/`range()` are resolved per query.
+/// A duration expression (`[26m+4m]`, `offset (step() * 2)`), in seconds. The parser
+/// computes constant ones at once (and keeps them for printing); those using
+/// `step()`/`range()` are resolved per query.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DurExpr {
+    /// A number (`2` in `5m * 2`).
     Num(f64),
+    /// A duration literal (`5m`).
+    Lit(f64),
+    /// Parentheses as written.
+    Paren(Box<DurExpr>),
     Step,
     Range,
     Neg(Box<DurExpr>),
@@ -78,7 +84,8 @@ impl DurExpr {
     /// Seconds, given the query step and range (both seconds; 0 for instant queries).
     pub fn eval(&self, step: f64, range: f64) -> f64 {
         match self {
-            DurExpr::Num(v) => *v,
+            DurExpr::Num(v) | DurExpr::Lit(v) => *v,
+            DurExpr::Paren(e) => e.eval(step, range),
             DurExpr::Step => step,
             DurExpr::Range => range,
             DurExpr::Neg(e) => -e.eval(step, range),
@@ -101,9 +108,9 @@ impl DurExpr {
 
     pub fn is_const(&self) -> bool {
         match self {
-            DurExpr::Num(_) => true,
+            DurExpr::Num(_) | DurExpr::Lit(_) => true,
             DurExpr::Step | DurExpr::Range => false,
-            DurExpr::Neg(e) => e.is_const(),
+            DurExpr::Neg(e) | DurExpr::Paren(e) => e.is_const(),
             DurExpr::Bin(_, a, b) | DurExpr::MinOf(a, b) | DurExpr::MaxOf(a, b) => {
                 a.is_const() && b.is_const()
             }

@@ -981,17 +981,18 @@ impl Parser<'_> {
 
     /// Remembers where the first duration that is an expression rather than a literal is.
     fn note_duration_expr(&mut self, d: &DurExpr, at: usize) {
-        if !matches!(d, DurExpr::Num(_)) && self.duration_expr_at.is_none() {
+        if !matches!(d, DurExpr::Num(_) | DurExpr::Lit(_)) && self.duration_expr_at.is_none() {
             self.duration_expr_at = Some(at);
         }
     }
 
-    /// A constant expression becomes milliseconds; one using `step()`/`range()` is kept.
+    /// Milliseconds for a constant; the expression itself unless it is a plain literal (kept
+    /// to be printed as written, and resolved per query when it uses `step()`/`range()`).
     fn folded(e: DurExpr) -> (i64, Option<DurExpr>) {
-        if e.is_const() {
-            (e.millis(0, 0), None)
-        } else {
-            (0, Some(e))
+        match e {
+            DurExpr::Num(_) | DurExpr::Lit(_) => (e.millis(0, 0), None),
+            e if e.is_const() => (e.millis(0, 0), Some(e)),
+            e => (0, Some(e)),
         }
     }
 
@@ -1034,11 +1035,11 @@ impl Parser<'_> {
         let t = self.next();
         match t.tok {
             Tok::Number(v) => Ok(DurExpr::Num(v)),
-            Tok::Duration(ms) => Ok(DurExpr::Num(ms as f64 / 1000.0)),
+            Tok::Duration(ms) => Ok(DurExpr::Lit(ms as f64 / 1000.0)),
             Tok::LParen => {
                 let e = self.dur_expr(0)?;
                 self.expect(Tok::RParen, "duration expression")?;
-                Ok(e)
+                Ok(DurExpr::Paren(Box::new(e)))
             }
             Tok::Ident(w) if *self.peek() == Tok::LParen => match w.to_ascii_lowercase().as_str() {
                 "step" | "range" => {

@@ -1,9 +1,8 @@
 //! Printing expressions back to PromQL: the canonical one-line form (Prometheus's `String()`,
 //! used by the @-invariance check and `parse_query`) and the pretty form of
 //! `/api/v1/format_query` (split and indented once a node is wider than 100 characters).
-//!
-//! Known difference: constant duration expressions are folded by the parser, so `[26m+4m]`
-//! prints as `[30m]` (Prometheus keeps the expression's text).
+//! Duration expressions print as written (`[26m + 4m]`, parentheses where they were given),
+//! as Prometheus prints them.
 
 use std::fmt::Write;
 
@@ -173,13 +172,19 @@ fn write_duration(out: &mut String, ms: i64) {
 
 fn write_dur_expr(out: &mut String, e: &DurExpr) {
     match e {
-        DurExpr::Num(secs) => {
+        DurExpr::Lit(secs) => {
             let ms = secs * 1000.0;
-            if ms.fract() == 0.0 && ms.abs() < 9e15 && ms != 0.0 {
+            if ms.fract() == 0.0 && ms.abs() < 9e15 {
                 write_duration(out, ms as i64);
             } else {
                 out.push_str(&gofmt::format_f(*secs));
             }
+        }
+        DurExpr::Num(v) => out.push_str(&gofmt::format_f(*v)),
+        DurExpr::Paren(inner) => {
+            out.push('(');
+            write_dur_expr(out, inner);
+            out.push(')');
         }
         DurExpr::Step => out.push_str("step()"),
         DurExpr::Range => out.push_str("range()"),
@@ -189,9 +194,9 @@ fn write_dur_expr(out: &mut String, e: &DurExpr) {
         }
         DurExpr::MinOf(a, b) | DurExpr::MaxOf(a, b) => {
             out.push_str(if matches!(e, DurExpr::MinOf(..)) {
-                "min("
+                "min_of("
             } else {
-                "max("
+                "max_of("
             });
             write_dur_expr(out, a);
             out.push_str(", ");
@@ -199,22 +204,10 @@ fn write_dur_expr(out: &mut String, e: &DurExpr) {
             out.push(')');
         }
         DurExpr::Bin(op, a, b) => {
-            write_dur_operand(out, a, *op);
+            write_dur_expr(out, a);
             let _ = write!(out, " {} ", op.as_str());
-            write_dur_operand(out, b, *op);
+            write_dur_expr(out, b);
         }
-    }
-}
-
-/// Operands of a binary duration expression get parentheses when they bind looser.
-fn write_dur_operand(out: &mut String, e: &DurExpr, parent: BinOp) {
-    let wrap = matches!(e, DurExpr::Bin(op, ..) if op.precedence() < parent.precedence());
-    if wrap {
-        out.push('(');
-    }
-    write_dur_expr(out, e);
-    if wrap {
-        out.push(')');
     }
 }
 
@@ -222,14 +215,7 @@ fn write_offset(out: &mut String, ms: i64, expr: Option<&DurExpr>) {
     match expr {
         Some(e) => {
             out.push_str(" offset ");
-            let atom = matches!(e, DurExpr::Num(_) | DurExpr::Step | DurExpr::Range);
-            if !atom {
-                out.push('(');
-            }
             write_dur_expr(out, e);
-            if !atom {
-                out.push(')');
-            }
         }
         None if ms > 0 => {
             out.push_str(" offset ");

@@ -71,7 +71,15 @@ fn canonical_forms() {
         ),
         ("a offset 1m smoothed", "a smoothed offset 1m"),
         ("a @ 5 smoothed", "a @ 5.000 smoothed"),
-        ("a offset (step() * 2)", "a offset (step() * 2s)"),
+        ("a offset (step() * 2)", "a offset (step() * 2)"),
+        // Duration expressions print as written (constant or not), as upstream.
+        ("a[26m+4m]", "a[26m + 4m]"),
+        ("a[5m * 2]", "a[5m * 2]"),
+        ("a[(1m+2m)*3]", "a[(1m + 2m) * 3]"),
+        ("a[1h:(5m+1m)] offset (2m)", "a[1h:(5m + 1m)] offset (2m)"),
+        ("a[min_of(step()+1,1h)]", "a[min_of(step() + 1, 1h)]"),
+        ("a offset -(1m*2)", "a offset -(1m * 2)"),
+        ("a[300]", "a[5m]"),
     ];
     for (q, want) in cases {
         assert_eq!(canon(q), want, "{q}");
