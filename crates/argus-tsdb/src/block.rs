@@ -440,13 +440,20 @@ impl Block {
         self.num_series
     }
 
+    /// A decoder at series `id`'s entry.
+    fn series_decoder(&self, id: u64) -> Option<Decoder<'_>> {
+        let at = self
+            .offsets_off
+            .checked_add((id as usize).checked_mul(8)?)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.index.get(at..at.checked_add(8)?)?);
+        let offset = u64::from_le_bytes(a) as usize;
+        Some(Decoder::new(self.index.get(offset..self.offsets_off)?))
+    }
+
     /// Decodes series `id`: its labels and chunk metas.
     fn series_entry(&self, id: u64) -> Option<(Labels, Vec<ChunkMeta>, Vec<HistChunk>)> {
-        let at = self.offsets_off + id as usize * 8;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.index.get(at..at + 8)?);
-        let offset = u64::from_le_bytes(a) as usize;
-        let mut d = Decoder::new(self.index.get(offset..self.offsets_off)?);
+        let mut d = self.series_decoder(id)?;
         let n = d.len().ok()?;
         let mut labels: Vec<(&str, &str)> = Vec::with_capacity(n);
         for _ in 0..n {
@@ -573,23 +580,48 @@ impl IndexLookup for Block {
     fn all_postings(&self) -> Vec<u64> {
         (0..self.num_series as u64).collect()
     }
+
+    fn postings_len(&self, name: &str, value: &str) -> usize {
+        self.label_entry(name, value)
+            .map_or(0, |e| e.postings_count as usize)
+    }
+
+    fn series_matches(&self, id: u64, matchers: &[Matcher]) -> Option<bool> {
+        let mut d = self.series_decoder(id)?;
+        let n = d.len().ok()?;
+        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.symbols.get(d.uvarint().ok()? as usize)?;
+            let value = self.symbols.get(d.uvarint().ok()? as usize)?;
+            labels.push((name, value));
+        }
+        Some(matchers.iter().all(|m| {
+            let v = labels.iter().find(|l| *l.0 == *m.name).map_or("", |l| l.1);
+            m.matches(v)
+        }))
+    }
 }
 
 impl Block {
+    /// The label table's entry of `name="value"`.
+    fn label_entry(&self, name: &str, value: &str) -> Option<&LabelEntry> {
+        let values = self.labels.get(name)?;
+        // Values are stored sorted by string, and symbol ids follow string order.
+        let pos = values
+            .binary_search_by(|e| {
+                self.symbols
+                    .get(e.value as usize)
+                    .map_or(std::cmp::Ordering::Less, |s| (**s).cmp(value))
+            })
+            .ok()?;
+        values.get(pos)
+    }
+
     /// The decoded ids of `name="value"`.
     fn decode_postings(&self, name: &str, value: &str) -> Vec<u64> {
-        let Some(values) = self.labels.get(name) else {
+        let Some(entry) = self.label_entry(name, value) else {
             return Vec::new();
         };
-        // Values are stored sorted by string, and symbol ids follow string order.
-        let Ok(pos) = values.binary_search_by(|e| {
-            self.symbols
-                .get(e.value as usize)
-                .map_or(std::cmp::Ordering::Less, |s| (**s).cmp(value))
-        }) else {
-            return Vec::new();
-        };
-        let entry = &values[pos];
         let start = self.postings_off + entry.postings_start as usize;
         let Some(bytes) = self.index.get(start..self.offsets_off) else {
             return Vec::new();

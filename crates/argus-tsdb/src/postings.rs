@@ -20,6 +20,57 @@ pub trait IndexLookup {
     fn postings(&self, name: &str, value: &str) -> Cow<'_, [u64]>;
     /// Sorted ids of every series.
     fn all_postings(&self) -> Vec<u64>;
+    /// How many series have `name="value"`; indexes that know it without reading the list
+    /// override it.
+    fn postings_len(&self, name: &str, value: &str) -> usize {
+        self.postings(name, value).len()
+    }
+    /// Whether series `id` satisfies every matcher, for indexes that read a series' labels
+    /// more cheaply than a long postings list (`None`: this index cannot tell).
+    fn series_matches(&self, id: u64, matchers: &[Matcher]) -> Option<bool> {
+        let _ = (id, matchers);
+        None
+    }
+}
+
+/// Candidates of a short postings list are checked against every matcher one by one when
+/// the other lists together are this many times longer than it (reading them whole would
+/// cost more than reading the candidates' labels).
+const CHECK_CANDIDATES_RATIO: usize = 32;
+
+/// [`select_postings`] by checking the candidates of the shortest equality matcher, when
+/// the index supports it and the other narrowing matchers' lists are much longer.
+pub(crate) fn select_by_candidates(
+    index: &impl IndexLookup,
+    matchers: &[Matcher],
+) -> Option<Vec<u64>> {
+    let mut shortest: Option<(&Matcher, &str, usize)> = None;
+    let mut total = 0usize;
+    for m in matchers.iter().filter(|m| !m.matches_empty()) {
+        let len = match m.exact_values().as_deref() {
+            Some([one]) => {
+                let len = index.postings_len(&m.name, one);
+                if shortest.is_none_or(|(_, _, n)| len < n) {
+                    shortest = Some((m, one, len));
+                }
+                len
+            }
+            // A regex's lists are read only on the usual path; count it as long.
+            _ => usize::MAX / 4,
+        };
+        total = total.saturating_add(len);
+    }
+    let (m, value, n) = shortest?;
+    if total.saturating_sub(n) < n.saturating_mul(CHECK_CANDIDATES_RATIO) {
+        return None;
+    }
+    let mut out = Vec::new();
+    for &id in index.postings(&m.name, value).iter() {
+        if index.series_matches(id, matchers)? {
+            out.push(id);
+        }
+    }
+    Some(out)
 }
 
 /// Sorted ids of series matching every matcher. A matcher that matches the empty string also
@@ -27,6 +78,9 @@ pub trait IndexLookup {
 /// intersected smallest first, each step searching the larger list, so a selective matcher
 /// next to a metric name with many series costs about its own size.
 pub fn select_postings(index: &impl IndexLookup, matchers: &[Matcher]) -> Vec<u64> {
+    if let Some(ids) = select_by_candidates(index, matchers) {
+        return ids;
+    }
     let (narrowing, widening): (Vec<&Matcher>, Vec<&Matcher>) =
         matchers.iter().partition(|m| !m.matches_empty());
     let mut sets: Vec<Cow<'_, [u64]>> = Vec::with_capacity(narrowing.len());

@@ -85,3 +85,97 @@ fn corrupt_index_is_refused() {
     let err = Block::open(&dir.path().join(&meta.ulid)).err().unwrap();
     assert!(err.to_string().contains("checksum"), "{err}");
 }
+
+/// A selective equality matcher next to a metric name with many series is answered by
+/// checking the few candidates' labels instead of reading the name's long postings list; the
+/// answer is the same as a brute-force scan, for every kind of matcher alongside.
+#[test]
+fn selective_matchers_check_candidates() {
+    let series: Vec<(Labels, Vec<(i64, f64)>)> = {
+        let mut s: Vec<(Labels, Vec<(i64, f64)>)> = (0..2000)
+            .map(|i| {
+                let inst = format!("t{:04}", i / 10);
+                let shard = (i % 10).to_string();
+                let mut pairs = vec![
+                    ("__name__", "m"),
+                    ("instance", inst.as_str()),
+                    ("shard", shard.as_str()),
+                ];
+                if i % 3 == 0 {
+                    pairs.push(("extra", "x"));
+                }
+                (Labels::from_pairs(&pairs), vec![(1000, i as f64)])
+            })
+            .collect();
+        s.sort_by(|a, b| a.0.cmp(&b.0));
+        s
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let meta = write_block(
+        dir.path(),
+        0,
+        i64::MAX,
+        1,
+        vec![],
+        series.clone().into_iter().map(|(l, s)| (l, s, Vec::new())),
+    )
+    .unwrap()
+    .unwrap();
+    let block = Block::open(&dir.path().join(&meta.ulid)).unwrap();
+    let name = Matcher::new(MatchOp::Equal, "__name__", "m").unwrap();
+    let inst = Matcher::new(MatchOp::Equal, "instance", "t0042").unwrap();
+    assert_eq!(block.postings_len("__name__", "m"), 2000);
+    assert_eq!(block.postings_len("instance", "t0042"), 10);
+    assert_eq!(block.postings_len("instance", "nope"), 0);
+    let cases: Vec<Vec<Matcher>> = vec![
+        vec![name.clone(), inst.clone()],
+        vec![
+            name.clone(),
+            inst.clone(),
+            Matcher::new(MatchOp::NotEqual, "shard", "3").unwrap(),
+        ],
+        vec![
+            name.clone(),
+            inst.clone(),
+            Matcher::new(MatchOp::Equal, "extra", "").unwrap(),
+        ],
+        vec![
+            name.clone(),
+            inst.clone(),
+            Matcher::new(MatchOp::RegexMatch, "shard", "[0-4]").unwrap(),
+        ],
+        vec![
+            name.clone(),
+            Matcher::new(MatchOp::Equal, "instance", "nope").unwrap(),
+        ],
+    ];
+    for matchers in cases {
+        let got: Vec<Labels> = block
+            .select(i64::MIN, i64::MAX, &matchers)
+            .into_iter()
+            .map(|s| s.labels)
+            .collect();
+        let want: Vec<Labels> = series
+            .iter()
+            .filter(|(l, _)| {
+                matchers
+                    .iter()
+                    .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
+            })
+            .map(|(l, _)| l.clone())
+            .collect();
+        assert_eq!(got, want, "{matchers:?}");
+    }
+    // The candidate path itself answers (it is what the point lookups above took).
+    assert_eq!(
+        crate::postings::select_by_candidates(&block, &[name.clone(), inst.clone()])
+            .map(|ids| ids.len()),
+        Some(10)
+    );
+    // Not when the lists are of similar length.
+    let shard = Matcher::new(MatchOp::Equal, "shard", "3").unwrap();
+    assert_eq!(
+        crate::postings::select_by_candidates(&block, &[name, shard]),
+        None
+    );
+}
