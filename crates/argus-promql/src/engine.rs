@@ -163,19 +163,40 @@ impl Sample {
 
     /// The same sample with its name marked for removal.
     pub fn name_dropped(self) -> Self {
-        Self {
-            drop_name: true,
-            ..self
-        }
+        self.marked(true)
+    }
+
+    /// The same sample with the mark `drop_name` (typically the input's, carried over).
+    pub fn marked(self, drop_name: bool) -> Self {
+        Self { drop_name, ..self }
     }
 
     /// Removes the name now if it is marked for removal.
     fn settle(&mut self) {
-        if self.drop_name {
-            self.labels = drop_name(&self.labels);
-            self.drop_name = false;
-        }
+        settle(&mut self.labels, &mut self.drop_name);
     }
+}
+
+/// Removes the name from `labels` now if `marked`, and clears the mark.
+pub(super) fn settle(labels: &mut Labels, marked: &mut bool) {
+    if *marked {
+        *labels = drop_name(labels);
+        *marked = false;
+    }
+}
+
+/// The start time recorded for the sample at `t` in `starts` (0: unknown).
+fn start_at(starts: &[(i64, i64)], t: i64) -> i64 {
+    starts
+        .binary_search_by_key(&t, |p| p.0)
+        .map_or(0, |i| starts[i].1)
+}
+
+/// The entries of a time-sorted list timed in `(after, upto]`.
+fn timed_within<T>(list: &[(i64, T)], after: i64, upto: i64) -> &[(i64, T)] {
+    let lo = list.partition_point(|p| p.0 <= after);
+    let hi = list.partition_point(|p| p.0 <= upto);
+    &list[lo..hi.max(lo)]
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -205,17 +226,18 @@ impl Series {
 
     /// The start timestamp of the sample at `t` (0: unknown).
     pub fn start_of(&self, t: i64) -> i64 {
-        self.starts
-            .binary_search_by_key(&t, |p| p.0)
-            .map_or(0, |i| self.starts[i].1)
+        start_at(&self.starts, t)
+    }
+
+    /// Whether the start timestamps say the counter was reset between its samples at
+    /// `prev_t` and `t`.
+    pub fn started_between(&self, prev_t: i64, t: i64) -> bool {
+        crate::functions::start_reset(self.start_of(prev_t), prev_t, self.start_of(t), t)
     }
 
     /// Removes the name now if it is marked for removal.
     fn settle(&mut self) {
-        if self.drop_name {
-            self.labels = drop_name(&self.labels);
-            self.drop_name = false;
-        }
+        settle(&mut self.labels, &mut self.drop_name);
     }
 }
 
@@ -472,13 +494,9 @@ impl Engine {
         // step are the instant engine's "same labelset" error at that step.
         let mut out: LabelsMap<Vec<(i64, f64)>> = Default::default();
         let mut total = 0usize;
-        for s in series {
-            let labels = if s.drop_name {
-                drop_name(&s.labels)
-            } else {
-                s.labels
-            };
-            let points = out.entry(labels).or_default();
+        for mut s in series {
+            settle(&mut s.labels, &mut s.drop_name);
+            let points = out.entry(s.labels).or_default();
             let before = points.len();
             points.extend(
                 s.vals
@@ -1108,7 +1126,7 @@ impl Ctx<'_> {
                 if args.len() == 1
                     && matches!(args[0], Expr::Matrix { .. })
                     && crate::functions::is_direct_range(func.name)
-                    && !self.has_histograms(&args[0]) =>
+                    && !self.reads_more_than_floats(&args[0]) =>
             {
                 let Expr::Matrix {
                     selector, range_ms, ..
@@ -1231,11 +1249,9 @@ impl Ctx<'_> {
         self.vector(sel, t)
             .into_iter()
             .map(|s| {
-                let st = index.get(&s.labels).map_or(0, |&k| {
-                    let st = &starts[k];
-                    st.binary_search_by_key(&s.t, |p| p.0)
-                        .map_or(0, |i| st[i].1)
-                });
+                let st = index
+                    .get(&s.labels)
+                    .map_or(0, |&k| start_at(&starts[k], s.t));
                 Sample::float(s.labels, t, st as f64 / 1000.0).name_dropped()
             })
             .collect()
@@ -1307,9 +1323,8 @@ impl Ctx<'_> {
                 "changes" => {
                     crate::extended::anchored_samples(p, start).map(crate::functions::changes)
                 }
-                "resets" => {
-                    crate::extended::anchored_samples(p, start).map(crate::functions::resets)
-                }
+                "resets" => crate::extended::anchored_samples(p, start)
+                    .map(|p| crate::functions::resets(p, &[])),
                 _ => None,
             };
             if let Some(v) = v {
@@ -1475,36 +1490,25 @@ impl Ctx<'_> {
         let hists = self.hdata.get(&(sel.span.start, sel.span.end));
         let starts = self.sdata.get(&(sel.span.start, sel.span.end));
         let mut out = Vec::new();
+        let (after_t, upto) = (ts - range - before, ts + after);
         for (k, (labels, points)) in series.iter().enumerate() {
-            let lo = points.partition_point(|p| p.0 <= ts - range - before);
-            let hi = points.partition_point(|p| p.0 <= ts + after);
-            let pts = without_stale(&points[lo..hi]).into_owned();
-            let hs: Vec<(i64, Hist)> = match hists {
-                Some(h) => {
-                    let h = &h[k];
-                    let lo = h.partition_point(|p| p.0 <= ts - range - before);
-                    let hi = h.partition_point(|p| p.0 <= ts + after);
-                    h[lo..hi]
-                        .iter()
-                        .filter(|p| !is_stale_nan(p.1.sum))
-                        .cloned()
-                        .collect()
-                }
-                None => Vec::new(),
-            };
+            let pts = without_stale(timed_within(points, after_t, upto)).into_owned();
+            let hs: Vec<(i64, Hist)> = hists.map_or(Vec::new(), |h| {
+                timed_within(&h[k], after_t, upto)
+                    .iter()
+                    .filter(|p| !is_stale_nan(p.1.sum))
+                    .cloned()
+                    .collect()
+            });
             if !pts.is_empty() || !hs.is_empty() {
-                let starts = starts.map_or(Vec::new(), |st| {
-                    let st = &st[k];
-                    let lo = st.partition_point(|p| p.0 <= ts - range - before);
-                    let hi = st.partition_point(|p| p.0 <= ts + after);
-                    st[lo..hi].to_vec()
-                });
                 out.push(Series {
                     labels: labels.clone(),
                     points: pts,
                     hists: hs,
                     drop_name: false,
-                    starts,
+                    starts: starts.map_or(Vec::new(), |st| {
+                        timed_within(&st[k], after_t, upto).to_vec()
+                    }),
                 });
             }
         }
@@ -1513,7 +1517,7 @@ impl Ctx<'_> {
 
     /// True when the selector under `e` (a matrix selector) loaded histogram samples or
     /// start timestamps (which the slice-based fast paths do not read).
-    fn has_histograms(&self, e: &Expr) -> bool {
+    fn reads_more_than_floats(&self, e: &Expr) -> bool {
         match e {
             Expr::Matrix { selector, .. } | Expr::Vector(selector) => {
                 let key = (selector.span.start, selector.span.end);

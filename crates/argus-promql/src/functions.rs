@@ -161,11 +161,11 @@ pub fn is_direct_range(name: &str) -> bool {
 /// output). Only for names [`is_direct_range`] accepts.
 pub fn direct_range_value(name: &str, p: &[(i64, f64)], range: i64, range_end: i64) -> Option<f64> {
     match name {
-        "rate" => extrapolated(p, range, range_end, true, true),
-        "increase" => extrapolated(p, range, range_end, true, false),
-        "delta" => extrapolated(p, range, range_end, false, false),
-        "irate" => instant_delta(p, true),
-        "idelta" => instant_delta(p, false),
+        "rate" => extrapolated(p, &[], range, range_end, true, true),
+        "increase" => extrapolated(p, &[], range, range_end, true, false),
+        "delta" => extrapolated(p, &[], range, range_end, false, false),
+        "irate" => instant_delta(p, &[], true),
+        "idelta" => instant_delta(p, &[], false),
         "sum_over_time" => Some(kahan_sum(p)),
         "count_over_time" => Some(p.len() as f64),
         "last_over_time" => p.last().map(|x| x.1),
@@ -197,8 +197,15 @@ pub fn changes(p: &[(i64, f64)]) -> f64 {
 }
 
 /// How often the value drops between consecutive samples (counter resets).
-pub fn resets(p: &[(i64, f64)]) -> f64 {
-    p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64
+pub fn resets(p: &[(i64, f64)], starts: &[i64]) -> f64 {
+    (1..p.len()).filter(|&i| reset_at(p, starts, i)).count() as f64
+}
+
+/// Whether a counter was reset between samples `i - 1` and `i`: its value dropped, or the
+/// start timestamps (aligned with the samples; empty when there are none) say so.
+fn reset_at(p: &[(i64, f64)], starts: &[i64], i: usize) -> bool {
+    p[i].1 < p[i - 1].1
+        || (starts.len() > i && start_reset(starts[i - 1], p[i - 1].0, starts[i], p[i].0))
 }
 
 /// Whether a direct range function keeps the metric name (only `last_over_time`).
@@ -211,10 +218,7 @@ fn over_time(v: Value, t: i64, f: impl Fn(&[(i64, f64)]) -> Option<f64>) -> Resu
     let mut out = Vec::new();
     for s in matrix(v)? {
         if let Some(v) = f(&s.points) {
-            out.push(Sample {
-                drop_name: s.drop_name,
-                ..Sample::float(s.labels, t, v)
-            });
+            out.push(Sample::float(s.labels, t, v).marked(s.drop_name));
         }
     }
     Ok(Value::Vector(out))
@@ -266,35 +270,18 @@ fn with_start_timestamps(
         }
         let sts: Vec<i64> = s.points.iter().map(|p| s.start_of(p.0)).collect();
         let p = &s.points;
-        let resets_at =
-            |i: usize| p[i].1 < p[i - 1].1 || start_reset(sts[i - 1], p[i - 1].0, sts[i], p[i].0);
         let v = match name {
-            "resets" => Some((1..p.len()).filter(|&i| resets_at(i)).count() as f64),
-            "irate" => (p.len() >= 2).then(|| {
-                let n = p.len() - 1;
-                let change = if resets_at(n) {
-                    p[n].1
-                } else {
-                    p[n].1 - p[n - 1].1
-                };
-                change / ((p[n].0 - p[n - 1].0) as f64 / 1000.0)
-            }),
+            "resets" => Some(resets(p, &sts)),
+            "irate" => instant_delta(p, &sts, true),
             _ => {
                 if (1..p.len()).any(|i| start_overlaps(sts[i - 1], p[i - 1].0, sts[i])) {
                     annos.warn(anno::start_time_overlap(s.labels.metric_name()), span);
                 }
-                let mut result = p[p.len() - 1].1 - p[0].1;
-                for i in (1..p.len()).filter(|&i| resets_at(i)) {
-                    result += p[i - 1].1;
-                }
-                rate_from_start(p, sts[0], result, range, range_end, name == "rate")
+                extrapolated(p, &sts, range, range_end, true, name == "rate")
             }
         };
         if let Some(v) = v {
-            out.push(Sample {
-                drop_name: s.drop_name,
-                ..Sample::float(s.labels, t, v)
-            });
+            out.push(Sample::float(s.labels, t, v).marked(s.drop_name));
         }
     }
     Value::Vector(out)
@@ -337,61 +324,35 @@ pub(crate) fn from_start_factor(
     Some(factor)
 }
 
-/// The extrapolated `rate`/`increase` of a counter's window whose change (resets corrected)
-/// is `result`, when the first sample's start time `first_st` may say where the counter
-/// started from zero.
-fn rate_from_start(
-    p: &[(i64, f64)],
-    first_st: i64,
-    mut result: f64,
-    range: i64,
-    range_end: i64,
-    is_rate: bool,
-) -> Option<f64> {
-    let range_start = range_end - range;
-    let last_t = p[p.len() - 1].0;
-    let times = p.iter().map(|x| x.0);
-    if let Some(factor) = from_start_factor(first_st, times, (range, range_end), is_rate) {
-        result += p[0].1;
-        return Some(result * factor);
-    }
-    if p.len() < 2 {
-        return None;
-    }
-    let window = Window {
-        first: p[0],
-        last_t,
-        samples: p.len(),
-        range_start,
-        range_end,
-    };
-    Some(result * window.factor(result, range, true, is_rate))
-}
-
-/// Prometheus's `extrapolatedRate` for `rate`, `increase` and `delta`.
+/// Prometheus's `extrapolatedRate` for `rate`, `increase` and `delta`. `starts` are the
+/// samples' start timestamps (empty when there are none): for counters a start after the
+/// previous sample is a reset, and a first sample's start inside the range stands for an
+/// increase from zero there (then one sample is enough).
 fn extrapolated(
     points: &[(i64, f64)],
+    starts: &[i64],
     range_ms: i64,
     t: i64,
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
-    if points.len() < 2 {
-        return None;
-    }
     let range_start = t - range_ms;
     let range_end = t;
-    let (first_t, first_v) = points[0];
+    let (first_t, first_v) = *points.first()?;
     let (last_t, last_v) = points[points.len() - 1];
     let mut result = last_v - first_v;
     if is_counter {
-        let mut prev = first_v;
-        for &(_, v) in &points[1..] {
-            if v < prev {
-                result += prev;
-            }
-            prev = v;
+        for i in (1..points.len()).filter(|&i| reset_at(points, starts, i)) {
+            result += points[i - 1].1;
         }
+        let first_st = starts.first().copied().unwrap_or(0);
+        let times = points.iter().map(|p| p.0);
+        if let Some(factor) = from_start_factor(first_st, times, (range_ms, t), is_rate) {
+            return Some((result + first_v) * factor);
+        }
+    }
+    if points.len() < 2 {
+        return None;
     }
     let window = Window {
         first: (first_t, first_v),
@@ -452,13 +413,18 @@ impl Window {
     }
 }
 
-fn instant_delta(points: &[(i64, f64)], is_rate: bool) -> Option<f64> {
+fn instant_delta(points: &[(i64, f64)], starts: &[i64], is_rate: bool) -> Option<f64> {
     if points.len() < 2 {
         return None;
     }
-    let (lt, lv) = points[points.len() - 1];
-    let (pt, pv) = points[points.len() - 2];
-    let mut result = if is_rate && lv < pv { lv } else { lv - pv };
+    let n = points.len() - 1;
+    let (lt, lv) = points[n];
+    let (pt, pv) = points[n - 1];
+    let mut result = if is_rate && reset_at(points, starts, n) {
+        lv
+    } else {
+        lv - pv
+    };
     let interval = lt - pt;
     if interval == 0 {
         return None;
@@ -656,7 +622,7 @@ fn call_inner(
             })
         }
         "changes" => over_time(next()?, t, |p| Some(changes(p))),
-        "resets" => over_time(next()?, t, |p| Some(resets(p))),
+        "resets" => over_time(next()?, t, |p| Some(resets(p, &[]))),
         "stdvar_over_time" => over_time(next()?, t, |p| Some(variance(p))),
         "stddev_over_time" => over_time(next()?, t, |p| Some(variance(p).sqrt())),
         "quantile_over_time" => {
@@ -1147,10 +1113,7 @@ fn range_with_histograms(
         let metric = s.labels.metric_name().to_string();
         let labels = s.labels.clone();
         let has_floats = !s.points.is_empty();
-        let flagged = |sample: Sample| Sample {
-            drop_name: s.drop_name,
-            ..sample
-        };
+        let flagged = |sample: Sample| sample.marked(s.drop_name);
         let float = |v: f64| Some(flagged(Sample::float(labels.clone(), t, v)));
         let hist = |h: argus_model::FloatHistogram| {
             Some(flagged(Sample::histogram(labels.clone(), t, Hist::new(h))))

@@ -219,7 +219,7 @@ pub fn instant_value(
     let per_second = interval as f64 / 1000.0;
     match (p0, p1) {
         (Point::F(a), Point::F(b)) => {
-            let reset = b < a || start_reset(s.start_of(*t0), *t0, s.start_of(*t1), *t1);
+            let reset = b < a || s.started_between(*t0, *t1);
             let mut v = if is_rate && reset { *b } else { b - a };
             if is_rate {
                 v /= per_second;
@@ -235,8 +235,7 @@ pub fn instant_value(
                 annos.warn(anno::not_gauge(metric), span);
             }
             let mut h: FloatHistogram = (***b).clone();
-            let reset =
-                start_reset(s.start_of(*t0), *t0, s.start_of(*t1), *t1) || b.detect_reset(a);
+            let reset = s.started_between(*t0, *t1) || b.detect_reset(a);
             if (!is_rate || !reset) && !combine(&mut h, a, true, metric, span, annos) {
                 return None;
             }
@@ -259,7 +258,7 @@ pub fn changes_or_resets(s: &Series, resets: bool) -> f64 {
     let all = merged(s);
     let mut n = 0usize;
     for w in all.windows(2) {
-        let started = resets && start_reset(s.start_of(w[0].0), w[0].0, s.start_of(w[1].0), w[1].0);
+        let started = resets && s.started_between(w[0].0, w[1].0);
         let changed = started
             || match (&w[0].1, &w[1].1) {
                 (Point::F(a), Point::F(b)) => {

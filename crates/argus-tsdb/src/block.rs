@@ -451,16 +451,22 @@ impl Block {
         Some(Decoder::new(self.index.get(offset..self.offsets_off)?))
     }
 
-    /// Decodes series `id`: its labels and chunk metas.
-    fn series_entry(&self, id: u64) -> Option<(Labels, Vec<ChunkMeta>, Vec<HistChunk>)> {
-        let mut d = self.series_decoder(id)?;
+    /// A series entry's labels (the decoder at the entry's start), as symbol references.
+    fn series_label_refs(&self, d: &mut Decoder<'_>) -> Option<Vec<(&str, &str)>> {
         let n = d.len().ok()?;
-        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(n);
+        let mut labels = Vec::with_capacity(n);
         for _ in 0..n {
             let name = self.symbols.get(d.uvarint().ok()? as usize)?;
             let value = self.symbols.get(d.uvarint().ok()? as usize)?;
-            labels.push((name, value));
+            labels.push((&**name, &**value));
         }
+        Some(labels)
+    }
+
+    /// Decodes series `id`: its labels and chunk metas.
+    fn series_entry(&self, id: u64) -> Option<(Labels, Vec<ChunkMeta>, Vec<HistChunk>)> {
+        let mut d = self.series_decoder(id)?;
+        let labels = self.series_label_refs(&mut d)?;
         let nchunks = d.len().ok()?;
         let mut chunks = Vec::with_capacity(nchunks);
         let mut hists = Vec::new();
@@ -587,14 +593,7 @@ impl IndexLookup for Block {
     }
 
     fn series_matches(&self, id: u64, matchers: &[Matcher]) -> Option<bool> {
-        let mut d = self.series_decoder(id)?;
-        let n = d.len().ok()?;
-        let mut labels: Vec<(&str, &str)> = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = self.symbols.get(d.uvarint().ok()? as usize)?;
-            let value = self.symbols.get(d.uvarint().ok()? as usize)?;
-            labels.push((name, value));
-        }
+        let labels = self.series_label_refs(&mut self.series_decoder(id)?)?;
         Some(matchers.iter().all(|m| {
             let v = labels.iter().find(|l| *l.0 == *m.name).map_or("", |l| l.1);
             m.matches(v)

@@ -152,10 +152,7 @@ impl RVal {
                 series
                     .iter()
                     .filter_map(|s| {
-                        s.vals[i].map(|v| Sample {
-                            drop_name: s.drop_name,
-                            ..Sample::float(s.labels.clone(), t, v)
-                        })
+                        s.vals[i].map(|v| Sample::float(s.labels.clone(), t, v).marked(s.drop_name))
                     })
                     .collect(),
             ),
@@ -307,9 +304,8 @@ impl Ctx<'_> {
         if let RVal::Vector(series) = &mut value
             && !self.engine.opts.delayed_name_removal
         {
-            for s in series.iter_mut().filter(|s| s.drop_name) {
-                s.labels = drop_name(&s.labels);
-                s.drop_name = false;
+            for s in series.iter_mut() {
+                super::settle(&mut s.labels, &mut s.drop_name);
             }
         }
         Ok(value)
