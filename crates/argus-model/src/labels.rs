@@ -176,6 +176,40 @@ impl Labels {
         self.iter().find(|l| l.name == name).map(|l| l.value)
     }
 
+    /// The labels whose names `keep` accepts, copied straight from the packed bytes (this
+    /// set itself when it keeps them all). For dropping the metric name or grouping by
+    /// labels once per series, without building the set label by label.
+    pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) -> Labels {
+        let mut kept = 0usize;
+        let mut bytes = 0usize;
+        let mut total = 0usize;
+        // Byte ranges of the kept pairs in the packed buffer (lengths included).
+        let mut it = self.iter();
+        let mut start = it.pos;
+        while let Some(l) = it.next() {
+            total += 1;
+            if keep(l.name) {
+                kept += 1;
+                bytes += it.pos - start;
+            }
+            start = it.pos;
+        }
+        if kept == total {
+            return self.clone();
+        }
+        let mut out = Vec::with_capacity(bytes + 10);
+        put_varint(&mut out, kept);
+        let mut it = self.iter();
+        let mut start = it.pos;
+        while let Some(l) = it.next() {
+            if keep(l.name) {
+                out.extend_from_slice(&self.0[start..it.pos]);
+            }
+            start = it.pos;
+        }
+        Self(out.into())
+    }
+
     /// The metric name, or "" when there is none.
     pub fn metric_name(&self) -> &str {
         self.get(METRIC_NAME).unwrap_or("")
@@ -481,6 +515,18 @@ mod tests {
             let b: Vec<(String, String)> = b.into_iter().collect();
             let (la, lb) = (Labels::from_pairs(&a), Labels::from_pairs(&b));
             prop_assert_eq!(la.order_key().cmp(&lb.order_key()), la.cmp(&lb));
+        }
+
+        /// `retain` keeps exactly the accepted labels, as rebuilding the set would.
+        #[test]
+        fn retain_matches_rebuilding(pairs in proptest::collection::btree_map("[a-d_]{1,3}", "[x-z\u{e9}]{1,200}", 0..8),
+                                     drop in proptest::collection::vec("[a-d_]{1,3}", 0..4)) {
+            let labels = Labels::from_pairs(&pairs.iter().collect::<Vec<_>>());
+            let kept: Vec<(&String, &String)> =
+                pairs.iter().filter(|(n, _)| !drop.contains(n)).collect();
+            let got = labels.retain(|n| !drop.iter().any(|d| d == n));
+            prop_assert_eq!(&got, &Labels::from_pairs(&kept));
+            prop_assert_eq!(got.len(), kept.len());
         }
     }
 }

@@ -120,10 +120,7 @@ pub fn eval(
     // A group that keeps the name (`by (__name__)`) has it removed in the end when any of its
     // inputs had it marked for removal. (`topk` and the like return their inputs as they are;
     // `count_values` marks nothing, as upstream.)
-    let keeps_name = !without
-        && grouping
-            .iter()
-            .any(|g| matches!(g.as_str(), "__name__" | "__type__" | "__unit__"));
+    let keeps_name = !without && grouping.iter().any(|g| crate::engine::is_name_label(g));
     let marked: Option<crate::engine::LabelsSet> = (keeps_name
         && !matches!(
             op,

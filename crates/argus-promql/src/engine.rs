@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use argus_model::{FloatHistogram, Labels, LabelsBuilder, Matcher, is_stale_nan};
+use argus_model::{FloatHistogram, Labels, Matcher, is_stale_nan};
 
 use crate::annotations::{self as anno, Annotations};
 use crate::ast::*;
@@ -58,6 +58,19 @@ pub trait Queryable {
         Vec::new()
     }
 
+    /// One selector's read: every matching series with its float samples in `[mint, maxt]`
+    /// (only the newest one when `newest_only`) and its histogram samples there. Stores that
+    /// find both in one pass over the series override it.
+    fn select_series(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        newest_only: bool,
+    ) -> Selection {
+        select_apart(self, mint, maxt, matchers, newest_only)
+    }
+
     /// Start timestamps of the matching series' samples in `[mint, maxt]`: `(sample time,
     /// start time)` for the samples that have one, sorted by sample time. Stores that keep
     /// none answer nothing, and queries then compute as without them.
@@ -72,7 +85,71 @@ pub trait Queryable {
     }
 }
 
+/// [`Queryable::select_series`] from separate float and histogram reads.
+fn select_apart<Q: Queryable + ?Sized>(
+    q: &Q,
+    mint: i64,
+    maxt: i64,
+    matchers: &[Matcher],
+    newest_only: bool,
+) -> Selection {
+    let mut series = if newest_only {
+        q.select_last(mint, maxt, matchers)
+    } else {
+        q.select(mint, maxt, matchers)
+    };
+    let hists = q.select_histograms(mint, maxt, matchers);
+    let hists = align_histograms(&mut series, hists);
+    Selection { series, hists }
+}
+
+/// What [`Queryable::select_series`] returns.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// Matching series sorted by labels, with their float samples sorted by time.
+    pub series: Vec<(Labels, Vec<(i64, f64)>)>,
+    /// Empty when no series has histogram samples in range; otherwise the histogram
+    /// samples of `series[i]` at `hists[i]`.
+    pub hists: Vec<Vec<(i64, Hist)>>,
+}
+
 impl Queryable for argus_tsdb::Db {
+    fn select_series(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        newest_only: bool,
+    ) -> Selection {
+        if newest_only {
+            // The head answers most series' newest sample without reading chunks.
+            return select_apart(self, mint, maxt, matchers, newest_only);
+        }
+        // One pass: each series' float and histogram samples from the same chunk list.
+        let selected = self.querier(mint, maxt).select(matchers);
+        let mut hists = Vec::new();
+        let any_hists = selected.iter().any(|s| !s.hists.is_empty());
+        let series = selected
+            .into_iter()
+            .map(|s| {
+                if any_hists {
+                    hists.push(if s.hists.is_empty() {
+                        Vec::new()
+                    } else {
+                        s.histograms(mint, maxt)
+                    });
+                }
+                let samples = s
+                    .samples(mint, maxt)
+                    .into_iter()
+                    .map(|x| (x.timestamp_ms, x.value))
+                    .collect();
+                (s.labels, samples)
+            })
+            .collect();
+        Selection { series, hists }
+    }
+
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(Labels, Vec<(i64, f64)>)> {
         self.querier(mint, maxt)
             .select(matchers)
@@ -628,19 +705,16 @@ impl Engine {
             let maxt = e - sel.offset_ms + after;
             let key = (sel.span.start, sel.span.end);
             // An instant selector read at a single time needs only each series' newest sample.
-            let mut series = if range == 0 && s == e && !sel.smoothed {
-                q.select_last(mint, maxt, &sel.matchers)
-            } else {
-                q.select(mint, maxt, &sel.matchers)
-            };
+            let newest_only = range == 0 && s == e && !sel.smoothed;
+            let Selection { series, mut hists } =
+                q.select_series(mint, maxt, &sel.matchers, newest_only);
             *loaded += series.iter().map(|(_, p)| p.len()).sum::<usize>();
-            let mut hists = q.select_histograms(mint, maxt, &sel.matchers);
             if data.stats.contains(&key) {
-                hists.iter_mut().for_each(|(_, h)| stats_hints(h));
+                hists.iter_mut().for_each(|h| stats_hints(h));
             }
             if !hists.is_empty() {
-                *loaded += hists.iter().map(|(_, p)| p.len()).sum::<usize>();
-                data.hists.insert(key, align_histograms(&mut series, hists));
+                *loaded += hists.iter().map(Vec::len).sum::<usize>();
+                data.hists.insert(key, hists);
             }
             if *loaded > self.opts.max_samples {
                 return Err(EvalError::TooManySamples);
@@ -734,10 +808,16 @@ fn warn_sorting(expr: &Expr, annos: &mut Annotations) {
 /// Puts histogram samples next to the float samples of the same series: afterwards
 /// `series` holds every series (sorted by labels) and the result holds each one's histograms
 /// at the same index.
+/// Joins a separate histogram read to the float series (adding series that have only
+/// histograms, keeping the label order): the histograms of `series[i]` at `[i]`, or nothing
+/// when there are none.
 fn align_histograms(
     series: &mut Vec<(Labels, Vec<(i64, f64)>)>,
     hists: Vec<(Labels, Vec<(i64, Hist)>)>,
 ) -> Vec<Vec<(i64, Hist)>> {
+    if hists.is_empty() {
+        return Vec::new();
+    }
     let mut by_labels: LabelsMap<Vec<(i64, Hist)>> = hists.into_iter().collect();
     for (labels, _) in series.iter() {
         by_labels.entry(labels.clone()).or_default();
@@ -828,47 +908,16 @@ fn settled_vector(mut vec: Vec<Sample>) -> Result<Vec<Sample>> {
 
 /// Drops the metric name — and with it `__type__` and `__unit__`, which describe it.
 pub fn drop_name(labels: &Labels) -> Labels {
-    const DERIVED: [&str; 3] = [argus_model::labels::METRIC_NAME, "__type__", "__unit__"];
-    if DERIVED.iter().all(|n| labels.get(n).is_none()) {
-        return labels.clone();
-    }
-    // Range queries ask for the same label sets at every step: remember the answers.
-    memo(&DROP_NAME_CACHE, labels, || {
-        let mut b = labels.to_builder();
-        for n in DERIVED {
-            b.delete(n);
-        }
-        b.build()
-    })
+    labels.retain(|n| !is_name_label(n))
 }
 
-type LabelsCache = std::cell::RefCell<LabelsMap<Labels>>;
-
-thread_local! {
-    static DROP_NAME_CACHE: LabelsCache = std::cell::RefCell::new(LabelsMap::default());
-    static GROUP_CACHE: std::cell::RefCell<HashMap<(Labels, u64), Labels, Xxh3Build>> = std::cell::RefCell::new(HashMap::default());
-}
-
-/// Entries kept per thread before a cache is cleared (bounds memory on huge queries).
-const CACHE_LIMIT: usize = 1 << 20;
-
-fn memo(
-    cache: &'static std::thread::LocalKey<LabelsCache>,
-    key: &Labels,
-    make: impl FnOnce() -> Labels,
-) -> Labels {
-    if let Some(hit) = cache.with(|c| c.borrow().get(key).cloned()) {
-        return hit;
-    }
-    let value = make();
-    cache.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= CACHE_LIMIT {
-            c.clear();
-        }
-        c.insert(key.clone(), value.clone());
-    });
-    value
+/// The metric name and the labels derived from it (`__type__`, `__unit__`), which every
+/// operator that changes a sample's meaning removes together.
+pub(crate) fn is_name_label(name: &str) -> bool {
+    matches!(
+        name,
+        argus_model::labels::METRIC_NAME | "__type__" | "__unit__"
+    )
 }
 
 impl Ctx<'_> {
@@ -1579,41 +1628,14 @@ fn is_extended_matrix(e: &Expr) -> bool {
 /// Builds the output labels of a grouping (`by` keeps only the listed labels, `without`
 /// removes them and the metric name).
 pub fn group_labels(labels: &Labels, grouping: &[String], without: bool) -> Labels {
-    if !without && grouping.is_empty() {
+    if without {
+        labels.retain(|n| !is_name_label(n) && !grouping.iter().any(|g| g == n))
+    } else if grouping.is_empty() {
         // `sum(x)`, `count(x)`: one group, nothing to look up.
-        return Labels::empty();
-    }
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    grouping.hash(&mut h);
-    without.hash(&mut h);
-    let key = (labels.clone(), h.finish());
-    if let Some(hit) = GROUP_CACHE.with(|c| c.borrow().get(&key).cloned()) {
-        return hit;
-    }
-    let value = if without {
-        let mut b = drop_name(labels).to_builder();
-        for g in grouping {
-            b.delete(g);
-        }
-        b.build()
+        Labels::empty()
     } else {
-        let mut b = LabelsBuilder::new();
-        for g in grouping {
-            if let Some(v) = labels.get(g) {
-                b.set(g, v);
-            }
-        }
-        b.build()
-    };
-    GROUP_CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.len() >= CACHE_LIMIT {
-            c.clear();
-        }
-        c.insert(key, value.clone());
-    });
-    value
+        labels.retain(|n| grouping.iter().any(|g| g == n))
+    }
 }
 
 mod range;

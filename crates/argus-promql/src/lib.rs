@@ -20,5 +20,5 @@ pub mod printer;
 pub mod promqltest;
 
 pub use ast::Expr;
-pub use engine::{Engine, EngineOptions, EvalError, QueryStats, Queryable, Value};
+pub use engine::{Engine, EngineOptions, EvalError, QueryStats, Queryable, Selection, Value};
 pub use parser::{Features, ParseError, parse, parse_with};

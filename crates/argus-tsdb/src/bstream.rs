@@ -101,7 +101,42 @@ impl<'a> BitReader<'a> {
         Self { bytes, pos: 0 }
     }
 
+    /// The next bits, most significant first, without consuming them: at least 57 of them
+    /// are real when that many remain (see [`Self::remaining`]); past the end they read 0.
     #[inline]
+    pub fn peek(&self) -> u64 {
+        let byte = self.pos >> 3;
+        let window = match self.bytes.get(byte..byte + 8) {
+            Some(w) => u64::from_be_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]),
+            None => {
+                let mut buf = [0u8; 8];
+                let rest = self.bytes.get(byte..).unwrap_or(&[]);
+                buf[..rest.len()].copy_from_slice(rest);
+                u64::from_be_bytes(buf)
+            }
+        };
+        window << (self.pos & 7)
+    }
+
+    /// Bits left to read.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        (self.bytes.len() * 8).saturating_sub(self.pos)
+    }
+
+    /// Consumes `n` bits that [`Self::peek`] showed; `None` (nothing consumed) when fewer
+    /// remain.
+    #[inline]
+    pub fn skip(&mut self, n: usize) -> Option<()> {
+        if n > self.remaining() {
+            return None;
+        }
+        self.pos += n;
+        Some(())
+    }
+
+    /// One bit (the decoders peek instead; kept for reference decoders in tests).
+    #[cfg(test)]
     pub fn read_bit(&mut self) -> Option<bool> {
         let byte = *self.bytes.get(self.pos >> 3)?;
         let bit = byte & (0x80 >> (self.pos & 7)) != 0;

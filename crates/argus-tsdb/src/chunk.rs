@@ -40,21 +40,25 @@ pub(crate) fn write_dod(stream: &mut BitWriter, dod: i64) {
 }
 
 /// Reads what [`write_dod`] wrote.
+///
+/// The bucket prefix and a 14/17/20-bit value are taken from one peeked window (this runs
+/// for every sample of every query).
+#[inline]
 pub(crate) fn read_dod(reader: &mut BitReader<'_>) -> Option<i64> {
-    let mut prefix = 0;
-    for _ in 0..4 {
-        if !reader.read_bit()? {
-            break;
+    let w = reader.peek();
+    // Leading ones of the prefix, at most 4.
+    let (bits, value) = match (!w).leading_zeros() {
+        0 => (1, 0),
+        1 => (16, sign_extend((w >> 48) & 0x3fff, 14)),
+        2 => (20, sign_extend((w >> 44) & 0x1_ffff, 17)),
+        3 => (24, sign_extend((w >> 40) & 0xf_ffff, 20)),
+        _ => {
+            reader.skip(4)?;
+            return Some(reader.read_bits(64)? as i64);
         }
-        prefix += 1;
-    }
-    Some(match prefix {
-        0 => 0,
-        1 => sign_extend(reader.read_bits(14)?, 14),
-        2 => sign_extend(reader.read_bits(17)?, 17),
-        3 => sign_extend(reader.read_bits(20)?, 20),
-        _ => reader.read_bits(64)? as i64,
-    })
+    };
+    reader.skip(bits)?;
+    Some(value)
 }
 
 /// A chunk is cut after this many samples (as Prometheus does).
@@ -253,13 +257,18 @@ impl<'a> XorIter<'a> {
         Some((self.t, f64::from_bits(self.v)))
     }
 
+    #[inline]
     fn read_xor(&mut self) -> Option<()> {
-        if !self.reader.read_bit()? {
+        // Control bits (and a new window's 5 + 6 bits) from one peek.
+        let w = self.reader.peek();
+        if w >> 63 == 0 {
+            self.reader.skip(1)?;
             return Some(());
         }
-        if self.reader.read_bit()? {
-            self.leading = self.reader.read_bits(5)? as u8;
-            let mut sig = self.reader.read_bits(6)? as u8;
+        if w >> 62 == 0b11 {
+            self.reader.skip(13)?;
+            self.leading = ((w >> 57) & 0x1f) as u8;
+            let mut sig = ((w >> 51) & 0x3f) as u8;
             if sig == 0 {
                 sig = 64;
             }
@@ -267,6 +276,8 @@ impl<'a> XorIter<'a> {
                 return None;
             }
             self.trailing = 64 - self.leading - sig;
+        } else {
+            self.reader.skip(2)?;
         }
         let sig = 64 - self.leading - self.trailing;
         let bits = self.reader.read_bits(sig as u32)?;
@@ -393,11 +404,100 @@ mod tests {
         ]
     }
 
+    /// A plain bit-at-a-time decoder of the same layout, to check the windowed one against.
+    fn reference_decode(bytes: &[u8]) -> (Vec<(i64, u64)>, bool) {
+        fn bits(r: &mut BitReader<'_>, n: u32) -> Option<u64> {
+            (0..n).try_fold(0u64, |acc, _| Some((acc << 1) | r.read_bit()? as u64))
+        }
+        let mut out = Vec::new();
+        if bytes.len() < 2 {
+            return (out, true);
+        }
+        let total = u16::from_be_bytes([bytes[0], bytes[1]]);
+        let mut r = BitReader::new(&bytes[2..]);
+        let (mut t, mut delta, mut v, mut leading, mut trailing) = (0i64, 0i64, 0u64, 0u32, 0u32);
+        let mut step = |i: u16, r: &mut BitReader<'_>| -> Option<(i64, u64)> {
+            if i == 0 {
+                t = r.read_varint()?;
+                v = bits(r, 64)?;
+                return Some((t, v));
+            }
+            if i == 1 {
+                delta = r.read_uvarint()? as i64;
+            } else {
+                let mut prefix = 0;
+                while prefix < 4 && r.read_bit()? {
+                    prefix += 1;
+                }
+                let dod = match prefix {
+                    0 => 0,
+                    1 => sign_extend(bits(r, 14)?, 14),
+                    2 => sign_extend(bits(r, 17)?, 17),
+                    3 => sign_extend(bits(r, 20)?, 20),
+                    _ => bits(r, 64)? as i64,
+                };
+                delta = delta.wrapping_add(dod);
+            }
+            t = t.wrapping_add(delta);
+            if r.read_bit()? {
+                if r.read_bit()? {
+                    leading = bits(r, 5)? as u32;
+                    let sig = match bits(r, 6)? as u32 {
+                        0 => 64,
+                        s => s,
+                    };
+                    if leading + sig > 64 {
+                        return None;
+                    }
+                    trailing = 64 - leading - sig;
+                }
+                let sig = 64 - leading - trailing;
+                v ^= bits(r, sig)? << trailing;
+            }
+            Some((t, v))
+        };
+        for i in 0..total {
+            match step(i, &mut r) {
+                Some(sample) => out.push(sample),
+                None => return (out, true),
+            }
+        }
+        (out, false)
+    }
+
     proptest! {
         #[test]
         fn xor_round_trip(ts in timestamps(), vs in proptest::collection::vec(values(), 201)) {
             let samples: Vec<(i64, f64)> = ts.into_iter().zip(vs).collect();
             round_trip(&samples);
+        }
+
+        /// On any bytes — valid chunks, cut short or altered, or noise — the decoder returns
+        /// what a bit-at-a-time decoder returns and fails where it fails.
+        #[test]
+        fn decoder_matches_bitwise_reference(ts in timestamps(),
+                                             vs in proptest::collection::vec(values(), 201),
+                                             cut in 0usize..2000,
+                                             flips in proptest::collection::vec((0usize..2000, 0u8..8), 0..3),
+                                             noise in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut chunk = XorChunk::new();
+            for (&t, &v) in ts.iter().zip(&vs) {
+                chunk.append(t, v);
+            }
+            let mut bytes = chunk.bytes().to_vec();
+            bytes.truncate(cut.max(2));
+            for (at, bit) in flips {
+                if let Some(b) = bytes.get_mut(at) {
+                    *b ^= 1 << bit;
+                }
+            }
+            for input in [bytes.as_slice(), noise.as_slice()] {
+                let mut iter = XorIter::new(input);
+                let got: Vec<(i64, u64)> = iter.by_ref().map(|(t, v)| (t, v.to_bits())).collect();
+                let (want, failed) = reference_decode(input);
+                prop_assert_eq!(got, want);
+                prop_assert_eq!(iter.error(), failed);
+            }
         }
     }
 }

@@ -175,9 +175,8 @@ impl Db {
         matchers: &[Matcher],
     ) -> Vec<(Labels, Vec<crate::head::HistSample>)> {
         self.querier(mint, maxt)
-            .select(matchers)
+            .select_histograms(matchers)
             .into_iter()
-            .filter(|s| !s.hists.is_empty())
             .filter_map(|s| {
                 let points = s.histograms(mint, maxt);
                 (!points.is_empty()).then_some((s.labels, points))
@@ -900,13 +899,32 @@ pub struct Querier<'a> {
 impl Querier<'_> {
     /// Matching series with data in range, sorted by labels, sources merged.
     pub fn select(&self, matchers: &[Matcher]) -> Vec<SeriesChunks> {
+        let head = self.db.head.select(self.mint, self.maxt, matchers);
+        self.with_blocks(matchers, head)
+    }
+
+    /// The blocks' matching series merged with the head's.
+    fn with_blocks(&self, matchers: &[Matcher], head: Vec<SeriesChunks>) -> Vec<SeriesChunks> {
         let mut sources: Vec<Vec<SeriesChunks>> = self
             .blocks
             .iter()
             .map(|b| b.select(self.mint, self.maxt, matchers))
             .collect();
-        sources.push(self.db.head.select(self.mint, self.maxt, matchers));
+        sources.push(head);
         merge_series(sources)
+    }
+
+    /// Matching series with histogram samples in range, sorted by labels, with only their
+    /// histogram chunks (float chunks may be left out).
+    pub fn select_histograms(&self, matchers: &[Matcher]) -> Vec<SeriesChunks> {
+        let head = self
+            .db
+            .head
+            .select_histograms(self.mint, self.maxt, matchers);
+        self.with_blocks(matchers, head)
+            .into_iter()
+            .filter(|s| !s.hists.is_empty())
+            .collect()
     }
 
     /// Each matching series' newest sample in range, sorted by labels (instant selectors).

@@ -889,12 +889,37 @@ impl Head {
 
     /// Matching series with their chunks overlapping `[mint, maxt]`, sorted by labels.
     pub fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<SeriesChunks> {
+        self.select_parts(mint, maxt, matchers, true)
+    }
+
+    /// Like [`Self::select`] but only series with histogram samples in range, without their
+    /// float chunks (which would be copied and dropped unread).
+    pub fn select_histograms(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> Vec<SeriesChunks> {
+        self.select_parts(mint, maxt, matchers, false)
+    }
+
+    fn select_parts(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        floats: bool,
+    ) -> Vec<SeriesChunks> {
         let mut out: Vec<SeriesChunks> = self
             .select_refs(matchers)
             .into_iter()
             .filter_map(|s| {
                 let data = s.data.lock();
-                let chunks = data.chunks_in(mint, maxt, &self.chunks);
+                let chunks = if floats {
+                    data.chunks_in(mint, maxt, &self.chunks)
+                } else {
+                    Vec::new()
+                };
                 let in_range = data.histograms_in(mint, maxt);
                 let hists = if in_range.is_empty() {
                     Vec::new()
