@@ -83,6 +83,29 @@ fn get_varint(bytes: &[u8], pos: &mut usize) -> usize {
     v
 }
 
+/// Sorts `items` by their label sets, keeping the order of equal ones. The sets' order keys
+/// ([`Labels::order_key`]) go into one shared buffer rather than one allocation each: this
+/// sorts every selector's series.
+pub fn sort_by_labels<T>(items: &mut Vec<T>, labels: impl Fn(&T) -> &Labels) {
+    if items.len() < 2 {
+        return;
+    }
+    let mut keys: Vec<u8> = Vec::with_capacity(items.len() * 64);
+    let mut ends: Vec<usize> = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        labels(item).write_order_key(&mut keys);
+        ends.push(keys.len());
+    }
+    let key = |i: usize| &keys[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| key(a).cmp(key(b)));
+    if order.iter().enumerate().all(|(at, &i)| at == i) {
+        return;
+    }
+    let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
+    items.extend(order.iter().filter_map(|&i| slots[i].take()));
+}
+
 /// Iterator over a packed label set.
 pub struct LabelsIter<'a> {
     bytes: &'a [u8],
@@ -176,6 +199,52 @@ impl Labels {
         self.iter().find(|l| l.name == name).map(|l| l.value)
     }
 
+    /// Byte ranges (in the packed buffer) of the labels whose names `keep` accepts, in order.
+    fn kept_ranges<'a>(
+        &'a self,
+        mut keep: impl FnMut(&str) -> bool + 'a,
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+        let mut it = self.iter();
+        std::iter::from_fn(move || {
+            loop {
+                let start = it.pos;
+                let l = it.next()?;
+                if keep(l.name) {
+                    return Some(&self.0[start..it.pos]);
+                }
+            }
+        })
+    }
+
+    /// A hash of the labels `keep` accepts: equal for sets whose kept labels are equal (a
+    /// grouping key computed without building the group's label set).
+    pub fn retained_hash(&self, keep: impl FnMut(&str) -> bool) -> u64 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+        for range in self.kept_ranges(keep) {
+            hasher.update(range);
+        }
+        hasher.digest()
+    }
+
+    /// Whether the labels `keep` accepts are exactly `other` (`self.retain(keep) == *other`,
+    /// without building it).
+    pub fn retained_eq(&self, keep: impl FnMut(&str) -> bool, other: &Labels) -> bool {
+        let mut rest = {
+            let mut pos = 0;
+            let _ = get_varint(&other.0, &mut pos);
+            &other.0[pos..]
+        };
+        let mut kept = 0usize;
+        for range in self.kept_ranges(keep) {
+            match rest.strip_prefix(range) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+            kept += 1;
+        }
+        rest.is_empty() && kept == other.len()
+    }
+
     /// The labels whose names `keep` accepts, copied straight from the packed bytes (this
     /// set itself when it keeps them all). For dropping the metric name or grouping by
     /// labels once per series, without building the set label by label.
@@ -235,6 +304,12 @@ impl Labels {
     /// label by label.
     pub fn order_key(&self) -> Vec<u8> {
         let mut key = Vec::with_capacity(self.0.len() + 2 * self.len() * 2);
+        self.write_order_key(&mut key);
+        key
+    }
+
+    /// Appends [`Self::order_key`] to `key`.
+    fn write_order_key(&self, key: &mut Vec<u8>) {
         let mut put = |s: &str| {
             for &b in s.as_bytes() {
                 key.push(b);
@@ -248,7 +323,6 @@ impl Labels {
             put(l.name);
             put(l.value);
         }
-        key
     }
 
     pub fn is_empty(&self) -> bool {
@@ -517,6 +591,21 @@ mod tests {
             prop_assert_eq!(la.order_key().cmp(&lb.order_key()), la.cmp(&lb));
         }
 
+        /// `sort_by_labels` orders as sorting by the sets does, stably.
+        #[test]
+        fn sort_by_labels_is_a_stable_label_sort(sets in proptest::collection::vec(
+            proptest::collection::btree_map("[ab\\x00]{1,2}", "[ab\\x00]{1,2}", 0..3), 0..30)) {
+            let mut items: Vec<(Labels, usize)> = sets
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (Labels::from_pairs(&m.iter().collect::<Vec<_>>()), i))
+                .collect();
+            let mut want = items.clone();
+            want.sort_by(|a, b| a.0.cmp(&b.0));
+            sort_by_labels(&mut items, |x| &x.0);
+            prop_assert_eq!(items, want);
+        }
+
         /// `retain` keeps exactly the accepted labels, as rebuilding the set would.
         #[test]
         fn retain_matches_rebuilding(pairs in proptest::collection::btree_map("[a-d_]{1,3}", "[x-z\u{e9}]{1,200}", 0..8),
@@ -527,6 +616,13 @@ mod tests {
             let got = labels.retain(|n| !drop.iter().any(|d| d == n));
             prop_assert_eq!(&got, &Labels::from_pairs(&kept));
             prop_assert_eq!(got.len(), kept.len());
+            let keep = |n: &str| !drop.iter().any(|d| d == n);
+            prop_assert!(labels.retained_eq(keep, &got));
+            prop_assert_eq!(labels.retained_hash(keep), got.retained_hash(|_| true));
+            // Against other sets: equal exactly when the kept labels are.
+            for other in [&labels, &Labels::empty(), &Labels::from_pairs(&[("a", "x")])] {
+                prop_assert_eq!(labels.retained_eq(keep, other), &got == other);
+            }
         }
     }
 }

@@ -18,6 +18,72 @@ pub struct Spans {
 
 pub use argus_model::histogram::kahan_inc;
 
+/// Finds each sample's group by a hash of its grouping labels, so a group's label set is
+/// built once instead of once per input series. Groups are numbered in order of first
+/// appearance.
+pub(crate) struct Grouper<'g> {
+    grouping: &'g [String],
+    without: bool,
+    /// First group with a hash; further groups with the same hash chain through `next`.
+    by_hash: std::collections::HashMap<u64, usize, crate::engine::Xxh3Build>,
+    next: Vec<Option<usize>>,
+    /// Each group's labels.
+    pub keys: Vec<Labels>,
+}
+
+impl<'g> Grouper<'g> {
+    pub fn new(grouping: &'g [String], without: bool) -> Self {
+        Self {
+            grouping,
+            without,
+            by_hash: Default::default(),
+            next: Vec::new(),
+            keys: Vec::new(),
+        }
+    }
+
+    fn keeps(&self, name: &str) -> bool {
+        let listed = self.grouping.iter().any(|g| g == name);
+        if self.without {
+            !listed && !crate::engine::is_name_label(name)
+        } else {
+            listed
+        }
+    }
+
+    /// The group of `labels`, added as a new group when first seen.
+    pub fn group(&mut self, labels: &Labels) -> usize {
+        if !self.without && self.grouping.is_empty() {
+            // `sum(x)`: one group.
+            if self.keys.is_empty() {
+                self.keys.push(Labels::empty());
+            }
+            return 0;
+        }
+        let hash = labels.retained_hash(|n| self.keeps(n));
+        let mut at = self.by_hash.get(&hash).copied();
+        let mut last = None;
+        while let Some(g) = at {
+            if labels.retained_eq(|n| self.keeps(n), &self.keys[g]) {
+                return g;
+            }
+            last = Some(g);
+            at = self.next[g];
+        }
+        let g = self.keys.len();
+        self.keys
+            .push(group_labels(labels, self.grouping, self.without));
+        self.next.push(None);
+        match last {
+            Some(prev) => self.next[prev] = Some(g),
+            None => {
+                self.by_hash.insert(hash, g);
+            }
+        }
+        g
+    }
+}
+
 /// Prometheus's mean: a Kahan sum, switching to an incremental mean once the sum would
 /// overflow (so that `avg` of huge values or of ±Inf stays finite or keeps its sign).
 #[derive(Debug, Clone, Copy)]
@@ -108,6 +174,14 @@ fn scalar_param(op: AggOp, param: &Option<Value>) -> Result<f64> {
     }
 }
 
+/// Whether the aggregation's answer is the same whether or not its inputs' names marked for
+/// removal were removed first: its groups leave the name out, and it neither makes labels
+/// from its inputs' (`count_values`) nor hashes them (`limit_ratio`).
+pub(crate) fn ignores_name_marks(op: AggOp, grouping: &[String], without: bool) -> bool {
+    let groups_by_name = !without && grouping.iter().any(|g| crate::engine::is_name_label(g));
+    !groups_by_name && !matches!(op, AggOp::CountValues | AggOp::LimitRatio)
+}
+
 pub fn eval(
     op: AggOp,
     vec: Vec<Sample>,
@@ -173,21 +247,17 @@ fn eval_groups(
                 vec.retain(|s| s.h.is_none());
             }
             let k = if k >= 1.0 { k.min(9.0e18) as usize } else { 0 };
-            let mut groups: crate::engine::LabelsMap<Vec<Sample>> = Default::default();
-            let mut order = Vec::new();
+            let mut grouper = Grouper::new(grouping, without);
+            let mut groups: Vec<Vec<Sample>> = Vec::new();
             for s in vec {
-                let key = group_labels(&s.labels, grouping, without);
-                let g = groups.entry(key.clone()).or_insert_with(|| {
-                    order.push(key);
-                    Vec::new()
-                });
-                g.push(s);
+                let g = grouper.group(&s.labels);
+                if g == groups.len() {
+                    groups.push(Vec::new());
+                }
+                groups[g].push(s);
             }
             let mut out = Vec::new();
-            for key in order {
-                let Some(mut g) = groups.remove(&key) else {
-                    continue;
-                };
+            for mut g in groups {
                 // NaN sorts last for both directions, as in Prometheus.
                 g.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
                     (true, true) => std::cmp::Ordering::Equal,
@@ -254,17 +324,19 @@ fn eval_groups(
             if op == AggOp::LimitRatio && !(-1.0..=1.0).contains(&p) {
                 annos.warn(anno::invalid_ratio(p, p.clamp(-1.0, 1.0)), spans.param);
             }
-            let mut counts: crate::engine::LabelsMap<usize> = Default::default();
+            let mut grouper = Grouper::new(grouping, without);
+            let mut counts: Vec<usize> = Vec::new();
             let mut out = Vec::new();
             for s in vec {
                 let keep = if op == AggOp::Limitk {
                     // The first k of each group, in input order.
                     let k = if p >= 1.0 { p.min(9.0e18) as usize } else { 0 };
-                    let n = counts
-                        .entry(group_labels(&s.labels, grouping, without))
-                        .or_default();
-                    *n += 1;
-                    *n <= k
+                    let g = grouper.group(&s.labels);
+                    if g == counts.len() {
+                        counts.push(0);
+                    }
+                    counts[g] += 1;
+                    counts[g] <= k
                 } else {
                     // Prometheus's hash-ratio sampling: a series is in when its label hash,
                     // scaled to [0, 1), is below the ratio (or, for a negative ratio, at or
@@ -291,50 +363,42 @@ fn eval_groups(
                 );
                 vec.retain(|s| s.h.is_none());
             }
-            let mut groups: crate::engine::LabelsMap<Vec<f64>> = Default::default();
-            let mut order = Vec::new();
+            let mut grouper = Grouper::new(grouping, without);
+            let mut values: Vec<Vec<f64>> = Vec::new();
             for s in vec {
-                let key = group_labels(&s.labels, grouping, without);
-                groups
-                    .entry(key.clone())
-                    .or_insert_with(|| {
-                        order.push(key);
-                        Vec::new()
-                    })
-                    .push(s.v);
-            }
-            let mut out = Vec::with_capacity(order.len());
-            for key in order {
-                if let Some(mut values) = groups.remove(&key) {
-                    let v = quantile(q, &mut values);
-                    out.push(Sample::float(key, t, v));
+                let g = grouper.group(&s.labels);
+                if g == values.len() {
+                    values.push(Vec::new());
                 }
+                values[g].push(s.v);
             }
+            let out = grouper
+                .keys
+                .into_iter()
+                .zip(values)
+                .map(|(key, mut values)| Sample::float(key, t, quantile(q, &mut values)))
+                .collect();
             Ok(Value::Vector(out))
         }
         _ if vec.iter().any(|s| s.h.is_some()) => {
             with_histograms(op, vec, grouping, without, t, annos, spans.inner)
         }
         _ => {
-            let mut groups: crate::engine::LabelsMap<Running> = Default::default();
-            let mut order = Vec::new();
+            let mut grouper = Grouper::new(grouping, without);
+            let mut accs: Vec<Running> = Vec::new();
             for s in vec {
-                let key = group_labels(&s.labels, grouping, without);
-                match groups.get_mut(&key) {
+                let g = grouper.group(&s.labels);
+                match accs.get_mut(g) {
                     Some(acc) => acc.add(s.v),
-                    None => {
-                        let acc = Running::new(op, s.v).ok_or_else(|| unsupported(op))?;
-                        groups.insert(key.clone(), acc);
-                        order.push(key);
-                    }
+                    None => accs.push(Running::new(op, s.v).ok_or_else(|| unsupported(op))?),
                 }
             }
-            let mut out = Vec::with_capacity(order.len());
-            for key in order {
-                if let Some(acc) = groups.remove(&key) {
-                    out.push(Sample::float(key, t, acc.value()));
-                }
-            }
+            let out = grouper
+                .keys
+                .into_iter()
+                .zip(accs)
+                .map(|(key, acc)| Sample::float(key, t, acc.value()))
+                .collect();
             Ok(Value::Vector(out))
         }
     }

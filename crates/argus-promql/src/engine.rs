@@ -14,7 +14,7 @@ use crate::ast::*;
 /// A histogram sample value, shared between steps without copying.
 pub type Hist = std::sync::Arc<FloatHistogram>;
 
-type Xxh3Build = xxhash_rust::xxh3::Xxh3DefaultBuilder;
+pub(crate) type Xxh3Build = xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 /// Maps keyed by label sets hash with xxh3 (SipHash showed up at ~8% of range queries).
 pub type LabelsMap<V> = HashMap<Labels, V, Xxh3Build>;
@@ -950,6 +950,13 @@ impl Ctx<'_> {
     }
 
     fn eval(&mut self, expr: &Expr, t: i64) -> Result<Value> {
+        let settle = !self.engine.opts.delayed_name_removal;
+        self.eval_settling(expr, t, settle)
+    }
+
+    /// [`Self::eval`], settling marked names in the result only when `settle` (a consumer
+    /// whose answer does not depend on them takes the marks as they are).
+    fn eval_settling(&mut self, expr: &Expr, t: i64, settle: bool) -> Result<Value> {
         self.check_limits()?;
         let value = self.eval_inner(expr, t)?;
         // Only a plain selector (for `timestamp()`) keeps sample times; everything else is at
@@ -959,7 +966,7 @@ impl Ctx<'_> {
             inner = expr;
         }
         let keeps_time = matches!(inner, Expr::Vector(_));
-        let eager = !self.engine.opts.delayed_name_removal;
+        let eager = settle;
         Ok(match value {
             Value::Vector(mut v) => {
                 for s in &mut v {
@@ -1107,7 +1114,12 @@ impl Ctx<'_> {
                     Some(p) => Some(self.eval(p, t)?),
                     None => None,
                 };
-                let Value::Vector(vec) = self.eval(expr, t)? else {
+                // Most aggregations group without the name and make new samples (or, like
+                // `topk`, return inputs whose marks this node settles), so their input's
+                // names need not be removed first: that would copy every input label set.
+                let settle = !self.engine.opts.delayed_name_removal
+                    && !crate::aggregate::ignores_name_marks(*op, grouping, *without);
+                let Value::Vector(vec) = self.eval_settling(expr, t, settle)? else {
                     return Err(EvalError::Execution("aggregation over a non-vector".into()));
                 };
                 let spans = crate::aggregate::Spans {
@@ -1320,7 +1332,9 @@ impl Ctx<'_> {
             return Vec::new();
         };
         let keep_name = crate::functions::direct_keeps_name(name);
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(series.len());
+        // The counter-name check once per metric name (inputs are sorted, so by name).
+        let mut checked: Option<&str> = None;
         for (labels, points) in series {
             let lo = points.partition_point(|p| p.0 <= ts - range);
             let hi = points.partition_point(|p| p.0 <= ts);
@@ -1329,8 +1343,9 @@ impl Ctx<'_> {
                 continue;
             }
             if let Some(v) = crate::functions::direct_range_value(name, &pts, range, ts) {
-                if matches!(name, "rate" | "increase") {
+                if matches!(name, "rate" | "increase") && checked != Some(labels.metric_name()) {
                     crate::functions::check_counter_name(labels, &mut self.annos, arg_span);
+                    checked = Some(labels.metric_name());
                 }
                 let sample = Sample::float(labels.clone(), t, v);
                 out.push(if keep_name {

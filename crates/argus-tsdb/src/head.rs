@@ -270,7 +270,12 @@ impl SeriesData {
 
     /// Chunks overlapping `[mint, maxt]`.
     pub fn chunks_in(&self, mint: i64, maxt: i64, store: &HeadChunkStore) -> Vec<ChunkMeta> {
-        let mut out = Vec::new();
+        let closed = self
+            .closed
+            .iter()
+            .filter(|c| c.max_time() >= mint && c.min_time <= maxt)
+            .count();
+        let mut out = Vec::with_capacity(closed + 2);
         for c in &self.closed {
             if c.max_time() >= mint
                 && c.min_time <= maxt
@@ -910,32 +915,30 @@ impl Head {
         matchers: &[Matcher],
         floats: bool,
     ) -> Vec<SeriesChunks> {
-        let mut out: Vec<SeriesChunks> = self
-            .select_refs(matchers)
-            .into_iter()
-            .filter_map(|s| {
-                let data = s.data.lock();
-                let chunks = if floats {
-                    data.chunks_in(mint, maxt, &self.chunks)
-                } else {
-                    Vec::new()
-                };
-                let in_range = data.histograms_in(mint, maxt);
-                let hists = if in_range.is_empty() {
-                    Vec::new()
-                } else {
-                    vec![crate::series::HistChunk::Samples(in_range.into())]
-                };
-                drop(data);
-                (!chunks.is_empty() || !hists.is_empty()).then(|| SeriesChunks {
-                    labels: s.labels.clone(),
-                    chunks,
-                    hists,
-                    deleted: Vec::new(),
-                })
+        let refs = self.select_refs(matchers);
+        let mut out: Vec<SeriesChunks> = Vec::with_capacity(if floats { refs.len() } else { 0 });
+        out.extend(refs.into_iter().filter_map(|s| {
+            let data = s.data.lock();
+            let chunks = if floats {
+                data.chunks_in(mint, maxt, &self.chunks)
+            } else {
+                Vec::new()
+            };
+            let in_range = data.histograms_in(mint, maxt);
+            let hists = if in_range.is_empty() {
+                Vec::new()
+            } else {
+                vec![crate::series::HistChunk::Samples(in_range.into())]
+            };
+            drop(data);
+            (!chunks.is_empty() || !hists.is_empty()).then(|| SeriesChunks {
+                labels: s.labels.clone(),
+                chunks,
+                hists,
+                deleted: Vec::new(),
             })
-            .collect();
-        out.sort_by_cached_key(|s| s.labels.order_key());
+        }));
+        argus_model::labels::sort_by_labels(&mut out, |s| &s.labels);
         out
     }
 
@@ -971,7 +974,7 @@ impl Head {
                 newest.map(|smp| (s.labels.clone(), smp))
             })
             .collect();
-        out.sort_by_cached_key(|(l, _)| l.order_key());
+        argus_model::labels::sort_by_labels(&mut out, |(l, _)| l);
         out
     }
 

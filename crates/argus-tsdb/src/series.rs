@@ -19,6 +19,17 @@ pub enum ChunkData {
 }
 
 impl ChunkData {
+    /// The number of samples, when known without decoding (0 otherwise).
+    fn len_hint(&self) -> usize {
+        match self {
+            ChunkData::Xor(bytes) => XorIter::new(bytes).len_hint(),
+            ChunkData::Block(map, start, end) => map
+                .get(*start..*end)
+                .map_or(0, crate::chunk::scaled::block_chunk_len),
+            ChunkData::Samples(samples) => samples.len(),
+        }
+    }
+
     fn for_each(&self, mut f: impl FnMut(i64, f64)) {
         match self {
             ChunkData::Xor(bytes) => XorIter::new(bytes).for_each(|(t, v)| f(t, v)),
@@ -121,7 +132,7 @@ impl SeriesChunks {
 
     /// Samples with `mint <= t <= maxt`, sorted, one per timestamp, tombstones applied.
     pub fn samples(&self, mint: i64, maxt: i64) -> Vec<Sample> {
-        let mut out: Vec<Sample> = Vec::new();
+        let mut out: Vec<Sample> = Vec::with_capacity(self.estimate_samples(mint, maxt));
         let mut sorted = true;
         for chunk in &self.chunks {
             if chunk.max_time < mint || chunk.min_time > maxt {
@@ -203,6 +214,21 @@ impl SeriesChunks {
         last
     }
 
+    /// About how many samples `[mint, maxt]` holds, taking each chunk's samples as evenly
+    /// spaced (to size the output once instead of growing it).
+    fn estimate_samples(&self, mint: i64, maxt: i64) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| c.max_time >= mint && c.min_time <= maxt)
+            .map(|c| {
+                let n = c.data.len_hint();
+                let span = (c.max_time - c.min_time).max(1) as f64;
+                let inside = (maxt.min(c.max_time) - mint.max(c.min_time)).max(0) as f64;
+                ((n as f64 * inside / span) as usize + 1).min(n)
+            })
+            .sum()
+    }
+
     /// True when some chunk overlaps `[mint, maxt]`.
     pub fn overlaps(&self, mint: i64, maxt: i64) -> bool {
         self.chunks
@@ -214,14 +240,28 @@ impl SeriesChunks {
 /// Merges per-source results (each sorted by labels) into one list sorted by labels, joining
 /// the chunks of equal label sets.
 pub fn merge_series(sources: Vec<Vec<SeriesChunks>>) -> Vec<SeriesChunks> {
-    let single_source = sources.iter().filter(|s| !s.is_empty()).count() <= 1;
-    let mut all: Vec<SeriesChunks> = sources.into_iter().flatten().collect();
-    // Each source is sorted already; several are merged by sorting on order keys.
-    if !single_source {
-        all.sort_by_cached_key(|s| s.labels.order_key());
-    }
-    let mut out: Vec<SeriesChunks> = Vec::with_capacity(all.len());
-    for series in all {
+    let total = sources.iter().map(Vec::len).sum();
+    let mut iters: Vec<std::vec::IntoIter<SeriesChunks>> = sources
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .map(Vec::into_iter)
+        .collect();
+    // Each source is sorted already: take the smallest of their next series each time (the
+    // earliest source on equal labels, so its chunks come first).
+    let mut heads: Vec<Option<SeriesChunks>> = iters.iter_mut().map(Iterator::next).collect();
+    let mut out: Vec<SeriesChunks> = Vec::with_capacity(total);
+    loop {
+        let mut best: Option<(usize, &Labels)> = None;
+        for (i, head) in heads.iter().enumerate() {
+            if let Some(h) = head
+                && best.is_none_or(|(_, b)| h.labels < *b)
+            {
+                best = Some((i, &h.labels));
+            }
+        }
+        let Some((i, _)) = best else { break };
+        let Some(series) = heads[i].take() else { break };
+        heads[i] = iters[i].next();
         match out.last_mut() {
             Some(last) if last.labels == series.labels => {
                 last.chunks.extend(series.chunks);
@@ -262,6 +302,49 @@ mod tests {
     }
 
     proptest! {
+        /// Merging sorted sources equals concatenating them, sorting stably by labels and
+        /// joining equal label sets in source order.
+        #[test]
+        fn merge_series_matches_sort_and_join(
+            sources in proptest::collection::vec(
+                proptest::collection::btree_set(("[ab]{1,2}", "[xy\\x00]{1,2}"), 0..12), 0..5),
+        ) {
+            let make = |src: usize| -> Vec<SeriesChunks> {
+                let mut list: Vec<SeriesChunks> = sources[src]
+                    .iter()
+                    .map(|(n, v)| SeriesChunks {
+                        labels: Labels::from_pairs(&[("m", n.as_str()), ("v", v.as_str())]),
+                        // Same times in every source: only the order tells them apart.
+                        chunks: vec![chunk(&[(0, src as f64)], false, false)],
+                        deleted: Vec::new(),
+                        hists: Vec::new(),
+                    })
+                    .collect();
+                list.sort_by(|a, b| a.labels.cmp(&b.labels));
+                list
+            };
+            let merged = merge_series((0..sources.len()).map(make).collect());
+            let mut all: Vec<SeriesChunks> = (0..sources.len()).flat_map(make).collect();
+            all.sort_by(|a, b| a.labels.cmp(&b.labels));
+            let source = |c: &ChunkMeta| match &c.data {
+                ChunkData::Samples(s) => s[0].1 as i64,
+                _ => -1,
+            };
+            let mut want: Vec<(Labels, Vec<i64>)> = Vec::new();
+            for s in all {
+                let from = source(&s.chunks[0]);
+                match want.last_mut() {
+                    Some((l, srcs)) if *l == s.labels => srcs.push(from),
+                    _ => want.push((s.labels, vec![from])),
+                }
+            }
+            let got: Vec<(Labels, Vec<i64>)> = merged
+                .into_iter()
+                .map(|s| (s.labels, s.chunks.iter().map(source).collect()))
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+
         /// `last_sample` is the last element of `samples` for overlapping sources, equal
         /// timestamps across sources, known and unknown last values, and tombstones.
         #[test]

@@ -14,10 +14,7 @@
 
 use argus_model::{Labels, is_stale_nan};
 
-use super::{
-    Ctx, EvalError, LabelsMap, Result, Sample, Series, Value, drop_name, group_labels,
-    without_stale,
-};
+use super::{Ctx, EvalError, LabelsMap, Result, Sample, Series, Value, drop_name, without_stale};
 use crate::aggregate::Running;
 use crate::ast::{AggOp, AtModifier, Expr, ValueType, VectorSelector};
 use crate::functions::{direct_keeps_name, direct_range_value, is_direct_range};
@@ -493,24 +490,19 @@ impl Ctx<'_> {
         without: bool,
         grid: &Grid,
     ) -> Result<RVal> {
-        let mut index: LabelsMap<usize> = LabelsMap::default();
-        // Per group: its labels, whether an input's name was marked for removal (it matters
-        // when the grouping keeps the name), its accumulators.
-        let mut groups: Vec<(Labels, bool, Vec<Option<Running>>)> = Vec::new();
+        let mut grouper = crate::aggregate::Grouper::new(grouping, without);
+        // Per group: whether an input's name was marked for removal (it matters when the
+        // grouping keeps the name), its accumulators.
+        let mut groups: Vec<(bool, Vec<Option<Running>>)> = Vec::new();
         let budget = self.engine.opts.max_samples;
         let mut fold = |labels: &Labels, drop_name: bool, vals: &[Option<f64>]| -> Result<()> {
-            let key = group_labels(labels, grouping, without);
-            let g = match index.get(&key) {
-                Some(&g) => g,
-                None => {
-                    index.insert(key.clone(), groups.len());
-                    within_budget(groups.len() + 1, grid.n, budget)?;
-                    groups.push((key, false, vec![None; grid.n]));
-                    groups.len() - 1
-                }
-            };
-            groups[g].1 |= drop_name;
-            let accs = &mut groups[g].2;
+            let g = grouper.group(labels);
+            if g == groups.len() {
+                within_budget(groups.len() + 1, grid.n, budget)?;
+                groups.push((false, vec![None; grid.n]));
+            }
+            groups[g].0 |= drop_name;
+            let accs = &mut groups[g].1;
             for (acc, v) in accs.iter_mut().zip(vals) {
                 if let Some(v) = *v {
                     match acc {
@@ -549,9 +541,11 @@ impl Ctx<'_> {
             },
         }
         Ok(RVal::Vector(
-            groups
+            grouper
+                .keys
                 .into_iter()
-                .map(|(labels, drop_name, accs)| StepSeries {
+                .zip(groups)
+                .map(|(labels, (drop_name, accs))| StepSeries {
                     labels,
                     vals: accs.iter().map(|a| a.map(|a| a.value())).collect(),
                     drop_name,

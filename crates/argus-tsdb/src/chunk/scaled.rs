@@ -104,6 +104,15 @@ pub fn decode_block_chunk(bytes: &[u8], mut f: impl FnMut(i64, f64)) {
     }
 }
 
+/// The number of samples a block chunk announces (0 when it is malformed).
+pub fn block_chunk_len(bytes: &[u8]) -> usize {
+    match bytes.split_first() {
+        Some((&TAG_XOR, rest)) => XorIter::new(rest).len_hint(),
+        Some((&TAG_SCALED, rest)) => BitReader::new(rest).read_bits(16).unwrap_or(0) as usize,
+        _ => 0,
+    }
+}
+
 fn decode_scaled(bytes: &[u8], f: &mut impl FnMut(i64, f64)) -> Option<()> {
     let mut r = BitReader::new(bytes);
     let n = r.read_bits(16)? as usize;
@@ -158,6 +167,7 @@ mod tests {
         encode_block_chunk(samples, &mut out);
         let mut got = Vec::new();
         decode_block_chunk(&out, |t, v| got.push((t, v.to_bits())));
+        assert_eq!(block_chunk_len(&out), samples.len());
         let want: Vec<(i64, u64)> = samples.iter().map(|(t, v)| (*t, v.to_bits())).collect();
         assert_eq!(got, want);
         out.len()
