@@ -585,9 +585,7 @@ impl Engine {
             if before > 0 {
                 points.sort_by_key(|p| p.0);
                 if points.windows(2).any(|w| w[0].0 == w[1].0) {
-                    return Err(EvalError::Execution(
-                        "vector cannot contain metrics with the same labelset".into(),
-                    ));
+                    return Err(same_labelset());
                 }
             }
             if total > self.opts.max_samples {
@@ -878,12 +876,40 @@ fn check_duplicates<'a>(labels: impl ExactSizeIterator<Item = &'a Labels>) -> Re
     let mut seen = std::collections::HashSet::with_capacity(labels.len());
     for l in labels {
         if !seen.insert(l) {
-            return Err(EvalError::Execution(
-                "vector cannot contain metrics with the same labelset".into(),
-            ));
+            return Err(same_labelset());
         }
     }
     Ok(())
+}
+
+/// Prometheus's error for a vector holding two series with the same labels.
+pub(crate) fn same_labelset() -> EvalError {
+    EvalError::Execution("vector cannot contain metrics with the same labelset".into())
+}
+
+/// Whether removing the marked names (`__name__`, `__type__`, `__unit__`) could make two of
+/// these series equal: when the marked ones do not all carry the same name labels, or
+/// marked and unmarked series mix. A selector of one metric never can, and is answered
+/// with one comparison per series.
+pub(crate) fn names_may_collide<'a>(series: impl Iterator<Item = (&'a Labels, bool)>) -> bool {
+    let mut first: Option<Labels> = None;
+    let (mut marked, mut unmarked) = (false, false);
+    for (labels, mark) in series {
+        if !mark {
+            unmarked = true;
+        } else {
+            marked = true;
+            match &first {
+                None => first = Some(labels.retain(is_name_label)),
+                Some(names) if !labels.retained_eq(is_name_label, names) => return true,
+                Some(_) => {}
+            }
+        }
+        if marked && unmarked {
+            return true;
+        }
+    }
+    false
 }
 
 /// A query's result: names marked for removal removed, and no two series left with the same
@@ -969,12 +995,38 @@ impl Ctx<'_> {
         let eager = settle;
         Ok(match value {
             Value::Vector(mut v) => {
+                // Without delayed name removal, Prometheus refuses a function's or
+                // operator's result in which removing the names made two series equal —
+                // also where the consumer (an aggregation) would not care.
+                let collide = !self.engine.opts.delayed_name_removal
+                    && matches!(
+                        inner,
+                        Expr::Call { .. } | Expr::Binary { .. } | Expr::Unary { .. }
+                    )
+                    && names_may_collide(v.iter().map(|s| (&s.labels, s.drop_name)));
                 for s in &mut v {
                     if !keeps_time {
                         s.t = t;
                     }
                     if eager {
                         s.settle();
+                    }
+                }
+                if collide {
+                    if eager {
+                        check_duplicates(v.iter().map(|s| &s.labels))?;
+                    } else {
+                        let settled: Vec<Labels> = v
+                            .iter()
+                            .map(|s| {
+                                if s.drop_name {
+                                    drop_name(&s.labels)
+                                } else {
+                                    s.labels.clone()
+                                }
+                            })
+                            .collect();
+                        check_duplicates(settled.iter())?;
                     }
                 }
                 Value::Vector(v)

@@ -130,6 +130,30 @@ impl Assembler {
     }
 }
 
+/// Series whose labels became equal when their names were removed may stand side by side
+/// only where they do not both have a value at one step (Prometheus merges those); a step
+/// where they do is the "same labelset" error.
+fn check_step_duplicates(series: &[StepSeries]) -> Result<()> {
+    let mut by_labels: LabelsMap<Vec<usize>> = LabelsMap::default();
+    for (k, s) in series.iter().enumerate() {
+        by_labels.entry(s.labels.clone()).or_default().push(k);
+    }
+    for same in by_labels.values().filter(|v| v.len() > 1) {
+        let steps = series[same[0]].vals.len();
+        for i in 0..steps {
+            if same
+                .iter()
+                .filter(|&&k| series[k].vals[i].is_some())
+                .count()
+                > 1
+            {
+                return Err(super::same_labelset());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Values are kept densely (one slot per step), so `series × steps` is what a node holds in
 /// memory; it is bounded by `--query.max-samples` like the samples Prometheus holds.
 fn within_budget(series: usize, steps: usize, budget: usize) -> Result<()> {
@@ -266,6 +290,12 @@ impl Ctx<'_> {
         let keep_name = direct_keeps_name(name);
         let fixed = self.fixed_time(sel.at).map(|t| t - sel.offset_ms);
         let mut vals = vec![None; grid.n];
+        // Without delayed name removal, Prometheus refuses the function's result when
+        // removing the names made two of its series equal.
+        let mut seen = (!keep_name
+            && !self.engine.opts.delayed_name_removal
+            && super::names_may_collide(data.iter().map(|(l, _)| (l, true))))
+        .then(super::LabelsSet::default);
         for (k, (labels, points)) in data.iter().enumerate() {
             if k % 1024 == 1023 {
                 self.check_limits()?;
@@ -286,7 +316,13 @@ impl Ctx<'_> {
                 } else if self.engine.opts.delayed_name_removal {
                     f(labels, true, &vals)?;
                 } else {
-                    f(&drop_name(labels), false, &vals)?;
+                    let labels = drop_name(labels);
+                    if let Some(seen) = &mut seen
+                        && !seen.insert(labels.clone())
+                    {
+                        return Err(super::same_labelset());
+                    }
+                    f(&labels, false, &vals)?;
                 }
             }
         }
@@ -301,8 +337,12 @@ impl Ctx<'_> {
         if let RVal::Vector(series) = &mut value
             && !self.engine.opts.delayed_name_removal
         {
+            let collide = super::names_may_collide(series.iter().map(|s| (&s.labels, s.drop_name)));
             for s in series.iter_mut() {
                 super::settle(&mut s.labels, &mut s.drop_name);
+            }
+            if collide {
+                check_step_duplicates(series)?;
             }
         }
         Ok(value)

@@ -519,16 +519,52 @@ fn delayed_name_removal_keeps_names_until_the_end() {
             ),
         ]
     );
-    // Grouping by the name: eager groups the nameless rates together; delayed keeps the
-    // groups apart and fails at the end when both lose their names.
+    // Grouping by the name: eager fails at the rates, whose names are gone; delayed keeps
+    // the groups apart and fails at the end when both lose their names.
     let q = format!("sum by (__name__) ({rates})");
-    assert_eq!(
-        run(false, &q).unwrap(),
-        vec![("{}".to_string(), 4.0 / 60.0)]
-    );
+    assert_eq!(run(false, &q).unwrap_err(), same_labelset());
     assert_eq!(
         run(true, &q).unwrap_err(),
         EvalError::Execution("vector cannot contain metrics with the same labelset".into())
+    );
+    // Eager removal refuses a function's or operator's result in which removing the names
+    // made two series equal, also under an aggregation (Prometheus 2.42's `promtool test
+    // rules` fails each of these with this message); delayed removal lets the aggregation
+    // take them.
+    for q in [
+        r#"rate({env="1"}[5m])"#,
+        r#"sum(rate({env="1"}[5m]))"#,
+        r#"sum(abs({env="1"}))"#,
+        r#"sum({env="1"} * 2)"#,
+        r#"sum(-{env="1"})"#,
+        r#"count(-{env="1"} > -1000)"#,
+    ] {
+        let eager = Engine::new(EngineOptions::default());
+        assert_eq!(
+            eager
+                .instant(&store, &parse(q).unwrap(), 10 * M)
+                .unwrap_err(),
+            same_labelset(),
+            "instant {q}"
+        );
+        assert_eq!(
+            eager
+                .range(&store, &parse(q).unwrap(), 5 * M, 10 * M, M)
+                .unwrap_err(),
+            same_labelset(),
+            "range {q}"
+        );
+        // Delayed: the aggregations take the series apart; a bare result still fails.
+        assert_eq!(run(true, q).is_ok(), !q.starts_with("rate"), "delayed {q}");
+    }
+    assert_eq!(
+        run(true, r#"sum(rate({env="1"}[5m]))"#).unwrap(),
+        vec![("{}".to_string(), 4.0 / 60.0)]
+    );
+    // Two selectors joined by `or` never put both series in one function's result.
+    assert_eq!(
+        run(false, "sum(rate(a_total[5m]) or rate(b_total[5m]))").unwrap(),
+        vec![("{}".to_string(), 1.0 / 60.0)]
     );
     // A name kept by a comparison, dropped by `bool`, restored by label_join.
     assert_eq!(
