@@ -100,14 +100,114 @@ fn select_apart<Q: Queryable + ?Sized>(
     };
     let hists = q.select_histograms(mint, maxt, matchers);
     let hists = align_histograms(&mut series, hists);
+    let series = series.into_iter().map(|(l, p)| (l, p.into())).collect();
     Selection { series, hists }
+}
+
+/// A TSDB series' float chunks in a query's time range, decoded on use.
+struct ChunkPoints {
+    chunks: argus_tsdb::series::SeriesChunks,
+    mint: i64,
+    maxt: i64,
+}
+
+impl EncodedPoints for ChunkPoints {
+    fn decode_into(&self, out: &mut Vec<(i64, f64)>) {
+        self.chunks.samples_into(self.mint, self.maxt, out);
+    }
+    fn estimate(&self) -> usize {
+        self.chunks.estimate_samples(self.mint, self.maxt)
+    }
+}
+
+/// Float samples a store hands out still encoded: decoded when a query reads them.
+pub trait EncodedPoints: Send + Sync {
+    /// Replaces `out`'s contents with the samples, sorted by time.
+    fn decode_into(&self, out: &mut Vec<(i64, f64)>);
+    /// About how many samples that is (from chunk headers; for the sample limit and stats).
+    fn estimate(&self) -> usize;
+}
+
+/// One selected series' float samples, sorted by time. Samples a store handed out encoded
+/// are decoded on first use and kept — except by the series-at-a-time evaluator, which
+/// walks each series once and decodes it into a reused buffer ([`Points::read`]), so a
+/// range query over many series holds their compressed chunks rather than every decoded
+/// sample at once.
+#[derive(Default)]
+pub struct Points {
+    decoded: std::sync::OnceLock<Vec<(i64, f64)>>,
+    encoded: Option<Box<dyn EncodedPoints>>,
+}
+
+impl Points {
+    pub fn encoded(e: Box<dyn EncodedPoints>) -> Self {
+        Self {
+            decoded: std::sync::OnceLock::new(),
+            encoded: Some(e),
+        }
+    }
+
+    /// The number of samples: exact once decoded, otherwise the store's estimate.
+    pub fn count(&self) -> usize {
+        match (self.decoded.get(), &self.encoded) {
+            (Some(d), _) => d.len(),
+            (None, Some(e)) => e.estimate(),
+            (None, None) => 0,
+        }
+    }
+
+    /// The samples, decoding them into `scratch` (not kept) when they are not decoded yet.
+    pub fn read<'a>(&'a self, scratch: &'a mut Vec<(i64, f64)>) -> &'a [(i64, f64)] {
+        if let Some(d) = self.decoded.get() {
+            return d;
+        }
+        match &self.encoded {
+            Some(e) => {
+                e.decode_into(scratch);
+                scratch
+            }
+            None => &[],
+        }
+    }
+}
+
+impl From<Vec<(i64, f64)>> for Points {
+    fn from(v: Vec<(i64, f64)>) -> Self {
+        Self {
+            decoded: std::sync::OnceLock::from(v),
+            encoded: None,
+        }
+    }
+}
+
+impl std::ops::Deref for Points {
+    type Target = [(i64, f64)];
+    fn deref(&self) -> &[(i64, f64)] {
+        self.decoded.get_or_init(|| {
+            let mut v = Vec::new();
+            if let Some(e) = &self.encoded {
+                e.decode_into(&mut v);
+            }
+            v
+        })
+    }
+}
+
+impl std::fmt::Debug for Points {
+    /// Shows decoded samples; does not decode encoded ones.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.decoded.get() {
+            Some(d) => f.debug_list().entries(d).finish(),
+            None => write!(f, "<encoded, about {} samples>", self.count()),
+        }
+    }
 }
 
 /// What [`Queryable::select_series`] returns.
 #[derive(Debug, Default)]
 pub struct Selection {
     /// Matching series sorted by labels, with their float samples sorted by time.
-    pub series: Vec<(Labels, Vec<(i64, f64)>)>,
+    pub series: Vec<(Labels, Points)>,
     /// Empty when no series has histogram samples in range; otherwise the histogram
     /// samples of `series[i]` at `hists[i]`.
     pub hists: Vec<Vec<(i64, Hist)>>,
@@ -125,13 +225,13 @@ impl Queryable for argus_tsdb::Db {
             // The head answers most series' newest sample without reading chunks.
             return select_apart(self, mint, maxt, matchers, newest_only);
         }
-        // One pass: each series' float and histogram samples from the same chunk list.
+        // One pass: each series' histogram samples now, its float chunks kept encoded.
         let selected = self.querier(mint, maxt).select(matchers);
         let mut hists = Vec::new();
         let any_hists = selected.iter().any(|s| !s.hists.is_empty());
         let series = selected
             .into_iter()
-            .map(|s| {
+            .map(|mut s| {
                 if any_hists {
                     hists.push(if s.hists.is_empty() {
                         Vec::new()
@@ -139,12 +239,14 @@ impl Queryable for argus_tsdb::Db {
                         s.histograms(mint, maxt)
                     });
                 }
-                let samples = s
-                    .samples(mint, maxt)
-                    .into_iter()
-                    .map(|x| (x.timestamp_ms, x.value))
-                    .collect();
-                (s.labels, samples)
+                s.hists = Vec::new();
+                let labels = std::mem::take(&mut s.labels);
+                let points = ChunkPoints {
+                    chunks: s,
+                    mint,
+                    maxt,
+                };
+                (labels, Points::encoded(Box::new(points)))
             })
             .collect();
         Selection { series, hists }
@@ -155,11 +257,8 @@ impl Queryable for argus_tsdb::Db {
             .select(matchers)
             .into_iter()
             .map(|s| {
-                let samples = s
-                    .samples(mint, maxt)
-                    .into_iter()
-                    .map(|x| (x.timestamp_ms, x.value))
-                    .collect();
+                let mut samples = Vec::new();
+                s.samples_into(mint, maxt, &mut samples);
                 (s.labels, samples)
             })
             .collect()
@@ -372,7 +471,7 @@ pub struct QueryStats {
 }
 
 /// Loaded data per selector (keyed by the selector's span, unique within a query).
-type Loaded = HashMap<(usize, usize), Vec<(Labels, Vec<(i64, f64)>)>>;
+type Loaded = HashMap<(usize, usize), Vec<(Labels, Points)>>;
 
 /// Histogram samples per selector, aligned by index with the selector's [`Loaded`] series.
 type LoadedHists = HashMap<(usize, usize), Vec<Vec<(i64, Hist)>>>;
@@ -706,7 +805,7 @@ impl Engine {
             let newest_only = range == 0 && s == e && !sel.smoothed;
             let Selection { series, mut hists } =
                 q.select_series(mint, maxt, &sel.matchers, newest_only);
-            *loaded += series.iter().map(|(_, p)| p.len()).sum::<usize>();
+            *loaded += series.iter().map(|(_, p)| p.count()).sum::<usize>();
             if data.stats.contains(&key) {
                 hists.iter_mut().for_each(|h| stats_hints(h));
             }

@@ -132,7 +132,16 @@ impl SeriesChunks {
 
     /// Samples with `mint <= t <= maxt`, sorted, one per timestamp, tombstones applied.
     pub fn samples(&self, mint: i64, maxt: i64) -> Vec<Sample> {
-        let mut out: Vec<Sample> = Vec::with_capacity(self.estimate_samples(mint, maxt));
+        let mut out = Vec::new();
+        self.samples_into(mint, maxt, &mut out);
+        out.into_iter().map(|(t, v)| Sample::new(t, v)).collect()
+    }
+
+    /// [`Self::samples`] as `(time, value)` pairs, into `out` (cleared first), so that a
+    /// reader walking many series can reuse one buffer.
+    pub fn samples_into(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
+        out.clear();
+        out.reserve(self.estimate_samples(mint, maxt));
         let mut sorted = true;
         for chunk in &self.chunks {
             if chunk.max_time < mint || chunk.min_time > maxt {
@@ -143,20 +152,19 @@ impl SeriesChunks {
                     return;
                 }
                 if let Some(last) = out.last()
-                    && last.timestamp_ms >= t
+                    && last.0 >= t
                 {
                     sorted = false;
                 }
-                out.push(Sample::new(t, v));
+                out.push((t, v));
             });
         }
         if !sorted {
             // Overlapping sources (out-of-order data, overlapping blocks): the first source
             // listed wins for a timestamp, so sort stably and keep the first.
-            out.sort_by_key(|s| s.timestamp_ms);
-            out.dedup_by_key(|s| s.timestamp_ms);
+            out.sort_by_key(|s| s.0);
+            out.dedup_by_key(|s| s.0);
         }
-        out
     }
 
     /// The newest sample with `mint <= t <= maxt` — what an instant vector selector reads —
@@ -216,7 +224,7 @@ impl SeriesChunks {
 
     /// About how many samples `[mint, maxt]` holds, taking each chunk's samples as evenly
     /// spaced (to size the output once instead of growing it).
-    fn estimate_samples(&self, mint: i64, maxt: i64) -> usize {
+    pub fn estimate_samples(&self, mint: i64, maxt: i64) -> usize {
         self.chunks
             .iter()
             .filter(|c| c.max_time >= mint && c.min_time <= maxt)

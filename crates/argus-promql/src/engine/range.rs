@@ -247,10 +247,12 @@ impl Ctx<'_> {
             (pt > ts - lookback && !is_stale_nan(pv)).then_some(pv)
         };
         let mut vals = vec![None; grid.n];
+        let mut scratch = Vec::new();
         for (k, (labels, points)) in data.iter().enumerate() {
             if k % 1024 == 1023 {
                 self.check_limits()?;
             }
+            let points = points.read(&mut scratch);
             let mut any = false;
             if let Some(at) = self.fixed_time(sel.at) {
                 let ts = at - sel.offset_ms;
@@ -296,11 +298,12 @@ impl Ctx<'_> {
             && !self.engine.opts.delayed_name_removal
             && super::names_may_collide(data.iter().map(|(l, _)| (l, true))))
         .then(super::LabelsSet::default);
+        let mut scratch = Vec::new();
         for (k, (labels, points)) in data.iter().enumerate() {
             if k % 1024 == 1023 {
                 self.check_limits()?;
             }
-            let points = without_stale(points);
+            let points = without_stale(points.read(&mut scratch));
             if slide(name, &points, range, fixed, sel.offset_ms, grid, &mut vals) {
                 if matches!(name, "rate" | "increase") {
                     crate::functions::check_counter_name(
