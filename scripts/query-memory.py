@@ -79,7 +79,7 @@ def main():
     if not os.path.isfile(os.path.join(BENCH, "bench.py")):
         raise SystemExit(f"the shared bench harness is not at {BENCH}")
     bench.run_queries = run_queries
-    argv = [a for a in sys.argv[1:]]
+    argv = sys.argv[1:]
     if "--restarts" not in argv:
         argv += ["--restarts", "0"]
     sys.argv = [os.path.join(BENCH, "bench.py")] + argv
