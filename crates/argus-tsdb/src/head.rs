@@ -49,9 +49,9 @@ impl ClosedChunk {
     }
 
     /// The chunk's bytes; `None` (logged) if the spill file cannot be read.
-    pub fn bytes(&self, store: &HeadChunkStore) -> Option<Arc<[u8]>> {
+    pub fn bytes(&self, store: &HeadChunkStore) -> Option<crate::head_chunks::ChunkBytes> {
         match store.read(self.loc) {
-            Ok(b) => Some(b.into()),
+            Ok(b) => Some(b),
             Err(e) => {
                 tracing::error!(error = %e, "reading a head chunk failed; its samples are missing from this read");
                 None

@@ -10,8 +10,9 @@ use crate::chunk::XorIter;
 
 #[derive(Clone)]
 pub enum ChunkData {
-    /// An XOR chunk owned by the head (or copied from its open chunk).
-    Xor(Arc<[u8]>),
+    /// An XOR chunk of the head: in its memory-mapped chunk files, or copied (the open
+    /// chunk, chunks not yet written out).
+    Xor(crate::head_chunks::ChunkBytes),
     /// A tagged chunk (`chunk::scaled`) inside a block's memory-mapped chunk file.
     Block(Arc<memmap2::Mmap>, usize, usize),
     /// Plain samples (out-of-order buffer), sorted by time.
