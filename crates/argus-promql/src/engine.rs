@@ -129,14 +129,17 @@ pub trait EncodedPoints: Send + Sync {
 }
 
 /// One selected series' float samples, sorted by time. Samples a store handed out encoded
-/// are decoded on first use and kept — except by the series-at-a-time evaluator, which
-/// walks each series once and decodes it into a reused buffer ([`Points::read`]), so a
-/// range query over many series holds their compressed chunks rather than every decoded
-/// sample at once.
+/// stay encoded until read. The series-at-a-time evaluator walks each series once and
+/// decodes it into a reused buffer ([`Points::read`]); the instant operators decode into a
+/// reused buffer on a series' first read and keep the decoded samples from its second read
+/// on ([`Points::get`]), so an instant query holds compressed chunks rather than every
+/// decoded sample at once, while step-by-step evaluation decodes each series at most twice.
 #[derive(Default)]
 pub struct Points {
     decoded: std::sync::OnceLock<Vec<(i64, f64)>>,
     encoded: Option<Box<dyn EncodedPoints>>,
+    /// Read once already through [`Points::get`].
+    read_before: std::sync::atomic::AtomicBool,
 }
 
 impl Points {
@@ -144,7 +147,21 @@ impl Points {
         Self {
             decoded: std::sync::OnceLock::new(),
             encoded: Some(e),
+            read_before: Default::default(),
         }
+    }
+
+    /// The samples: decoded into `scratch` (not kept) on the first call, decoded and kept
+    /// from the second call on.
+    pub fn get<'a>(&'a self, scratch: &'a mut Vec<(i64, f64)>) -> &'a [(i64, f64)] {
+        if self.decoded.get().is_none()
+            && !self
+                .read_before
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return self.read(scratch);
+        }
+        self
     }
 
     /// The number of samples: exact once decoded, otherwise the store's estimate.
@@ -176,6 +193,7 @@ impl From<Vec<(i64, f64)>> for Points {
         Self {
             decoded: std::sync::OnceLock::from(v),
             encoded: None,
+            read_before: Default::default(),
         }
     }
 }
@@ -1486,7 +1504,9 @@ impl Ctx<'_> {
         let mut out = Vec::with_capacity(series.len());
         // The counter-name check once per metric name (inputs are sorted, so by name).
         let mut checked: Option<&str> = None;
+        let mut scratch = Vec::new();
         for (labels, points) in series {
+            let points = points.get(&mut scratch);
             let lo = points.partition_point(|p| p.0 <= ts - range);
             let hi = points.partition_point(|p| p.0 <= ts);
             let pts = without_stale(&points[lo..hi]);
@@ -1627,7 +1647,9 @@ impl Ctx<'_> {
         if sel.smoothed {
             let mut out = Vec::new();
             let hists = self.hdata.get(&(sel.span.start, sel.span.end));
+            let mut scratch = Vec::new();
             for (k, (labels, points)) in series.iter().enumerate() {
+                let points = points.get(&mut scratch);
                 let lo = points.partition_point(|p| p.0 <= ts - lookback);
                 let hi = points.partition_point(|p| p.0 <= ts + lookback);
                 let window = without_stale(&points[lo..hi.max(lo)]);
@@ -1666,7 +1688,9 @@ impl Ctx<'_> {
         }
         let hists = self.hdata.get(&(sel.span.start, sel.span.end));
         let mut out = Vec::new();
+        let mut scratch = Vec::new();
         for (k, (labels, points)) in series.iter().enumerate() {
+            let points = points.get(&mut scratch);
             let idx = points.partition_point(|p| p.0 <= ts);
             let float = idx.checked_sub(1).map(|i| points[i]);
             let hist = hists.and_then(|h| {
@@ -1706,7 +1730,9 @@ impl Ctx<'_> {
         let starts = self.sdata.get(&(sel.span.start, sel.span.end));
         let mut out = Vec::new();
         let (after_t, upto) = (ts - range - before, ts + after);
+        let mut scratch = Vec::new();
         for (k, (labels, points)) in series.iter().enumerate() {
+            let points = points.get(&mut scratch);
             let pts = without_stale(timed_within(points, after_t, upto)).into_owned();
             let hs: Vec<(i64, Hist)> = hists.map_or(Vec::new(), |h| {
                 timed_within(&h[k], after_t, upto)

@@ -640,3 +640,57 @@ fn encoded_tsdb_reads_match_decoded_samples() {
         );
     }
 }
+
+/// Encoded points that count how often they are decoded.
+struct CountingPoints {
+    samples: Vec<(i64, f64)>,
+    decodes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl EncodedPoints for CountingPoints {
+    fn decode_into(&self, out: &mut Vec<(i64, f64)>) {
+        self.decodes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        out.clear();
+        out.extend_from_slice(&self.samples);
+    }
+    fn estimate(&self) -> usize {
+        self.samples.len() + 1
+    }
+}
+
+/// `Points::get` decodes into the caller's buffer on the first read (keeping nothing), and
+/// decodes for good on the second, after which reads decode nothing.
+#[test]
+fn points_get_keeps_decoded_samples_from_the_second_read() {
+    let samples = vec![(1, 1.0), (2, 2.0), (3, f64::NAN)];
+    let decodes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let points = Points::encoded(Box::new(CountingPoints {
+        samples: samples.clone(),
+        decodes: decodes.clone(),
+    }));
+    let decoded = || decodes.load(std::sync::atomic::Ordering::Relaxed);
+    let same = |got: &[(i64, f64)]| {
+        got.len() == samples.len()
+            && got
+                .iter()
+                .zip(&samples)
+                .all(|(a, b)| a.0 == b.0 && a.1.to_bits() == b.1.to_bits())
+    };
+    let mut scratch = Vec::new();
+    assert!(same(points.get(&mut scratch)));
+    assert_eq!(decoded(), 1);
+    // Nothing kept: the count is still the estimate.
+    assert_eq!(points.count(), samples.len() + 1);
+    let mut other = Vec::new();
+    assert!(same(points.get(&mut other)));
+    assert_eq!(decoded(), 2);
+    assert!(
+        other.is_empty(),
+        "the second read decodes into the points themselves"
+    );
+    assert_eq!(points.count(), samples.len());
+    assert!(same(points.get(&mut scratch)));
+    assert!(same(&points));
+    assert_eq!(decoded(), 2);
+}
