@@ -343,9 +343,16 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         ready.store(true, Ordering::Relaxed);
         info!("server is ready to receive web requests");
         tokio::spawn(signals(process.clone()));
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { shutdown.notified().await })
+        // The accept loop runs on a worker thread rather than this one, so a connection's
+        // task starts on the thread that accepted it instead of waking another.
+        let serving = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.notified().await })
+                .await
+        });
+        serving
             .await
+            .context("the HTTP server task failed")?
             .context("serving HTTP")
     });
     info!("stopping");
