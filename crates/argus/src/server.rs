@@ -395,7 +395,11 @@ fn compaction_loop(db: &Db, stop: &AtomicBool, every: StdDuration) {
         }
         last = std::time::Instant::now();
         match db.compact() {
-            Ok(true) => crate::release_free_memory(),
+            Ok(true) => {
+                if !crate::release_free_memory() {
+                    tracing::debug!("the allocator did not purge freed memory");
+                }
+            }
             Ok(false) => {}
             Err(e) => error!(error = %e, "compaction failed"),
         }
