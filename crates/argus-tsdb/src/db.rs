@@ -423,7 +423,7 @@ impl Db {
                 let data = s.data.lock();
                 let n_closed = data.closed.len();
                 for (i, c) in data.closed.iter().enumerate() {
-                    if let Some(bytes) = c.bytes(store) {
+                    if let Some(bytes) = c.bytes_copied(store) {
                         // Only the newest chunk's last value matters on restore (duplicate
                         // detection); decode for it only when there is no open chunk.
                         let last_value_bits = if i + 1 == n_closed && data.open.is_none() {

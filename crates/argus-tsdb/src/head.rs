@@ -48,9 +48,29 @@ impl ClosedChunk {
         self.min_time.saturating_add(self.span as i64)
     }
 
-    /// The chunk's bytes; `None` (logged) if the spill file cannot be read.
+    /// The chunk's bytes for a query (see [`HeadChunkStore::read`]); `None` (logged) if the
+    /// spill file cannot be read.
     pub fn bytes(&self, store: &HeadChunkStore) -> Option<crate::head_chunks::ChunkBytes> {
-        match store.read(self.loc) {
+        self.bytes_as(store, true)
+    }
+
+    /// The chunk's bytes copied out (see [`HeadChunkStore::read_copied`]), for passes over
+    /// the whole head.
+    pub fn bytes_copied(&self, store: &HeadChunkStore) -> Option<crate::head_chunks::ChunkBytes> {
+        self.bytes_as(store, false)
+    }
+
+    fn bytes_as(
+        &self,
+        store: &HeadChunkStore,
+        mapped: bool,
+    ) -> Option<crate::head_chunks::ChunkBytes> {
+        let read = if mapped {
+            store.read(self.loc)
+        } else {
+            store.read_copied(self.loc)
+        };
+        match read {
             Ok(b) => Some(b),
             Err(e) => {
                 tracing::error!(error = %e, "reading a head chunk failed; its samples are missing from this read");
@@ -340,7 +360,7 @@ impl SeriesData {
         for c in &self.closed {
             if c.max_time() >= from
                 && c.min_time < before
-                && let Some(bytes) = c.bytes(store)
+                && let Some(bytes) = c.bytes_copied(store)
             {
                 out.extend(
                     crate::chunk::XorIter::new(&bytes).filter(|s| s.0 >= from && s.0 < before),

@@ -221,8 +221,20 @@ impl HeadChunkStore {
         Ok(())
     }
 
-    /// Reads a chunk back. A location from another process or a deleted file is an error.
+    /// Reads a chunk back for a query: borrowed from the file's map when it is on disk. A
+    /// location from another process or a deleted file is an error.
     pub fn read(&self, loc: ChunkLoc) -> Result<ChunkBytes> {
+        self.read_as(loc, true)
+    }
+
+    /// Reads a chunk back as a copy, with `pread` when it is on disk: for whole-head passes
+    /// (compaction, checkpoints), whose reads through the map would make every chunk file's
+    /// pages part of the process's resident memory.
+    pub fn read_copied(&self, loc: ChunkLoc) -> Result<ChunkBytes> {
+        self.read_as(loc, false)
+    }
+
+    fn read_as(&self, loc: ChunkLoc, mapped: bool) -> Result<ChunkBytes> {
         let inner = self.inner.lock();
         let start = loc.offset as u64;
         let end = start + loc.len as u64;
@@ -248,7 +260,7 @@ impl HeadChunkStore {
         let entry = inner.files.get(&loc.file).ok_or_else(|| {
             crate::Error::Invalid(format!("head chunk file {} is gone", loc.file))
         })?;
-        if let Some(map) = &entry.map {
+        if let Some(map) = entry.map.as_ref().filter(|_| mapped) {
             // Everything below `end` is on disk: an older file is complete, and in the
             // current one `end <= flushed`.
             return Ok(ChunkBytes::Mapped(
@@ -346,6 +358,9 @@ mod tests {
             if matches!(got, ChunkBytes::Mapped(..)) {
                 mapped += 1;
             }
+            let copied = store.read_copied(*loc).unwrap();
+            assert!(matches!(copied, ChunkBytes::Owned(_)));
+            assert_eq!(&copied[..], &bytes[..], "{loc:?}");
             if loc.file == 1 {
                 held.push((got, bytes));
             }
