@@ -104,19 +104,30 @@ fn select_apart<Q: Queryable + ?Sized>(
     Selection { series, hists }
 }
 
-/// A TSDB series' float chunks in a query's time range, decoded on use.
+/// A TSDB series' float chunks in a query's time range, decoded on use. Only the chunk and
+/// tombstone lists are kept (a query holds one of these per selected series).
 struct ChunkPoints {
-    chunks: argus_tsdb::series::SeriesChunks,
+    chunks: Vec<argus_tsdb::series::ChunkMeta>,
+    deleted: Vec<argus_tsdb::series::Interval>,
     mint: i64,
     maxt: i64,
 }
 
+impl ChunkPoints {
+    fn float_chunks(&self) -> argus_tsdb::series::FloatChunks<'_> {
+        argus_tsdb::series::FloatChunks {
+            chunks: &self.chunks,
+            deleted: &self.deleted,
+        }
+    }
+}
+
 impl EncodedPoints for ChunkPoints {
     fn decode_into(&self, out: &mut Vec<(i64, f64)>) {
-        self.chunks.samples_into(self.mint, self.maxt, out);
+        self.float_chunks().samples_into(self.mint, self.maxt, out);
     }
     fn estimate(&self) -> usize {
-        self.chunks.estimate_samples(self.mint, self.maxt)
+        self.float_chunks().estimate_samples(self.mint, self.maxt)
     }
 }
 
@@ -249,7 +260,7 @@ impl Queryable for argus_tsdb::Db {
         let any_hists = selected.iter().any(|s| !s.hists.is_empty());
         let series = selected
             .into_iter()
-            .map(|mut s| {
+            .map(|s| {
                 if any_hists {
                     hists.push(if s.hists.is_empty() {
                         Vec::new()
@@ -257,14 +268,13 @@ impl Queryable for argus_tsdb::Db {
                         s.histograms(mint, maxt)
                     });
                 }
-                s.hists = Vec::new();
-                let labels = std::mem::take(&mut s.labels);
                 let points = ChunkPoints {
-                    chunks: s,
+                    chunks: s.chunks,
+                    deleted: s.deleted,
                     mint,
                     maxt,
                 };
-                (labels, Points::encoded(Box::new(points)))
+                (s.labels, Points::encoded(Box::new(points)))
             })
             .collect();
         Selection { series, hists }

@@ -295,7 +295,13 @@ impl SeriesData {
             .iter()
             .filter(|c| c.max_time() >= mint && c.min_time <= maxt)
             .count();
-        let mut out = Vec::with_capacity(closed + 2);
+        let has_open = self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.max_time() >= mint && o.min_time() <= maxt);
+        let has_ooo = self.ooo.iter().any(|(t, _)| *t >= mint && *t <= maxt);
+        // Exactly sized: a query holds one of these per selected series.
+        let mut out = Vec::with_capacity(closed + usize::from(has_open) + usize::from(has_ooo));
         for c in &self.closed {
             if c.max_time() >= mint
                 && c.min_time <= maxt

@@ -104,6 +104,59 @@ impl HistChunk {
     }
 }
 
+/// A series' float chunks and tombstones, borrowed: what reading its float samples needs
+/// (a holder of many series' chunks can keep just these two lists per series).
+#[derive(Clone, Copy)]
+pub struct FloatChunks<'a> {
+    pub chunks: &'a [ChunkMeta],
+    pub deleted: &'a [Interval],
+}
+
+impl FloatChunks<'_> {
+    /// [`SeriesChunks::samples_into`].
+    pub fn samples_into(self, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
+        out.clear();
+        out.reserve(self.estimate_samples(mint, maxt));
+        let mut sorted = true;
+        for chunk in self.chunks {
+            if chunk.max_time < mint || chunk.min_time > maxt {
+                continue;
+            }
+            chunk.data.for_each(|t, v| {
+                if t < mint || t > maxt || self.deleted.iter().any(|d| d.contains(t)) {
+                    return;
+                }
+                if let Some(last) = out.last()
+                    && last.0 >= t
+                {
+                    sorted = false;
+                }
+                out.push((t, v));
+            });
+        }
+        if !sorted {
+            // Overlapping sources (out-of-order data, overlapping blocks): the first source
+            // listed wins for a timestamp, so sort stably and keep the first.
+            out.sort_by_key(|s| s.0);
+            out.dedup_by_key(|s| s.0);
+        }
+    }
+
+    /// [`SeriesChunks::estimate_samples`].
+    pub fn estimate_samples(self, mint: i64, maxt: i64) -> usize {
+        self.chunks
+            .iter()
+            .filter(|c| c.max_time >= mint && c.min_time <= maxt)
+            .map(|c| {
+                let n = c.data.len_hint();
+                let span = (c.max_time - c.min_time).max(1) as f64;
+                let inside = (maxt.min(c.max_time) - mint.max(c.min_time)).max(0) as f64;
+                ((n as f64 * inside / span) as usize + 1).min(n)
+            })
+            .sum()
+    }
+}
+
 impl SeriesChunks {
     /// Histogram samples with `mint <= t <= maxt`, sorted, one per timestamp (the first
     /// source listed wins), tombstones applied.
@@ -141,31 +194,11 @@ impl SeriesChunks {
     /// [`Self::samples`] as `(time, value)` pairs, into `out` (cleared first), so that a
     /// reader walking many series can reuse one buffer.
     pub fn samples_into(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
-        out.clear();
-        out.reserve(self.estimate_samples(mint, maxt));
-        let mut sorted = true;
-        for chunk in &self.chunks {
-            if chunk.max_time < mint || chunk.min_time > maxt {
-                continue;
-            }
-            chunk.data.for_each(|t, v| {
-                if t < mint || t > maxt || self.deleted.iter().any(|d| d.contains(t)) {
-                    return;
-                }
-                if let Some(last) = out.last()
-                    && last.0 >= t
-                {
-                    sorted = false;
-                }
-                out.push((t, v));
-            });
+        FloatChunks {
+            chunks: &self.chunks,
+            deleted: &self.deleted,
         }
-        if !sorted {
-            // Overlapping sources (out-of-order data, overlapping blocks): the first source
-            // listed wins for a timestamp, so sort stably and keep the first.
-            out.sort_by_key(|s| s.0);
-            out.dedup_by_key(|s| s.0);
-        }
+        .samples_into(mint, maxt, out);
     }
 
     /// The newest sample with `mint <= t <= maxt` — what an instant vector selector reads —
@@ -226,16 +259,11 @@ impl SeriesChunks {
     /// About how many samples `[mint, maxt]` holds, taking each chunk's samples as evenly
     /// spaced (to size the output once instead of growing it).
     pub fn estimate_samples(&self, mint: i64, maxt: i64) -> usize {
-        self.chunks
-            .iter()
-            .filter(|c| c.max_time >= mint && c.min_time <= maxt)
-            .map(|c| {
-                let n = c.data.len_hint();
-                let span = (c.max_time - c.min_time).max(1) as f64;
-                let inside = (maxt.min(c.max_time) - mint.max(c.min_time)).max(0) as f64;
-                ((n as f64 * inside / span) as usize + 1).min(n)
-            })
-            .sum()
+        FloatChunks {
+            chunks: &self.chunks,
+            deleted: &self.deleted,
+        }
+        .estimate_samples(mint, maxt)
     }
 
     /// True when some chunk overlaps `[mint, maxt]`.
