@@ -51,31 +51,23 @@ impl ClosedChunk {
     /// The chunk's bytes for a query (see [`HeadChunkStore::read`]); `None` (logged) if the
     /// spill file cannot be read.
     pub fn bytes(&self, store: &HeadChunkStore) -> Option<crate::head_chunks::ChunkBytes> {
-        self.bytes_as(store, true)
+        logged(store.read(self.loc))
     }
 
     /// The chunk's bytes copied out (see [`HeadChunkStore::read_copied`]), for passes over
     /// the whole head.
     pub fn bytes_copied(&self, store: &HeadChunkStore) -> Option<crate::head_chunks::ChunkBytes> {
-        self.bytes_as(store, false)
+        logged(store.read_copied(self.loc))
     }
+}
 
-    fn bytes_as(
-        &self,
-        store: &HeadChunkStore,
-        mapped: bool,
-    ) -> Option<crate::head_chunks::ChunkBytes> {
-        let read = if mapped {
-            store.read(self.loc)
-        } else {
-            store.read_copied(self.loc)
-        };
-        match read {
-            Ok(b) => Some(b),
-            Err(e) => {
-                tracing::error!(error = %e, "reading a head chunk failed; its samples are missing from this read");
-                None
-            }
+/// A chunk read's bytes, or `None` with the error logged.
+fn logged(read: Result<crate::head_chunks::ChunkBytes>) -> Option<crate::head_chunks::ChunkBytes> {
+    match read {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::error!(error = %e, "reading a head chunk failed; its samples are missing from this read");
+            None
         }
     }
 }

@@ -44,7 +44,9 @@ impl std::ops::Deref for ChunkBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            ChunkBytes::Mapped(map, start, end) => &map[*start..*end],
+            // Never out of range for a location this store handed out; empty rather than a
+            // panic if it were.
+            ChunkBytes::Mapped(map, start, end) => map.get(*start..*end).unwrap_or(&[]),
             ChunkBytes::Owned(bytes) => bytes,
         }
     }

@@ -142,7 +142,8 @@ impl FloatChunks<'_> {
         }
     }
 
-    /// [`SeriesChunks::estimate_samples`].
+    /// About how many samples `[mint, maxt]` holds, taking each chunk's samples as evenly
+    /// spaced (to size the output once instead of growing it).
     pub fn estimate_samples(self, mint: i64, maxt: i64) -> usize {
         self.chunks
             .iter()
@@ -194,11 +195,15 @@ impl SeriesChunks {
     /// [`Self::samples`] as `(time, value)` pairs, into `out` (cleared first), so that a
     /// reader walking many series can reuse one buffer.
     pub fn samples_into(&self, mint: i64, maxt: i64, out: &mut Vec<(i64, f64)>) {
+        self.floats().samples_into(mint, maxt, out);
+    }
+
+    /// The float chunks and tombstones, for reading float samples.
+    pub fn floats(&self) -> FloatChunks<'_> {
         FloatChunks {
             chunks: &self.chunks,
             deleted: &self.deleted,
         }
-        .samples_into(mint, maxt, out);
     }
 
     /// The newest sample with `mint <= t <= maxt` — what an instant vector selector reads —
@@ -254,16 +259,6 @@ impl SeriesChunks {
             }
         });
         last
-    }
-
-    /// About how many samples `[mint, maxt]` holds, taking each chunk's samples as evenly
-    /// spaced (to size the output once instead of growing it).
-    pub fn estimate_samples(&self, mint: i64, maxt: i64) -> usize {
-        FloatChunks {
-            chunks: &self.chunks,
-            deleted: &self.deleted,
-        }
-        .estimate_samples(mint, maxt)
     }
 
     /// True when some chunk overlaps `[mint, maxt]`.
