@@ -12,4 +12,4 @@ pub mod query;
 pub mod server;
 pub mod targets;
 
-pub use server::{AppState, BuildInfo, Lifecycle, router};
+pub use server::{AppState, BuildInfo, Lifecycle, QueryMemory, router};

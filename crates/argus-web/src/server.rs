@@ -45,6 +45,14 @@ pub trait Lifecycle: Send + Sync + 'static {
     fn reload_status(&self) -> (bool, i64);
 }
 
+/// Where a query's evaluation takes its memory from. The process entering it (the binary
+/// owns the allocator) binds the calling thread to a heap kept for queries, so memory one
+/// query frees is there for the next instead of scattered over the ingest threads' heaps.
+pub trait QueryMemory: Send + Sync {
+    /// Binds the calling thread; dropping the returned guard (on the same thread) undoes it.
+    fn enter(&self) -> Box<dyn std::any::Any>;
+}
+
 pub struct AppState {
     pub db: Arc<Db>,
     pub ready: Arc<AtomicBool>,
@@ -68,6 +76,8 @@ pub struct AppState {
     pub query_slots: Arc<tokio::sync::Semaphore>,
     /// Targets, their status and scraped metadata.
     pub scrape: Arc<argus_scrape::ScrapeManager>,
+    /// The heap queries evaluate in; `None` leaves them on the thread's own.
+    pub query_memory: Option<Arc<dyn QueryMemory>>,
 }
 
 type Shared = Arc<AppState>;
@@ -566,9 +576,13 @@ async fn run_query<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
     let db = s.db.clone();
-    blocking(move || eval(&engine, &db))
-        .await?
-        .map_err(crate::query::eval_error)
+    let memory = s.query_memory.clone();
+    blocking(move || {
+        let _bound = memory.as_ref().map(|m| m.enter());
+        eval(&engine, &db)
+    })
+    .await?
+    .map_err(crate::query::eval_error)
 }
 
 async fn query(

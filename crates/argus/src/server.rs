@@ -318,6 +318,8 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         },
         promql_features: features,
         scrape: scrape.clone(),
+        query_memory: crate::alloc::QueryArenas::create()
+            .map(|a| Arc::new(a) as Arc<dyn argus_web::QueryMemory>),
     };
     let app = argus_web::router(state).layer(axum::extract::DefaultBodyLimit::max(
         write_limits.max_body_bytes,
@@ -396,7 +398,7 @@ fn compaction_loop(db: &Db, stop: &AtomicBool, every: StdDuration) {
         last = std::time::Instant::now();
         match db.compact() {
             Ok(true) => {
-                if !crate::release_free_memory() {
+                if !crate::alloc::release_free_memory() {
                     tracing::debug!("the allocator did not purge freed memory");
                 }
             }
