@@ -216,6 +216,20 @@ mod tests {
     }
 
     #[test]
+    fn query_arenas_keep_large_extents_for_the_decay_time() {
+        let arenas = QueryArenas::create().expect("jemalloc creates arenas");
+        for arena in &arenas.arenas {
+            let threshold = std::ffi::CString::new(format!("arena.{arena}.oversize_threshold"))
+                .expect("no NUL");
+            assert_eq!(mallctl::<usize>(&threshold, true, None), Some(usize::MAX));
+        }
+        // The process's own arenas keep jemalloc's default (8 MiB).
+        let own = std::ffi::CString::new(format!("arena.{}.oversize_threshold", thread_arena()))
+            .expect("no NUL");
+        assert_eq!(mallctl::<usize>(&own, true, None), Some(8 << 20));
+    }
+
+    #[test]
     fn leaving_puts_the_thread_back_on_its_arena() {
         let arenas = QueryArenas::create().expect("jemalloc creates arenas");
         std::thread::spawn(move || {
