@@ -71,6 +71,21 @@ pub trait Queryable {
         select_apart(self, mint, maxt, matchers, newest_only)
     }
 
+    /// Hands each matching series' float samples in `[mint, maxt]` (sorted by time) to
+    /// `visit`, one series at a time in label order, with whether the series also has
+    /// histogram samples there; stops when `visit` breaks. False when the store does not
+    /// read this way (the engine then selects every series first).
+    fn visit_floats(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        visit: &mut dyn FnMut(&Labels, &[(i64, f64)], bool) -> std::ops::ControlFlow<()>,
+    ) -> bool {
+        let _ = (mint, maxt, matchers, visit);
+        false
+    }
+
     /// Start timestamps of the matching series' samples in `[mint, maxt]`: `(sample time,
     /// start time)` for the samples that have one, sorted by sample time. Stores that keep
     /// none answer nothing, and queries then compute as without them.
@@ -278,6 +293,21 @@ impl Queryable for argus_tsdb::Db {
             })
             .collect();
         Selection { series, hists }
+    }
+
+    fn visit_floats(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        visit: &mut dyn FnMut(&Labels, &[(i64, f64)], bool) -> std::ops::ControlFlow<()>,
+    ) -> bool {
+        let mut samples = Vec::new();
+        self.querier(mint, maxt).visit(matchers, &mut |s| {
+            s.samples_into(mint, maxt, &mut samples);
+            visit(&s.labels, &samples, !s.hists.is_empty())
+        });
+        true
     }
 
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(Labels, Vec<(i64, f64)>)> {
@@ -508,9 +538,17 @@ type LoadedHists = HashMap<(usize, usize), Vec<Vec<(i64, Hist)>>>;
 /// index with the selector's [`Loaded`] series; only selectors the store had some for.
 type LoadedStarts = HashMap<(usize, usize), Vec<Vec<(i64, i64)>>>;
 
+/// Per-series values of an instant query's `name(selector[range])` computed while reading
+/// (see [`Engine::stream_direct`]), keyed by the selector's span; in label order.
+type LoadedDirect = HashMap<(usize, usize), Vec<(Labels, f64)>>;
+
 /// Where [`Engine::load`] puts what it reads.
 struct LoadTarget<'x> {
     floats: &'x mut Loaded,
+    direct: &'x mut LoadedDirect,
+    /// An instant query: range functions straight over a selector may be computed as the
+    /// store hands over each series instead of after selecting them all.
+    stream: bool,
     hists: &'x mut LoadedHists,
     starts: &'x mut LoadedStarts,
     /// Selectors read the way Prometheus reads for `histogram_count|sum|avg` (see
@@ -581,6 +619,7 @@ struct Ctx<'a> {
     /// The store, for lookups that depend on evaluated values (`info()`).
     store: &'a dyn Queryable,
     data: Loaded,
+    ddata: LoadedDirect,
     hdata: LoadedHists,
     /// Start timestamps; a query that loaded any is evaluated step by step, and range
     /// functions that use them (`rate`, `increase`, `irate`, `resets`) take them into account.
@@ -749,6 +788,7 @@ impl Engine {
     ) -> Result<Ctx<'a>> {
         let began = std::time::Instant::now();
         let mut data = Loaded::new();
+        let mut ddata = LoadedDirect::new();
         let mut hdata = LoadedHists::new();
         let mut sdata = LoadedStarts::new();
         let mut loaded = 0usize;
@@ -761,6 +801,8 @@ impl Engine {
             interval,
             &mut LoadTarget {
                 floats: &mut data,
+                direct: &mut ddata,
+                stream: query_step == 0 && start == end,
                 hists: &mut hdata,
                 starts: &mut sdata,
                 stats: &stats_decoded(expr),
@@ -779,6 +821,7 @@ impl Engine {
             engine: self,
             store: q,
             data,
+            ddata,
             hdata,
             sdata,
             annos: Annotations::default(),
@@ -905,11 +948,82 @@ impl Engine {
                 Some(a) => self.load(q, query, a, start, end, interval, data, loaded),
                 None => Ok(()),
             },
+            Expr::Call { func, args, .. }
+                if data.stream
+                    && query == (start, end)
+                    && args.len() == 1
+                    && crate::functions::is_direct_range(func.name) =>
+            {
+                if let Expr::Matrix {
+                    selector, range_ms, ..
+                } = &args[0]
+                    && !selector.anchored
+                    && !selector.smoothed
+                    && self.stream_direct(q, func.name, selector, *range_ms, start, data, loaded)?
+                {
+                    return Ok(());
+                }
+                self.load(q, query, &args[0], start, end, interval, data, loaded)
+            }
             Expr::Call { args, .. } => {
                 for a in args {
                     self.load(q, query, a, start, end, interval, data, loaded)?;
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// An instant query's `name(selector[range])` at `t`, computed while the store hands
+    /// over one series at a time, so that the query holds one value per series rather than
+    /// every series' chunks. False (nothing stored) when the store cannot, or when a series
+    /// has histogram samples or start timestamps there; the selector is then loaded as
+    /// usual. Counts the samples read against `--query.max-samples`.
+    #[allow(clippy::too_many_arguments)]
+    fn stream_direct(
+        &self,
+        q: &dyn Queryable,
+        name: &str,
+        sel: &VectorSelector,
+        range: i64,
+        t: i64,
+        data: &mut LoadTarget<'_>,
+        loaded: &mut usize,
+    ) -> Result<bool> {
+        let ts = crate::ast::at_time(sel.at, t, t, t) - sel.offset_ms;
+        let (mint, maxt) = (ts - range, ts);
+        if !q
+            .select_start_timestamps(mint, maxt, &sel.matchers)
+            .is_empty()
+        {
+            return Ok(false);
+        }
+        let budget = self.opts.max_samples.saturating_sub(*loaded);
+        let (mut values, mut read) = (Vec::new(), 0usize);
+        // Why the visit stopped: `Some(true)` over the sample limit, `Some(false)` histograms.
+        let mut stopped: Option<bool> = None;
+        let visited = q.visit_floats(mint, maxt, &sel.matchers, &mut |labels, points, hists| {
+            if hists {
+                stopped = Some(false);
+                return std::ops::ControlFlow::Break(());
+            }
+            read += points.len();
+            if read > budget {
+                stopped = Some(true);
+                return std::ops::ControlFlow::Break(());
+            }
+            if let Some(v) = direct_window_value(name, points, range, ts) {
+                values.push((labels.clone(), v));
+            }
+            std::ops::ControlFlow::Continue(())
+        });
+        match (visited, stopped) {
+            (false, _) | (true, Some(false)) => Ok(false),
+            (true, Some(true)) => Err(EvalError::TooManySamples),
+            (true, None) => {
+                *loaded += read;
+                data.direct.insert((sel.span.start, sel.span.end), values);
+                Ok(true)
             }
         }
     }
@@ -977,6 +1091,19 @@ fn check_range_query(expr: &Expr, step: i64) -> Result<&Expr> {
 }
 
 /// Samples of one series, without stale markers, for range windows.
+/// `name(selector[range])` at `ts` from one series' samples (sorted by time): over those in
+/// the left-open window `(ts - range, ts]`, stale markers left out; `None` when there is
+/// no output.
+fn direct_window_value(name: &str, points: &[(i64, f64)], range: i64, ts: i64) -> Option<f64> {
+    let lo = points.partition_point(|p| p.0 <= ts - range);
+    let hi = points.partition_point(|p| p.0 <= ts);
+    let pts = without_stale(&points[lo..hi.max(lo)]);
+    if pts.is_empty() {
+        return None;
+    }
+    crate::functions::direct_range_value(name, &pts, range, ts)
+}
+
 fn without_stale(points: &[(i64, f64)]) -> std::borrow::Cow<'_, [(i64, f64)]> {
     if points.iter().any(|p| is_stale_nan(p.1)) {
         points
@@ -1507,34 +1634,36 @@ impl Ctx<'_> {
         arg_span: Span,
     ) -> Vec<Sample> {
         let ts = self.at_time(sel.at, t) - sel.offset_ms;
-        let Some(series) = self.data.get(&(sel.span.start, sel.span.end)) else {
-            return Vec::new();
-        };
         let keep_name = crate::functions::direct_keeps_name(name);
-        let mut out = Vec::with_capacity(series.len());
+        let key = (sel.span.start, sel.span.end);
+        // Computed while reading (an instant query), or from the loaded samples.
+        let values: Box<dyn Iterator<Item = (&Labels, f64)> + '_> = match self.ddata.get(&key) {
+            Some(values) => Box::new(values.iter().map(|(labels, v)| (labels, *v))),
+            None => match self.data.get(&key) {
+                Some(series) => {
+                    let mut scratch = Vec::new();
+                    Box::new(series.iter().filter_map(move |(labels, points)| {
+                        direct_window_value(name, points.get(&mut scratch), range, ts)
+                            .map(|v| (labels, v))
+                    }))
+                }
+                None => return Vec::new(),
+            },
+        };
+        let mut out = Vec::with_capacity(values.size_hint().1.unwrap_or(0));
         // The counter-name check once per metric name (inputs are sorted, so by name).
         let mut checked: Option<&str> = None;
-        let mut scratch = Vec::new();
-        for (labels, points) in series {
-            let points = points.get(&mut scratch);
-            let lo = points.partition_point(|p| p.0 <= ts - range);
-            let hi = points.partition_point(|p| p.0 <= ts);
-            let pts = without_stale(&points[lo..hi]);
-            if pts.is_empty() {
-                continue;
+        for (labels, v) in values {
+            if matches!(name, "rate" | "increase") && checked != Some(labels.metric_name()) {
+                crate::functions::check_counter_name(labels, &mut self.annos, arg_span);
+                checked = Some(labels.metric_name());
             }
-            if let Some(v) = crate::functions::direct_range_value(name, &pts, range, ts) {
-                if matches!(name, "rate" | "increase") && checked != Some(labels.metric_name()) {
-                    crate::functions::check_counter_name(labels, &mut self.annos, arg_span);
-                    checked = Some(labels.metric_name());
-                }
-                let sample = Sample::float(labels.clone(), t, v);
-                out.push(if keep_name {
-                    sample
-                } else {
-                    sample.name_dropped()
-                });
-            }
+            let sample = Sample::float(labels.clone(), t, v);
+            out.push(if keep_name {
+                sample
+            } else {
+                sample.name_dropped()
+            });
         }
         out
     }

@@ -903,6 +903,24 @@ impl Querier<'_> {
         self.with_blocks(matchers, head)
     }
 
+    /// [`Self::select`] handed over one series at a time, in the same order. With only the
+    /// head in range no list of every series' chunks is built; with blocks in range the
+    /// merged list is built first. Stops when `visit` breaks.
+    pub fn visit(
+        &self,
+        matchers: &[Matcher],
+        visit: &mut dyn FnMut(SeriesChunks) -> std::ops::ControlFlow<()>,
+    ) {
+        if self.blocks.is_empty() {
+            return self.db.head.visit(self.mint, self.maxt, matchers, visit);
+        }
+        for series in self.select(matchers) {
+            if visit(series).is_break() {
+                return;
+            }
+        }
+    }
+
     /// The blocks' matching series merged with the head's.
     fn with_blocks(&self, matchers: &[Matcher], head: Vec<SeriesChunks>) -> Vec<SeriesChunks> {
         let mut sources: Vec<Vec<SeriesChunks>> = self

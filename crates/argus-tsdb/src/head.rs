@@ -935,29 +935,63 @@ impl Head {
     ) -> Vec<SeriesChunks> {
         let refs = self.select_refs(matchers);
         let mut out: Vec<SeriesChunks> = Vec::with_capacity(if floats { refs.len() } else { 0 });
-        out.extend(refs.into_iter().filter_map(|s| {
-            let data = s.data.lock();
-            let chunks = if floats {
-                data.chunks_in(mint, maxt, &self.chunks)
-            } else {
-                Vec::new()
-            };
-            let in_range = data.histograms_in(mint, maxt);
-            let hists = if in_range.is_empty() {
-                Vec::new()
-            } else {
-                vec![crate::series::HistChunk::Samples(in_range.into())]
-            };
-            drop(data);
-            (!chunks.is_empty() || !hists.is_empty()).then(|| SeriesChunks {
-                labels: s.labels.clone(),
-                chunks,
-                hists,
-                deleted: Vec::new(),
-            })
-        }));
+        out.extend(
+            refs.into_iter()
+                .filter_map(|s| self.series_chunks(&s, mint, maxt, floats)),
+        );
         argus_model::labels::sort_by_labels(&mut out, |s| &s.labels);
         out
+    }
+
+    /// [`Self::select`] one series at a time, in label order, so that a reader that
+    /// reduces each series as it comes never holds every series' chunks at once. Stops
+    /// when `visit` breaks.
+    pub fn visit(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        visit: &mut dyn FnMut(SeriesChunks) -> std::ops::ControlFlow<()>,
+    ) {
+        let mut refs = self.select_refs(matchers);
+        argus_model::labels::sort_by_labels(&mut refs, |s| &s.labels);
+        for s in refs {
+            if let Some(series) = self.series_chunks(&s, mint, maxt, true)
+                && visit(series).is_break()
+            {
+                return;
+            }
+        }
+    }
+
+    /// One series' chunks (float ones only when `floats`) and histogram samples in range;
+    /// `None` when it has neither.
+    fn series_chunks(
+        &self,
+        s: &MemSeries,
+        mint: i64,
+        maxt: i64,
+        floats: bool,
+    ) -> Option<SeriesChunks> {
+        let data = s.data.lock();
+        let chunks = if floats {
+            data.chunks_in(mint, maxt, &self.chunks)
+        } else {
+            Vec::new()
+        };
+        let in_range = data.histograms_in(mint, maxt);
+        let hists = if in_range.is_empty() {
+            Vec::new()
+        } else {
+            vec![crate::series::HistChunk::Samples(in_range.into())]
+        };
+        drop(data);
+        (!chunks.is_empty() || !hists.is_empty()).then(|| SeriesChunks {
+            labels: s.labels.clone(),
+            chunks,
+            hists,
+            deleted: Vec::new(),
+        })
     }
 
     /// Each matching series' newest sample in `[mint, maxt]`, sorted by labels: what an

@@ -694,3 +694,196 @@ fn points_get_keeps_decoded_samples_from_the_second_read() {
     assert!(same(&points));
     assert_eq!(decoded(), 2);
 }
+
+/// A store that passes reads through to a TSDB and counts how they were made.
+struct Watched<'a> {
+    db: &'a argus_tsdb::Db,
+    /// `select_series` calls for whole ranges (not newest-sample reads).
+    selected: std::cell::Cell<usize>,
+    visited: std::cell::Cell<usize>,
+}
+
+impl Queryable for Watched<'_> {
+    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        self.db.select(mint, maxt, matchers)
+    }
+    fn select_series(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        newest_only: bool,
+    ) -> Selection {
+        if !newest_only {
+            self.selected.set(self.selected.get() + 1);
+        }
+        self.db.select_series(mint, maxt, matchers, newest_only)
+    }
+    fn visit_floats(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        visit: &mut dyn FnMut(&Labels, &[(i64, f64)], bool) -> std::ops::ControlFlow<()>,
+    ) -> bool {
+        self.visited.set(self.visited.get() + 1);
+        self.db.visit_floats(mint, maxt, matchers, visit)
+    }
+}
+
+fn tsdb_with(data: &[(Labels, Vec<(i64, f64)>)]) -> (tempfile::TempDir, argus_tsdb::Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = argus_tsdb::Db::open(dir.path(), argus_tsdb::Options::default()).unwrap();
+    let mut app = db.appender();
+    for (labels, points) in data {
+        for &(t, v) in points {
+            app.append(labels, t, v).unwrap();
+        }
+    }
+    app.commit().unwrap();
+    (dir, db)
+}
+
+/// An instant query computes a range function straight over a selector while the TSDB
+/// hands over one series at a time (holding one value per series, not every series'
+/// chunks), with the answers of the in-memory store; range queries and other shapes
+/// select as before.
+#[test]
+fn instant_range_functions_read_the_tsdb_series_by_series() {
+    let start = 1_700_000_000_000i64;
+    let end = start + 2 * 3_600_000;
+    let data = crate::compliance::demo_data(start, end);
+    let (_dir, db) = tsdb_with(&data);
+    let mem = Mem(data);
+    let engine = Engine::new(EngineOptions::default());
+    let at = (start + 3_600_000) / 1000;
+    for (q, streams) in [
+        ("rate(demo_cpu_usage_seconds_total[5m])", true),
+        (
+            "sum by (mode) (rate(demo_cpu_usage_seconds_total[5m]))",
+            true,
+        ),
+        (
+            "increase(demo_cpu_usage_seconds_total[5m] offset 10m)",
+            true,
+        ),
+        (
+            &format!("count_over_time(demo_memory_usage_bytes[10m] @ {at})"),
+            true,
+        ),
+        (
+            "max_over_time(demo_disk_usage_bytes[1h]) - min_over_time(demo_disk_usage_bytes[1h])",
+            true,
+        ),
+        ("irate(demo_cpu_usage_seconds_total[2m]) > 0", true),
+        ("deriv(demo_disk_usage_bytes[10m])", false),
+        (
+            "max_over_time(rate(demo_cpu_usage_seconds_total[1m])[10m:1m])",
+            false,
+        ),
+    ] {
+        let expr = parse(q).unwrap();
+        let store = Watched {
+            db: &db,
+            selected: Default::default(),
+            visited: Default::default(),
+        };
+        let mut got = match engine.instant(&store, &expr, end).unwrap() {
+            Value::Vector(v) => v,
+            other => panic!("{q}: {other:?}"),
+        };
+        let Value::Vector(mut want) = engine.instant(&mem, &expr, end).unwrap() else {
+            panic!("{q}")
+        };
+        assert!(!want.is_empty(), "{q}");
+        got.sort_by(|a, b| a.labels.cmp(&b.labels));
+        want.sort_by(|a, b| a.labels.cmp(&b.labels));
+        assert_eq!(got, want, "{q}");
+        assert_eq!(store.visited.get() > 0, streams, "{q}");
+        assert_eq!(store.selected.get() == 0, streams, "{q}");
+        // A range query over the same expression selects.
+        let store = Watched {
+            db: &db,
+            selected: Default::default(),
+            visited: Default::default(),
+        };
+        engine
+            .range(&store, &expr, end - 600_000, end, 60_000)
+            .unwrap();
+        assert_eq!(store.visited.get(), 0, "range {q}");
+    }
+}
+
+/// Reading series by series still refuses a query over `--query.max-samples`.
+#[test]
+fn streamed_instant_reads_count_against_the_sample_limit() {
+    let labels = |i: usize| Labels::from_pairs(&[("__name__", "c"), ("i", &i.to_string())]);
+    // 4 series with a sample every 15s: 20 in a 5m window each.
+    let data: Vec<_> = (0..4)
+        .map(|i| (labels(i), (0..40).map(|k| (k * 15_000, k as f64)).collect()))
+        .collect();
+    let (_dir, db) = tsdb_with(&data);
+    let expr = parse("sum(rate(c[5m]))").unwrap();
+    let t = 39 * 15_000;
+    let limited = |max_samples| {
+        Engine::new(EngineOptions {
+            max_samples,
+            ..Default::default()
+        })
+        .instant(&db, &expr, t)
+    };
+    assert_eq!(limited(50), Err(EvalError::TooManySamples));
+    let Ok(Value::Vector(v)) = limited(100) else {
+        panic!("under the limit")
+    };
+    assert_eq!(v.len(), 1);
+    assert!((v[0].v - 4.0 / 15.0).abs() < 1e-9, "{}", v[0].v);
+}
+
+/// A selector whose series have native-histogram samples in the window is read whole, so
+/// range functions see the histograms too.
+#[test]
+fn streamed_instant_reads_fall_back_for_histograms() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = argus_tsdb::Db::open(dir.path(), argus_tsdb::Options::default()).unwrap();
+    let floats = Labels::from_pairs(&[("__name__", "m"), ("k", "f")]);
+    let hists = Labels::from_pairs(&[("__name__", "m"), ("k", "h")]);
+    let float_points: Vec<(i64, f64)> = (0..20i64).map(|i| (i * 15_000, i as f64)).collect();
+    for i in 0..20i64 {
+        let mut app = db.appender();
+        app.append(&floats, i * 15_000, i as f64).unwrap();
+        let h = argus_model::FloatHistogram {
+            count: i as f64,
+            sum: i as f64,
+            zero_count: i as f64,
+            ..Default::default()
+        };
+        app.append_histogram_to(db.head.get_or_create(&hists), i * 15_000, h)
+            .unwrap();
+        app.commit().unwrap();
+    }
+    let store = Watched {
+        db: &db,
+        selected: Default::default(),
+        visited: Default::default(),
+    };
+    let expr = parse("rate(m[5m])").unwrap();
+    let Value::Vector(v) = Engine::new(EngineOptions::default())
+        .instant(&store, &expr, 19 * 15_000)
+        .unwrap()
+    else {
+        panic!("vector")
+    };
+    assert_eq!(store.visited.get(), 1);
+    assert_eq!(store.selected.get(), 1);
+    assert_eq!(v.len(), 2, "{v:?}");
+    let Value::Vector(want) = Engine::new(EngineOptions::default())
+        .instant(&Mem(vec![(floats, float_points)]), &expr, 19 * 15_000)
+        .unwrap()
+    else {
+        panic!("vector")
+    };
+    assert_eq!(want.len(), 1);
+    assert!(v.iter().any(|s| s.h.is_none() && s.v == want[0].v), "{v:?}");
+    assert!(v.iter().any(|s| s.h.is_some()), "{v:?}");
+}

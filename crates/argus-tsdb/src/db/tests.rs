@@ -544,3 +544,47 @@ fn exemplars_survive_restarts_through_wal_and_checkpoint() {
     let db = Db::open(dir.path(), opts()).unwrap();
     assert!(db.exemplars.select(i64::MIN, i64::MAX, &all).is_empty());
 }
+
+/// `Querier::visit` hands over what `select` returns, series by series in the same order,
+/// from the head alone and with blocks in range, and stops when told to.
+#[test]
+fn visit_hands_over_what_select_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let series: Vec<Labels> = ["c", "a", "b"].iter().map(|i| lbl("m", i)).collect();
+    let step = 60_000;
+    fill(&db, &series, 0, step, 8 * 60);
+    let visited = |q: &Querier<'_>, stop_after: usize| {
+        let mut out = Vec::new();
+        q.visit(&[eq("__name__", "m")], &mut |s| {
+            out.push((s.labels.clone(), s.samples(q.mint, q.maxt)));
+            if out.len() == stop_after {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        });
+        out
+    };
+    let selected = |q: &Querier<'_>| -> Vec<_> {
+        q.select(&[eq("__name__", "m")])
+            .into_iter()
+            .map(|s| (s.labels.clone(), s.samples(q.mint, q.maxt)))
+            .collect()
+    };
+    let check = |q: &Querier<'_>| {
+        let want = selected(q);
+        assert_eq!(want.len(), 3);
+        assert!(want.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(want.iter().all(|(_, s)| !s.is_empty()));
+        assert_eq!(visited(q, usize::MAX), want);
+        assert_eq!(visited(q, 2), want[..2]);
+    };
+    let end = 8 * 60 * step;
+    check(&db.querier(end - 10 * step, end));
+    assert!(db.compact().unwrap());
+    assert!(!db.blocks().is_empty());
+    let across = db.querier(0, end);
+    assert!(!across.blocks.is_empty());
+    check(&across);
+}
