@@ -73,17 +73,23 @@ pub trait Queryable {
 
     /// Hands each matching series' float samples in `[mint, maxt]` (sorted by time) to
     /// `visit`, one series at a time in label order, with whether the series also has
-    /// histogram samples there; stops when `visit` breaks. False when the store does not
-    /// read this way (the engine then selects every series first).
+    /// histogram samples there; stops when `visit` breaks. Stores that can read one series
+    /// at a time override it; this one selects them all first.
     fn visit_floats(
         &self,
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
         visit: &mut dyn FnMut(&Labels, &[(i64, f64)], bool) -> std::ops::ControlFlow<()>,
-    ) -> bool {
-        let _ = (mint, maxt, matchers, visit);
-        false
+    ) {
+        let Selection { series, hists } = self.select_series(mint, maxt, matchers, false);
+        let mut scratch = Vec::new();
+        for (i, (labels, points)) in series.iter().enumerate() {
+            let has_hists = hists.get(i).is_some_and(|h| !h.is_empty());
+            if visit(labels, points.read(&mut scratch), has_hists).is_break() {
+                return;
+            }
+        }
     }
 
     /// Start timestamps of the matching series' samples in `[mint, maxt]`: `(sample time,
@@ -301,13 +307,12 @@ impl Queryable for argus_tsdb::Db {
         maxt: i64,
         matchers: &[Matcher],
         visit: &mut dyn FnMut(&Labels, &[(i64, f64)], bool) -> std::ops::ControlFlow<()>,
-    ) -> bool {
+    ) {
         let mut samples = Vec::new();
         self.querier(mint, maxt).visit(matchers, &mut |s| {
             s.samples_into(mint, maxt, &mut samples);
             visit(&s.labels, &samples, !s.hists.is_empty())
         });
-        true
     }
 
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(Labels, Vec<(i64, f64)>)> {
@@ -542,9 +547,17 @@ type LoadedStarts = HashMap<(usize, usize), Vec<Vec<(i64, i64)>>>;
 /// (see [`Engine::stream_direct`]), keyed by the selector's span; in label order.
 type LoadedDirect = HashMap<(usize, usize), Vec<(Labels, f64)>>;
 
+/// Range selectors of a range query left unread at load: `(mint, maxt)` of each, keyed by
+/// the selector's span. The series-at-a-time evaluator reads them from the store one
+/// series at a time (see [`range_streamable`]).
+type Deferred = HashMap<(usize, usize), (i64, i64)>;
+
 /// Where [`Engine::load`] puts what it reads.
 struct LoadTarget<'x> {
     floats: &'x mut Loaded,
+    /// Range selectors to leave unread (see [`range_streamable`]), and where they go.
+    defer: &'x std::collections::HashSet<(usize, usize)>,
+    deferred: &'x mut Deferred,
     direct: &'x mut LoadedDirect,
     /// An instant query: range functions straight over a selector may be computed as the
     /// store hands over each series instead of after selecting them all.
@@ -595,6 +608,49 @@ fn stats_decoded(expr: &Expr) -> std::collections::HashSet<(usize, usize)> {
 
 /// Counter-reset hints as the bucket-skipping reader sets them: each counter histogram
 /// after the first says whether it reset against the one before.
+/// The range selectors of a range query that only the series-at-a-time evaluator's range
+/// functions read (`name(selector[range])` reached through nodes it evaluates itself or
+/// bridges, not through a subquery or a node evaluated step by step): those can be read
+/// from the store one series at a time instead of selected up front. Mirrors the dispatch
+/// of `Ctx::eval_range_node`.
+fn range_streamable(e: &Expr, out: &mut std::collections::HashSet<(usize, usize)>) {
+    match e {
+        Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => range_streamable(expr, out),
+        Expr::Binary { lhs, rhs, .. } => {
+            range_streamable(lhs, out);
+            range_streamable(rhs, out);
+        }
+        Expr::Aggregate { expr, param, .. } => {
+            if let Some(p) = param {
+                range_streamable(p, out);
+            }
+            range_streamable(expr, out);
+        }
+        Expr::Call { func, args, .. }
+            if args.len() == 1 && crate::functions::is_direct_range(func.name) =>
+        {
+            if let Expr::Matrix { selector, .. } = &args[0]
+                && !selector.anchored
+                && !selector.smoothed
+            {
+                out.insert((selector.span.start, selector.span.end));
+            }
+        }
+        Expr::Call { func, args, .. } => {
+            let bridged = args.iter().all(|a| a.value_type() != ValueType::Matrix)
+                && !matches!(func.name, "timestamp" | "start_timestamp" | "info");
+            if bridged {
+                args.iter().for_each(|a| range_streamable(a, out));
+            }
+        }
+        Expr::Number { .. }
+        | Expr::String { .. }
+        | Expr::Vector(_)
+        | Expr::Matrix { .. }
+        | Expr::Subquery { .. } => {}
+    }
+}
+
 fn stats_hints(points: &mut [(i64, Hist)]) {
     use argus_model::CounterResetHint;
     for i in 1..points.len() {
@@ -620,6 +676,13 @@ struct Ctx<'a> {
     store: &'a dyn Queryable,
     data: Loaded,
     ddata: LoadedDirect,
+    /// Range selectors read one series at a time as they are evaluated.
+    deferred: Deferred,
+    /// Samples read so far, against `--query.max-samples`.
+    loaded: std::cell::Cell<usize>,
+    /// Set when evaluation must start again without reading series one at a time (a
+    /// deferred selector turned out to hold histograms or several metric names).
+    restart: std::cell::Cell<bool>,
     hdata: LoadedHists,
     /// Start timestamps; a query that loaded any is evaluated step by step, and range
     /// functions that use them (`rate`, `increase`, `irate`, `resets`) take them into account.
@@ -668,7 +731,7 @@ impl Engine {
     ) -> Result<(Value, Annotations)> {
         let resolved = expr.resolve_durations(0, 0);
         let expr = &resolved;
-        let mut ctx = self.context(q, expr, t, t, 60_000, 0)?;
+        let mut ctx = self.context(q, expr, t, t, 60_000, 0, true)?;
         let v = ctx.eval(expr, t)?;
         let v = match settled(v)? {
             Value::Vector(mut vec) => {
@@ -708,19 +771,31 @@ impl Engine {
             return Ok((Vec::new(), Annotations::default()));
         }
         let expr = &resolved;
-        let mut ctx = self.context(q, expr, start, end, step, step)?;
-        warn_sorting(expr, &mut ctx.annos);
-        if !ctx.hdata.is_empty() || !ctx.sdata.is_empty() {
-            // Histogram samples and start timestamps take the step-by-step path.
-            let series = ctx.stepwise(expr, start, end, step)?;
-            return Ok((series, ctx.into_annotations()));
-        }
         let grid = range::Grid {
             start,
             step,
             n: ((end - start) / step + 1) as usize,
         };
-        let series = match ctx.eval_range(expr, &grid)? {
+        // At most twice: reading series one at a time, then, if that had to stop, not.
+        let mut stream = true;
+        let (ctx, value) = loop {
+            let mut ctx = self.context(q, expr, start, end, step, step, stream)?;
+            warn_sorting(expr, &mut ctx.annos);
+            if !ctx.hdata.is_empty() || !ctx.sdata.is_empty() {
+                if !ctx.deferred.is_empty() {
+                    stream = false;
+                    continue;
+                }
+                // Histogram samples and start timestamps take the step-by-step path.
+                let series = ctx.stepwise(expr, start, end, step)?;
+                return Ok((series, ctx.into_annotations()));
+            }
+            match ctx.eval_range(expr, &grid) {
+                Err(_) if ctx.restart.get() && stream => stream = false,
+                value => break (ctx, value),
+            }
+        };
+        let series = match value? {
             range::RVal::Scalar(v) => vec![range::StepSeries {
                 labels: Labels::empty(),
                 vals: v.into_iter().map(Some).collect(),
@@ -773,10 +848,14 @@ impl Engine {
     ) -> Result<Vec<Series>> {
         let resolved = check_range_query(expr, step)?.resolve_durations(step, end - start);
         let expr = &resolved;
-        let mut ctx = self.context(q, expr, start, end, step, step)?;
+        let mut ctx = self.context(q, expr, start, end, step, step, false)?;
         ctx.stepwise(expr, start, end, step)
     }
 
+    /// Loads what `expr` reads. With `stream`, an instant query computes range functions
+    /// over selectors while reading, and a range query leaves the selectors only its range
+    /// functions read to be read one series at a time.
+    #[allow(clippy::too_many_arguments)]
     fn context<'a>(
         &'a self,
         q: &'a dyn Queryable,
@@ -785,9 +864,15 @@ impl Engine {
         end: i64,
         interval: i64,
         query_step: i64,
+        stream: bool,
     ) -> Result<Ctx<'a>> {
         let began = std::time::Instant::now();
         let mut data = Loaded::new();
+        let mut deferred = Deferred::new();
+        let mut defer = std::collections::HashSet::new();
+        if stream && query_step > 0 {
+            range_streamable(expr, &mut defer);
+        }
         let mut ddata = LoadedDirect::new();
         let mut hdata = LoadedHists::new();
         let mut sdata = LoadedStarts::new();
@@ -802,7 +887,9 @@ impl Engine {
             &mut LoadTarget {
                 floats: &mut data,
                 direct: &mut ddata,
-                stream: query_step == 0 && start == end,
+                stream: stream && query_step == 0 && start == end,
+                defer: &defer,
+                deferred: &mut deferred,
                 hists: &mut hdata,
                 starts: &mut sdata,
                 stats: &stats_decoded(expr),
@@ -822,6 +909,9 @@ impl Engine {
             store: q,
             data,
             ddata,
+            deferred,
+            loaded: std::cell::Cell::new(loaded),
+            restart: std::cell::Cell::new(false),
             hdata,
             sdata,
             annos: Annotations::default(),
@@ -872,6 +962,13 @@ impl Engine {
             let mint = s - sel.offset_ms - lookback - before;
             let maxt = e - sel.offset_ms + after;
             let key = (sel.span.start, sel.span.end);
+            if data.defer.contains(&key)
+                && q.select_start_timestamps(mint, maxt, &sel.matchers)
+                    .is_empty()
+            {
+                data.deferred.insert(key, (mint, maxt));
+                return Ok(());
+            }
             // An instant selector read at a single time needs only each series' newest sample.
             let newest_only = range == 0 && s == e && !sel.smoothed;
             let Selection { series, mut hists } =
@@ -976,9 +1073,9 @@ impl Engine {
 
     /// An instant query's `name(selector[range])` at `t`, computed while the store hands
     /// over one series at a time, so that the query holds one value per series rather than
-    /// every series' chunks. False (nothing stored) when the store cannot, or when a series
-    /// has histogram samples or start timestamps there; the selector is then loaded as
-    /// usual. Counts the samples read against `--query.max-samples`.
+    /// every series' chunks. False (nothing stored) when a series has histogram samples or
+    /// start timestamps there; the selector is then loaded as usual. Counts the samples
+    /// read against `--query.max-samples`.
     #[allow(clippy::too_many_arguments)]
     fn stream_direct(
         &self,
@@ -1002,7 +1099,7 @@ impl Engine {
         let (mut values, mut read) = (Vec::new(), 0usize);
         // Why the visit stopped: `Some(true)` over the sample limit, `Some(false)` histograms.
         let mut stopped: Option<bool> = None;
-        let visited = q.visit_floats(mint, maxt, &sel.matchers, &mut |labels, points, hists| {
+        q.visit_floats(mint, maxt, &sel.matchers, &mut |labels, points, hists| {
             if hists {
                 stopped = Some(false);
                 return std::ops::ControlFlow::Break(());
@@ -1017,10 +1114,10 @@ impl Engine {
             }
             std::ops::ControlFlow::Continue(())
         });
-        match (visited, stopped) {
-            (false, _) | (true, Some(false)) => Ok(false),
-            (true, Some(true)) => Err(EvalError::TooManySamples),
-            (true, None) => {
+        match stopped {
+            Some(false) => Ok(false),
+            Some(true) => Err(EvalError::TooManySamples),
+            None => {
                 *loaded += read;
                 data.direct.insert((sel.span.start, sel.span.end), values);
                 Ok(true)

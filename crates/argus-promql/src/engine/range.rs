@@ -286,7 +286,11 @@ impl Ctx<'_> {
         grid: &Grid,
         f: &mut SeriesSink<'_>,
     ) -> Result<()> {
-        let Some(data) = self.data.get(&(sel.span.start, sel.span.end)) else {
+        let key = (sel.span.start, sel.span.end);
+        if let Some(&window) = self.deferred.get(&key) {
+            return self.each_ranged_read(name, sel, range, grid, window, f);
+        }
+        let Some(data) = self.data.get(&key) else {
             return Ok(());
         };
         let keep_name = direct_keeps_name(name);
@@ -330,6 +334,94 @@ impl Ctx<'_> {
             }
         }
         Ok(())
+    }
+
+    /// [`Self::each_ranged`] for a selector left unread at load: the store hands over one
+    /// series at a time, so the query never holds every series' samples or chunks. Asks
+    /// for a restart without this (`Ctx::restart`) when a series has histogram samples or
+    /// when, names being removed, a second metric name shows up (the names could collide,
+    /// which the loaded path checks over all series up front).
+    fn each_ranged_read(
+        &self,
+        name: &str,
+        sel: &VectorSelector,
+        range: i64,
+        grid: &Grid,
+        (mint, maxt): (i64, i64),
+        f: &mut SeriesSink<'_>,
+    ) -> Result<()> {
+        let keep_name = direct_keeps_name(name);
+        let delayed = self.engine.opts.delayed_name_removal;
+        let fixed = self.fixed_time(sel.at).map(|t| t - sel.offset_ms);
+        let budget = self.engine.opts.max_samples;
+        let mut vals = vec![None; grid.n];
+        let mut first: Option<Labels> = None;
+        let (mut read, mut k) = (0usize, 0usize);
+        let mut outcome = Ok(());
+        let restart = || {
+            self.restart.set(true);
+            Err(EvalError::Execution(
+                "internal: range query restarted without streaming".into(),
+            ))
+        };
+        self.store
+            .visit_floats(mint, maxt, &sel.matchers, &mut |labels, points, hists| {
+                use std::ops::ControlFlow::{Break, Continue};
+                k += 1;
+                if k % 1024 == 0
+                    && let Err(e) = self.check_limits()
+                {
+                    outcome = Err(e);
+                    return Break(());
+                }
+                if hists {
+                    outcome = restart();
+                    return Break(());
+                }
+                read += points.len();
+                if self.loaded.get() + read > budget {
+                    outcome = Err(EvalError::TooManySamples);
+                    return Break(());
+                }
+                if !keep_name && !delayed {
+                    match &first {
+                        None => first = Some(labels.clone()),
+                        Some(f) if f.metric_name() != labels.metric_name() => {
+                            outcome = restart();
+                            return Break(());
+                        }
+                        Some(_) => {}
+                    }
+                }
+                let points = without_stale(points);
+                if !slide(name, &points, range, fixed, sel.offset_ms, grid, &mut vals) {
+                    return Continue(());
+                }
+                if matches!(name, "rate" | "increase") {
+                    crate::functions::check_counter_name(
+                        labels,
+                        &mut self.shared_annos.borrow_mut(),
+                        sel.span,
+                    );
+                }
+                let sent = if keep_name {
+                    f(labels, false, &vals)
+                } else if delayed {
+                    f(labels, true, &vals)
+                } else {
+                    f(&drop_name(labels), false, &vals)
+                };
+                match sent {
+                    Ok(()) => Continue(()),
+                    Err(e) => {
+                        outcome = Err(e);
+                        Break(())
+                    }
+                }
+            });
+        self.loaded.set(self.loaded.get() + read);
+        self.engine.record(|s| s.samples += read);
+        outcome
     }
 
     /// Evaluates `expr` at every step of `grid`.

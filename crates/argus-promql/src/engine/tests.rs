@@ -725,7 +725,7 @@ impl Queryable for Watched<'_> {
         maxt: i64,
         matchers: &[Matcher],
         visit: &mut dyn FnMut(&Labels, &[(i64, f64)], bool) -> std::ops::ControlFlow<()>,
-    ) -> bool {
+    ) {
         self.visited.set(self.visited.get() + 1);
         self.db.visit_floats(mint, maxt, matchers, visit)
     }
@@ -744,10 +744,10 @@ fn tsdb_with(data: &[(Labels, Vec<(i64, f64)>)]) -> (tempfile::TempDir, argus_ts
     (dir, db)
 }
 
-/// An instant query computes a range function straight over a selector while the TSDB
-/// hands over one series at a time (holding one value per series, not every series'
-/// chunks), with the answers of the in-memory store; range queries and other shapes
-/// select as before.
+/// A range function straight over a selector is computed while the TSDB hands over one
+/// series at a time (holding one value per series, not every series' chunks) — in instant
+/// queries, and in range queries where only the series-at-a-time evaluator reads it — with
+/// the answers of the in-memory store; other shapes select as before.
 #[test]
 fn instant_range_functions_read_the_tsdb_series_by_series() {
     let start = 1_700_000_000_000i64;
@@ -801,16 +801,23 @@ fn instant_range_functions_read_the_tsdb_series_by_series() {
         assert_eq!(got, want, "{q}");
         assert_eq!(store.visited.get() > 0, streams, "{q}");
         assert_eq!(store.selected.get() == 0, streams, "{q}");
-        // A range query over the same expression selects.
+        // A range query over the same expression reads the same selectors series by series
+        // (in the series-at-a-time evaluator).
         let store = Watched {
             db: &db,
             selected: Default::default(),
             visited: Default::default(),
         };
-        engine
+        let got = engine
             .range(&store, &expr, end - 600_000, end, 60_000)
             .unwrap();
-        assert_eq!(store.visited.get(), 0, "range {q}");
+        let want = engine
+            .range(&mem, &expr, end - 600_000, end, 60_000)
+            .unwrap();
+        assert!(!want.is_empty(), "range {q}");
+        assert_eq!(got, want, "range {q}");
+        assert_eq!(store.visited.get() > 0, streams, "range {q}");
+        assert_eq!(store.selected.get() == 0, streams, "range {q}");
     }
 }
 
@@ -886,4 +893,75 @@ fn streamed_instant_reads_fall_back_for_histograms() {
     assert_eq!(want.len(), 1);
     assert!(v.iter().any(|s| s.h.is_none() && s.v == want[0].v), "{v:?}");
     assert!(v.iter().any(|s| s.h.is_some()), "{v:?}");
+}
+
+/// Range queries that read series one at a time start again without it when a selector
+/// turns out to hold histograms or several metric names whose removal could collide, and
+/// answer what the step-by-step reference answers; the sample limit still holds.
+#[test]
+fn range_queries_read_series_by_series_or_start_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = argus_tsdb::Db::open(dir.path(), argus_tsdb::Options::default()).unwrap();
+    let l = |name: &str, k: &str| Labels::from_pairs(&[("__name__", name), ("k", k)]);
+    for i in 0..40i64 {
+        let mut app = db.appender();
+        let t = i * 15_000;
+        app.append(&l("a_total", "1"), t, i as f64).unwrap();
+        app.append(&l("b_total", "2"), t, 2.0 * i as f64).unwrap();
+        app.append(&l("b_total", "1"), t, 3.0 * i as f64).unwrap();
+        let h = argus_model::FloatHistogram {
+            count: i as f64,
+            sum: i as f64,
+            zero_count: i as f64,
+            ..Default::default()
+        };
+        app.append_histogram_to(db.head.get_or_create(&l("h_total", "3")), t, h)
+            .unwrap();
+        app.commit().unwrap();
+    }
+    let engine = Engine::new(EngineOptions::default());
+    let (start, end, step) = (300_000, 585_000, 15_000);
+    let check = |q: &str, visits: bool| {
+        let expr = parse(q).unwrap();
+        let store = Watched {
+            db: &db,
+            selected: Default::default(),
+            visited: Default::default(),
+        };
+        let got = engine.range(&store, &expr, start, end, step);
+        let want = engine.range_stepwise(&db, &expr, start, end, step);
+        assert_eq!(got, want, "{q}");
+        assert_eq!(store.visited.get() > 0, visits, "{q}");
+        got
+    };
+    // One metric name: read series by series.
+    let one = check("sum(rate(b_total[1m]))", true).unwrap();
+    assert_eq!(one.len(), 1);
+    // Two names whose removal collides: refused, as without streaming.
+    assert_eq!(
+        check(r#"rate({__name__=~"a_total|b_total"}[1m])"#, true),
+        Err(same_labelset())
+    );
+    // Two names that do not collide: answered after starting again.
+    let two = check(r#"rate({__name__=~"a_total|b_total", k="2"}[1m])"#, true).unwrap();
+    assert_eq!(two.len(), 1);
+    // Histograms: answered step by step.
+    let hists = check(r#"rate({__name__=~"h_total|a_total"}[1m])"#, true).unwrap();
+    assert!(hists.iter().any(|s| !s.hists.is_empty()), "{hists:?}");
+    // The limit: the 2 series' 24 samples each in [start - 1m, end] are read one series
+    // at a time, and counted.
+    let limited = Engine::new(EngineOptions {
+        max_samples: 40,
+        ..Default::default()
+    });
+    assert_eq!(
+        limited.range(
+            &db,
+            &parse("sum(rate(b_total[1m]))").unwrap(),
+            start,
+            end,
+            step
+        ),
+        Err(EvalError::TooManySamples)
+    );
 }
