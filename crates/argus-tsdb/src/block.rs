@@ -500,10 +500,20 @@ impl Block {
 
     /// Matching series with chunks overlapping `[mint, maxt]`, sorted by labels.
     pub fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<SeriesChunks> {
-        let tombstones = self.tombstones.read();
+        self.select_iter(mint, maxt, matchers).collect()
+    }
+
+    /// [`Self::select`], each series read from the index when the iterator reaches it.
+    pub fn select_iter(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> impl Iterator<Item = SeriesChunks> + '_ {
+        let tombstones = self.tombstones.read().clone();
         select_postings(self, matchers)
             .into_iter()
-            .filter_map(|id| {
+            .filter_map(move |id| {
                 let (labels, mut chunks, mut hists) = self.series_entry(id)?;
                 chunks.retain(|c| c.max_time >= mint && c.min_time <= maxt);
                 hists.retain(|c| match c {
@@ -519,7 +529,6 @@ impl Block {
                     deleted: tombstones.get(&id).cloned().unwrap_or_default(),
                 })
             })
-            .collect()
     }
 
     /// Every series with all its samples (for compaction), tombstones applied.

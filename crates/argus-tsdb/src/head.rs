@@ -943,25 +943,19 @@ impl Head {
         out
     }
 
-    /// [`Self::select`] one series at a time, in label order, so that a reader that
-    /// reduces each series as it comes never holds every series' chunks at once. Stops
-    /// when `visit` breaks.
-    pub fn visit(
+    /// [`Self::select`] one series at a time, in label order (each series' chunks are
+    /// read when the iterator reaches it), so that a reader that reduces each series as it
+    /// comes never holds every series' chunks at once.
+    pub fn select_iter(
         &self,
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
-        visit: &mut dyn FnMut(SeriesChunks) -> std::ops::ControlFlow<()>,
-    ) {
+    ) -> impl Iterator<Item = SeriesChunks> + '_ {
         let mut refs = self.select_refs(matchers);
         argus_model::labels::sort_by_labels(&mut refs, |s| &s.labels);
-        for s in refs {
-            if let Some(series) = self.series_chunks(&s, mint, maxt, true)
-                && visit(series).is_break()
-            {
-                return;
-            }
-        }
+        refs.into_iter()
+            .filter_map(move |s| self.series_chunks(&s, mint, maxt, true))
     }
 
     /// One series' chunks (float ones only when `floats`) and histogram samples in range;
