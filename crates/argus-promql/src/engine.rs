@@ -651,6 +651,28 @@ fn range_streamable(e: &Expr, out: &mut std::collections::HashSet<(usize, usize)
     }
 }
 
+/// [`range_streamable`] for an instant query: the selectors of the subqueries it evaluates
+/// once (not inside another subquery), whose inner expressions run in the series-at-a-time
+/// evaluator.
+fn instant_streamable(e: &Expr, out: &mut std::collections::HashSet<(usize, usize)>) {
+    match e {
+        Expr::Subquery { expr, .. } => range_streamable(expr, out),
+        Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => instant_streamable(expr, out),
+        Expr::Binary { lhs, rhs, .. } => {
+            instant_streamable(lhs, out);
+            instant_streamable(rhs, out);
+        }
+        Expr::Aggregate { expr, param, .. } => {
+            if let Some(p) = param {
+                instant_streamable(p, out);
+            }
+            instant_streamable(expr, out);
+        }
+        Expr::Call { args, .. } => args.iter().for_each(|a| instant_streamable(a, out)),
+        Expr::Number { .. } | Expr::String { .. } | Expr::Vector(_) | Expr::Matrix { .. } => {}
+    }
+}
+
 fn stats_hints(points: &mut [(i64, Hist)]) {
     use argus_model::CounterResetHint;
     for i in 1..points.len() {
@@ -731,8 +753,20 @@ impl Engine {
     ) -> Result<(Value, Annotations)> {
         let resolved = expr.resolve_durations(0, 0);
         let expr = &resolved;
-        let mut ctx = self.context(q, expr, t, t, 60_000, 0, true)?;
-        let v = ctx.eval(expr, t)?;
+        // At most twice: reading subqueries' series one at a time, then, if that had to
+        // stop, not.
+        let mut stream = true;
+        let (ctx, v) = loop {
+            let mut ctx = self.context(q, expr, t, t, 60_000, 0, stream)?;
+            let v = ctx.eval(expr, t);
+            // Whatever the evaluation made of the request (an error some node may have
+            // absorbed), the answer is not used.
+            if ctx.restart.get() && stream {
+                stream = false;
+                continue;
+            }
+            break (ctx, v?);
+        };
         let v = match settled(v)? {
             Value::Vector(mut vec) => {
                 vec.iter_mut().for_each(|s| s.t = t);
@@ -790,10 +824,12 @@ impl Engine {
                 let series = ctx.stepwise(expr, start, end, step)?;
                 return Ok((series, ctx.into_annotations()));
             }
-            match ctx.eval_range(expr, &grid) {
-                Err(_) if ctx.restart.get() && stream => stream = false,
-                value => break (ctx, value),
+            let value = ctx.eval_range(expr, &grid);
+            if ctx.restart.get() && stream {
+                stream = false;
+                continue;
             }
+            break (ctx, value);
         };
         let series = match value? {
             range::RVal::Scalar(v) => vec![range::StepSeries {
@@ -870,8 +906,10 @@ impl Engine {
         let mut data = Loaded::new();
         let mut deferred = Deferred::new();
         let mut defer = std::collections::HashSet::new();
-        if stream && query_step > 0 {
-            range_streamable(expr, &mut defer);
+        match (stream, query_step > 0) {
+            (true, true) => range_streamable(expr, &mut defer),
+            (true, false) => instant_streamable(expr, &mut defer),
+            (false, _) => {}
         }
         let mut ddata = LoadedDirect::new();
         let mut hdata = LoadedHists::new();
@@ -1308,6 +1346,14 @@ impl Ctx<'_> {
     }
 
     /// Stops evaluation once the deadline has passed or the client has gone away.
+    /// Asks the query to start again with every selector loaded (see `Ctx::restart`).
+    fn restart_unstreamed<T>(&self) -> Result<T> {
+        self.restart.set(true);
+        Err(EvalError::Execution(
+            "internal: query restarted without streaming".into(),
+        ))
+    }
+
     fn check_limits(&self) -> Result<()> {
         if let Some(deadline) = self.engine.opts.deadline
             && std::time::Instant::now() > deadline
@@ -1445,10 +1491,19 @@ impl Ctx<'_> {
                         ((base - first) / step + 1) as usize
                     },
                 };
+                // The step-by-step ways read loaded data: a query that left selectors to be
+                // read one series at a time starts again without that.
+                let stepwise_allowed = self.deferred.is_empty();
                 if !self.hdata.is_empty() || !self.sdata.is_empty() {
+                    if !stepwise_allowed {
+                        return self.restart_unstreamed();
+                    }
                     return Ok(Value::Matrix(self.subquery_stepwise(inner, &grid)?));
                 }
                 match self.subquery_points(inner, &grid) {
+                    Err(EvalError::TooManySamples) if !stepwise_allowed => {
+                        self.restart_unstreamed()
+                    }
                     Err(EvalError::TooManySamples) => {
                         Ok(Value::Matrix(self.subquery_stepwise(inner, &grid)?))
                     }

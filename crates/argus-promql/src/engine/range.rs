@@ -358,12 +358,7 @@ impl Ctx<'_> {
         let mut first: Option<Labels> = None;
         let (mut read, mut k) = (0usize, 0usize);
         let mut outcome = Ok(());
-        let restart = || {
-            self.restart.set(true);
-            Err(EvalError::Execution(
-                "internal: range query restarted without streaming".into(),
-            ))
-        };
+        let restart = || self.restart_unstreamed();
         self.store
             .visit_floats(mint, maxt, &sel.matchers, &mut |labels, points, hists| {
                 use std::ops::ControlFlow::{Break, Continue};

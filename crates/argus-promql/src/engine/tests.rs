@@ -746,8 +746,9 @@ fn tsdb_with(data: &[(Labels, Vec<(i64, f64)>)]) -> (tempfile::TempDir, argus_ts
 
 /// A range function straight over a selector is computed while the TSDB hands over one
 /// series at a time (holding one value per series, not every series' chunks) — in instant
-/// queries, and in range queries where only the series-at-a-time evaluator reads it — with
-/// the answers of the in-memory store; other shapes select as before.
+/// queries, in their (not nested) subqueries, and in range queries where only the
+/// series-at-a-time evaluator reads it — with the answers of the in-memory store; other
+/// shapes select as before.
 #[test]
 fn instant_range_functions_read_the_tsdb_series_by_series() {
     let start = 1_700_000_000_000i64;
@@ -757,31 +758,48 @@ fn instant_range_functions_read_the_tsdb_series_by_series() {
     let mem = Mem(data);
     let engine = Engine::new(EngineOptions::default());
     let at = (start + 3_600_000) / 1000;
-    for (q, streams) in [
-        ("rate(demo_cpu_usage_seconds_total[5m])", true),
+    // The query, whether an instant query reads series by series, whether a range query does.
+    let queries: [(&str, bool, bool); 10] = [
+        ("rate(demo_cpu_usage_seconds_total[5m])", true, true),
         (
             "sum by (mode) (rate(demo_cpu_usage_seconds_total[5m]))",
+            true,
             true,
         ),
         (
             "increase(demo_cpu_usage_seconds_total[5m] offset 10m)",
             true,
+            true,
         ),
         (
             &format!("count_over_time(demo_memory_usage_bytes[10m] @ {at})"),
+            true,
             true,
         ),
         (
             "max_over_time(demo_disk_usage_bytes[1h]) - min_over_time(demo_disk_usage_bytes[1h])",
             true,
+            true,
         ),
-        ("irate(demo_cpu_usage_seconds_total[2m]) > 0", true),
-        ("deriv(demo_disk_usage_bytes[10m])", false),
+        ("irate(demo_cpu_usage_seconds_total[2m]) > 0", true, true),
+        ("deriv(demo_disk_usage_bytes[10m])", false, false),
         (
             "max_over_time(rate(demo_cpu_usage_seconds_total[1m])[10m:1m])",
+            true,
             false,
         ),
-    ] {
+        (
+            "max_over_time(sum by (instance) (rate(demo_cpu_usage_seconds_total[1m]))[10m:1m])",
+            true,
+            false,
+        ),
+        (
+            "avg_over_time(max_over_time(rate(demo_cpu_usage_seconds_total[1m])[5m:1m])[10m:2m])",
+            false,
+            false,
+        ),
+    ];
+    for (q, streams, range_streams) in queries {
         let expr = parse(q).unwrap();
         let store = Watched {
             db: &db,
@@ -816,8 +834,8 @@ fn instant_range_functions_read_the_tsdb_series_by_series() {
             .unwrap();
         assert!(!want.is_empty(), "range {q}");
         assert_eq!(got, want, "range {q}");
-        assert_eq!(store.visited.get() > 0, streams, "range {q}");
-        assert_eq!(store.selected.get() == 0, streams, "range {q}");
+        assert_eq!(store.visited.get() > 0, range_streams, "range {q}");
+        assert_eq!(store.selected.get() == 0, range_streams, "range {q}");
     }
 }
 
@@ -948,6 +966,49 @@ fn range_queries_read_series_by_series_or_start_again() {
     // Histograms: answered step by step.
     let hists = check(r#"rate({__name__=~"h_total|a_total"}[1m])"#, true).unwrap();
     assert!(hists.iter().any(|s| !s.hists.is_empty()), "{hists:?}");
+    // Instant subqueries read series by series too, and start again the same way.
+    for q in [
+        "max_over_time(sum(rate(b_total[1m]))[2m:15s])",
+        r#"max_over_time(rate({__name__=~"a_total|b_total", k="2"}[1m])[2m:15s])"#,
+        r#"max_over_time(rate({__name__=~"a_total|b_total"}[1m])[2m:15s])"#,
+        r#"last_over_time(rate({__name__=~"h_total|a_total"}[1m])[2m:15s])"#,
+    ] {
+        let expr = parse(q).unwrap();
+        let store = Watched {
+            db: &db,
+            selected: Default::default(),
+            visited: Default::default(),
+        };
+        let got = engine.instant(&store, &expr, end);
+        assert!(store.visited.get() > 0, "{q}");
+        // The reference: one step of the step-by-step range evaluation, which loads all.
+        let want = engine.range_stepwise(&db, &expr, end, end, step);
+        let shown = |v: Vec<(String, String)>| {
+            let mut v = v;
+            v.sort();
+            v
+        };
+        match (got, want) {
+            (Ok(Value::Vector(got)), Ok(want)) => {
+                assert!(!want.is_empty(), "{q}");
+                let got = got
+                    .iter()
+                    .map(|s| (s.labels.to_string(), format!("{:?}/{:?}", s.v, s.h)))
+                    .collect();
+                let want = want
+                    .iter()
+                    .map(|s| {
+                        let v = s.points.first().map_or(0.0, |p| p.1);
+                        let h = s.hists.first().map(|p| p.1.clone());
+                        (s.labels.to_string(), format!("{v:?}/{h:?}"))
+                    })
+                    .collect();
+                assert_eq!(shown(got), shown(want), "{q}");
+            }
+            (Err(got), Err(want)) => assert_eq!(got, want, "{q}"),
+            other => panic!("{q}: {other:?}"),
+        }
+    }
     // The limit: the 2 series' 24 samples each in [start - 1m, end] are read one series
     // at a time, and counted.
     let limited = Engine::new(EngineOptions {
