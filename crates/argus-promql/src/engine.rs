@@ -609,10 +609,10 @@ fn stats_decoded(expr: &Expr) -> std::collections::HashSet<(usize, usize)> {
 /// Counter-reset hints as the bucket-skipping reader sets them: each counter histogram
 /// after the first says whether it reset against the one before.
 /// The range selectors of a range query that only the series-at-a-time evaluator's range
-/// functions read (`name(selector[range])` reached through nodes it evaluates itself or
-/// bridges, not through a subquery or a node evaluated step by step): those can be read
-/// from the store one series at a time instead of selected up front. Mirrors the dispatch
-/// of `Ctx::eval_range_node`.
+/// functions read (`name(selector[range])` reached through nodes it evaluates itself,
+/// bridges, or evaluates on a subquery's grid, not through a node evaluated step by step):
+/// those can be read from the store one series at a time instead of selected up front.
+/// Mirrors the dispatch of `Ctx::eval_range_node` and `Ctx::subquery_function`.
 fn range_streamable(e: &Expr, out: &mut std::collections::HashSet<(usize, usize)>) {
     match e {
         Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => range_streamable(expr, out),
@@ -629,11 +629,18 @@ fn range_streamable(e: &Expr, out: &mut std::collections::HashSet<(usize, usize)
         Expr::Call { func, args, .. }
             if args.len() == 1 && crate::functions::is_direct_range(func.name) =>
         {
-            if let Expr::Matrix { selector, .. } = &args[0]
-                && !selector.anchored
-                && !selector.smoothed
-            {
-                out.insert((selector.span.start, selector.span.end));
+            match &args[0] {
+                Expr::Matrix { selector, .. } if !selector.anchored && !selector.smoothed => {
+                    out.insert((selector.span.start, selector.span.end));
+                }
+                // `subquery_function` evaluates the inner expression here (or, where it
+                // would go step by step, asks for a restart).
+                Expr::Subquery {
+                    expr: inner,
+                    at: None,
+                    ..
+                } => range_streamable(inner, out),
+                _ => {}
             }
         }
         Expr::Call { func, args, .. } => {

@@ -714,12 +714,21 @@ impl Ctx<'_> {
         let first = (first_base - range).div_euclid(sstep) * sstep + sstep;
         let last = last_base.div_euclid(sstep) * sstep;
         let per_window = (range / sstep + 1) as usize;
+        // Step by step reads loaded data: a query that left selectors to be read one series
+        // at a time starts again without that instead.
+        let by_steps = |ctx: &mut Self| {
+            if ctx.deferred.is_empty() {
+                ctx.step_by_step(&call, grid)
+            } else {
+                ctx.restart_unstreamed()
+            }
+        };
         if at.is_some() || last < first {
-            return self.step_by_step(&call, grid);
+            return by_steps(self);
         }
         let inner_n = ((last - first) / sstep + 1) as usize;
         if inner_n > grid.n.saturating_mul(per_window) {
-            return self.step_by_step(&call, grid);
+            return by_steps(self);
         }
         let inner_grid = Grid {
             start: first,
@@ -728,7 +737,7 @@ impl Ctx<'_> {
         };
         let series = match self.subquery_points(inner, &inner_grid) {
             // The shared grid would not fit densely: evaluate each step's window on its own.
-            Err(EvalError::TooManySamples) => return self.step_by_step(&call, grid),
+            Err(EvalError::TooManySamples) => return by_steps(self),
             other => other?,
         };
         let keep_name = direct_keeps_name(name);

@@ -786,17 +786,17 @@ fn instant_range_functions_read_the_tsdb_series_by_series() {
         (
             "max_over_time(rate(demo_cpu_usage_seconds_total[1m])[10m:1m])",
             true,
-            false,
+            true,
         ),
         (
             "max_over_time(sum by (instance) (rate(demo_cpu_usage_seconds_total[1m]))[10m:1m])",
             true,
-            false,
+            true,
         ),
         (
             "avg_over_time(max_over_time(rate(demo_cpu_usage_seconds_total[1m])[5m:1m])[10m:2m])",
-            false,
-            false,
+            true,
+            true,
         ),
     ];
     for (q, streams, range_streams) in queries {
@@ -966,6 +966,13 @@ fn range_queries_read_series_by_series_or_start_again() {
     // Histograms: answered step by step.
     let hists = check(r#"rate({__name__=~"h_total|a_total"}[1m])"#, true).unwrap();
     assert!(hists.iter().any(|s| !s.hists.is_empty()), "{hists:?}");
+    // Range queries over subqueries too.
+    check("max_over_time(sum(rate(b_total[1m]))[2m:15s])", true).unwrap();
+    let sub_hists = check(
+        r#"max_over_time(rate({__name__=~"h_total|a_total"}[1m])[2m:15s])"#,
+        true,
+    );
+    assert!(sub_hists.is_ok(), "{sub_hists:?}");
     // Instant subqueries read series by series too, and start again the same way.
     for q in [
         "max_over_time(sum(rate(b_total[1m]))[2m:15s])",
