@@ -309,10 +309,12 @@ impl Queryable for argus_tsdb::Db {
         visit: &mut dyn FnMut(&Labels, &[(i64, f64)], bool) -> std::ops::ControlFlow<()>,
     ) {
         let mut samples = Vec::new();
-        self.querier(mint, maxt).visit(matchers, &mut |s| {
+        for s in self.querier(mint, maxt).select_iter(matchers) {
             s.samples_into(mint, maxt, &mut samples);
-            visit(&s.labels, &samples, !s.hists.is_empty())
-        });
+            if visit(&s.labels, &samples, !s.hists.is_empty()).is_break() {
+                return;
+            }
+        }
     }
 
     fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(Labels, Vec<(i64, f64)>)> {
@@ -606,8 +608,6 @@ fn stats_decoded(expr: &Expr) -> std::collections::HashSet<(usize, usize)> {
     out
 }
 
-/// Counter-reset hints as the bucket-skipping reader sets them: each counter histogram
-/// after the first says whether it reset against the one before.
 /// The range selectors of a range query that only the series-at-a-time evaluator's range
 /// functions read (`name(selector[range])` reached through nodes it evaluates itself,
 /// bridges, or evaluates on a subquery's grid, not through a node evaluated step by step):
@@ -615,17 +615,6 @@ fn stats_decoded(expr: &Expr) -> std::collections::HashSet<(usize, usize)> {
 /// Mirrors the dispatch of `Ctx::eval_range_node` and `Ctx::subquery_function`.
 fn range_streamable(e: &Expr, out: &mut std::collections::HashSet<(usize, usize)>) {
     match e {
-        Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => range_streamable(expr, out),
-        Expr::Binary { lhs, rhs, .. } => {
-            range_streamable(lhs, out);
-            range_streamable(rhs, out);
-        }
-        Expr::Aggregate { expr, param, .. } => {
-            if let Some(p) = param {
-                range_streamable(p, out);
-            }
-            range_streamable(expr, out);
-        }
         Expr::Call { func, args, .. }
             if args.len() == 1 && crate::functions::is_direct_range(func.name) =>
         {
@@ -643,18 +632,15 @@ fn range_streamable(e: &Expr, out: &mut std::collections::HashSet<(usize, usize)
                 _ => {}
             }
         }
-        Expr::Call { func, args, .. } => {
-            let bridged = args.iter().all(|a| a.value_type() != ValueType::Matrix)
-                && !matches!(func.name, "timestamp" | "start_timestamp" | "info");
-            if bridged {
-                args.iter().for_each(|a| range_streamable(a, out));
-            }
-        }
-        Expr::Number { .. }
-        | Expr::String { .. }
-        | Expr::Vector(_)
-        | Expr::Matrix { .. }
-        | Expr::Subquery { .. } => {}
+        // Evaluated step by step: what they read comes from loaded data.
+        Expr::Call { func, args, .. }
+            if args.iter().any(|a| a.value_type() == ValueType::Matrix)
+                || matches!(func.name, "timestamp" | "start_timestamp" | "info") => {}
+        Expr::Subquery { .. } => {}
+        _ => e
+            .children()
+            .into_iter()
+            .for_each(|c| range_streamable(c, out)),
     }
 }
 
@@ -664,22 +650,15 @@ fn range_streamable(e: &Expr, out: &mut std::collections::HashSet<(usize, usize)
 fn instant_streamable(e: &Expr, out: &mut std::collections::HashSet<(usize, usize)>) {
     match e {
         Expr::Subquery { expr, .. } => range_streamable(expr, out),
-        Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => instant_streamable(expr, out),
-        Expr::Binary { lhs, rhs, .. } => {
-            instant_streamable(lhs, out);
-            instant_streamable(rhs, out);
-        }
-        Expr::Aggregate { expr, param, .. } => {
-            if let Some(p) = param {
-                instant_streamable(p, out);
-            }
-            instant_streamable(expr, out);
-        }
-        Expr::Call { args, .. } => args.iter().for_each(|a| instant_streamable(a, out)),
-        Expr::Number { .. } | Expr::String { .. } | Expr::Vector(_) | Expr::Matrix { .. } => {}
+        _ => e
+            .children()
+            .into_iter()
+            .for_each(|c| instant_streamable(c, out)),
     }
 }
 
+/// Counter-reset hints as the bucket-skipping reader sets them: each counter histogram
+/// after the first says whether it reset against the one before.
 fn stats_hints(points: &mut [(i64, Hist)]) {
     use argus_model::CounterResetHint;
     for i in 1..points.len() {
@@ -709,8 +688,9 @@ struct Ctx<'a> {
     deferred: Deferred,
     /// Samples read so far, against `--query.max-samples`.
     loaded: std::cell::Cell<usize>,
-    /// Set when evaluation must start again without reading series one at a time (a
-    /// deferred selector turned out to hold histograms or several metric names).
+    /// Set when evaluation must start again without reading series one at a time: a
+    /// deferred selector turned out to hold histograms or several metric names, or was
+    /// reached by a reader of loaded data ([`Ctx::unloaded`]).
     restart: std::cell::Cell<bool>,
     hdata: LoadedHists,
     /// Start timestamps; a query that loaded any is evaluated step by step, and range
@@ -823,10 +803,6 @@ impl Engine {
             let mut ctx = self.context(q, expr, start, end, step, step, stream)?;
             warn_sorting(expr, &mut ctx.annos);
             if !ctx.hdata.is_empty() || !ctx.sdata.is_empty() {
-                if !ctx.deferred.is_empty() {
-                    stream = false;
-                    continue;
-                }
                 // Histogram samples and start timestamps take the step-by-step path.
                 let series = ctx.stepwise(expr, start, end, step)?;
                 return Ok((series, ctx.into_annotations()));
@@ -941,6 +917,11 @@ impl Engine {
             },
             &mut loaded,
         )?;
+        if !deferred.is_empty() && (!hdata.is_empty() || !sdata.is_empty()) {
+            // Histogram samples and start timestamps take step-by-step paths, which read
+            // loaded data.
+            return self.context(q, expr, start, end, interval, query_step, false);
+        }
         self.record(|s| {
             *s = QueryStats {
                 samples: loaded,
@@ -1232,7 +1213,6 @@ fn check_range_query(expr: &Expr, step: i64) -> Result<&Expr> {
     }
 }
 
-/// Samples of one series, without stale markers, for range windows.
 /// `name(selector[range])` at `ts` from one series' samples (sorted by time): over those in
 /// the left-open window `(ts - range, ts]`, stale markers left out; `None` when there is
 /// no output.
@@ -1246,6 +1226,7 @@ fn direct_window_value(name: &str, points: &[(i64, f64)], range: i64, ts: i64) -
     crate::functions::direct_range_value(name, &pts, range, ts)
 }
 
+/// Samples of one series, without stale markers, for range windows.
 fn without_stale(points: &[(i64, f64)]) -> std::borrow::Cow<'_, [(i64, f64)]> {
     if points.iter().any(|p| is_stale_nan(p.1)) {
         points
@@ -1352,7 +1333,6 @@ impl Ctx<'_> {
         annos
     }
 
-    /// Stops evaluation once the deadline has passed or the client has gone away.
     /// Asks the query to start again with every selector loaded (see `Ctx::restart`).
     fn restart_unstreamed<T>(&self) -> Result<T> {
         self.restart.set(true);
@@ -1361,6 +1341,17 @@ impl Ctx<'_> {
         ))
     }
 
+    /// Whether `key` is a selector left to be read one series at a time, which a reader of
+    /// loaded data cannot see: if so, the query is asked to start again with it loaded.
+    fn unloaded(&self, key: (usize, usize)) -> bool {
+        let deferred = self.deferred.contains_key(&key);
+        if deferred {
+            self.restart.set(true);
+        }
+        deferred
+    }
+
+    /// Stops evaluation once the deadline has passed or the client has gone away.
     fn check_limits(&self) -> Result<()> {
         if let Some(deadline) = self.engine.opts.deadline
             && std::time::Instant::now() > deadline
@@ -1498,17 +1489,13 @@ impl Ctx<'_> {
                         ((base - first) / step + 1) as usize
                     },
                 };
-                // The step-by-step ways read loaded data: a query that left selectors to be
-                // read one series at a time starts again without that.
-                let stepwise_allowed = self.deferred.is_empty();
                 if !self.hdata.is_empty() || !self.sdata.is_empty() {
-                    if !stepwise_allowed {
-                        return self.restart_unstreamed();
-                    }
                     return Ok(Value::Matrix(self.subquery_stepwise(inner, &grid)?));
                 }
                 match self.subquery_points(inner, &grid) {
-                    Err(EvalError::TooManySamples) if !stepwise_allowed => {
+                    // Step by step, a nested subquery would read its selectors from the
+                    // store at every step: start again with everything loaded instead.
+                    Err(EvalError::TooManySamples) if !self.deferred.is_empty() => {
                         self.restart_unstreamed()
                     }
                     Err(EvalError::TooManySamples) => {
@@ -1795,6 +1782,9 @@ impl Ctx<'_> {
         let ts = self.at_time(sel.at, t) - sel.offset_ms;
         let keep_name = crate::functions::direct_keeps_name(name);
         let key = (sel.span.start, sel.span.end);
+        if self.unloaded(key) {
+            return Vec::new();
+        }
         // Computed while reading (an instant query), or from the loaded samples.
         let values: Box<dyn Iterator<Item = (&Labels, f64)> + '_> = match self.ddata.get(&key) {
             Some(values) => Box::new(values.iter().map(|(labels, v)| (labels, *v))),
@@ -2014,7 +2004,11 @@ impl Ctx<'_> {
     /// Non-stale samples in `(t' - range, t']` of every series.
     fn matrix(&self, sel: &VectorSelector, range: i64, t: i64) -> Vec<Series> {
         let ts = self.at_time(sel.at, t) - sel.offset_ms;
-        let Some(series) = self.data.get(&(sel.span.start, sel.span.end)) else {
+        let key = (sel.span.start, sel.span.end);
+        if self.unloaded(key) {
+            return Vec::new();
+        }
+        let Some(series) = self.data.get(&key) else {
             return Vec::new();
         };
         let lookback = self.engine.opts.lookback_ms;

@@ -903,34 +903,24 @@ impl Querier<'_> {
         self.with_blocks(matchers, head)
     }
 
-    /// [`Self::select`] handed over one series at a time, in the same order: each source
-    /// (blocks, head) reads a series when the merge reaches it, so no list of every
-    /// series' chunks is built. Stops when `visit` breaks.
-    pub fn visit(
-        &self,
-        matchers: &[Matcher],
-        visit: &mut dyn FnMut(SeriesChunks) -> std::ops::ControlFlow<()>,
-    ) {
+    /// [`Self::select`] one series at a time, in the same order: each source (blocks,
+    /// head) reads a series when the merge reaches it, so no list of every series' chunks
+    /// is built.
+    pub fn select_iter(&self, matchers: &[Matcher]) -> Box<dyn Iterator<Item = SeriesChunks> + '_> {
         let head = self.db.head.select_iter(self.mint, self.maxt, matchers);
-        let series: Box<dyn Iterator<Item = SeriesChunks> + '_> = if self.blocks.is_empty() {
-            Box::new(head)
-        } else {
-            let mut sources: Vec<Box<dyn Iterator<Item = SeriesChunks> + '_>> = self
-                .blocks
-                .iter()
-                .map(|b| {
-                    Box::new(b.select_iter(self.mint, self.maxt, matchers))
-                        as Box<dyn Iterator<Item = SeriesChunks> + '_>
-                })
-                .collect();
-            sources.push(Box::new(head));
-            Box::new(MergedSeries::new(sources))
-        };
-        for s in series {
-            if visit(s).is_break() {
-                return;
-            }
+        if self.blocks.is_empty() {
+            return Box::new(head);
         }
+        let mut sources: Vec<Box<dyn Iterator<Item = SeriesChunks> + '_>> = self
+            .blocks
+            .iter()
+            .map(|b| {
+                Box::new(b.select_iter(self.mint, self.maxt, matchers))
+                    as Box<dyn Iterator<Item = SeriesChunks> + '_>
+            })
+            .collect();
+        sources.push(Box::new(head));
+        Box::new(MergedSeries::new(sources))
     }
 
     /// The blocks' matching series merged with the head's.

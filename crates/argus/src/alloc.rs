@@ -85,8 +85,17 @@ impl QueryArenas {
 /// query faulted its working set in afresh; in the query arenas they wait out the decay
 /// like the rest.
 fn keep_freed_extents(arena: u32) -> Option<()> {
-    let name = std::ffi::CString::new(format!("arena.{arena}.oversize_threshold")).ok()?;
-    mallctl(&name, false, Some(usize::MAX)).map(|_| ())
+    mallctl(
+        &arena_control(arena, "oversize_threshold"),
+        false,
+        Some(usize::MAX),
+    )
+    .map(|_| ())
+}
+
+/// The name of one arena's control, `arena.<i>.<name>`.
+fn arena_control(arena: u32, name: &str) -> std::ffi::CString {
+    std::ffi::CString::new(format!("arena.{arena}.{name}")).expect("control names hold no NUL")
 }
 
 /// Binds a parked thread to `arena` for the life of the process. False if that failed.
@@ -150,8 +159,7 @@ mod tests {
     fn purge_after_freeing_returns_memory() {
         let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         // This thread's arena keeps freed pages until purged (`dirty_decay_ms` = -1).
-        let name = std::ffi::CString::new(format!("arena.{}.dirty_decay_ms", thread_arena()))
-            .expect("no NUL");
+        let name = arena_control(thread_arena(), "dirty_decay_ms");
         assert!(mallctl(&name, false, Some(-1isize)).is_some(), "{name:?}");
         // Many mid-sized blocks (not one huge mapping, which jemalloc unmaps at once).
         let blocks: Vec<Vec<u8>> = (0..4096).map(|i| vec![i as u8; 64 << 10]).collect();
@@ -219,13 +227,11 @@ mod tests {
     fn query_arenas_keep_large_extents_for_the_decay_time() {
         let arenas = QueryArenas::create().expect("jemalloc creates arenas");
         for arena in &arenas.arenas {
-            let threshold = std::ffi::CString::new(format!("arena.{arena}.oversize_threshold"))
-                .expect("no NUL");
+            let threshold = arena_control(*arena, "oversize_threshold");
             assert_eq!(mallctl::<usize>(&threshold, true, None), Some(usize::MAX));
         }
         // The process's own arenas keep jemalloc's default (8 MiB).
-        let own = std::ffi::CString::new(format!("arena.{}.oversize_threshold", thread_arena()))
-            .expect("no NUL");
+        let own = arena_control(thread_arena(), "oversize_threshold");
         assert_eq!(mallctl::<usize>(&own, true, None), Some(8 << 20));
     }
 

@@ -714,8 +714,8 @@ impl Ctx<'_> {
         let first = (first_base - range).div_euclid(sstep) * sstep + sstep;
         let last = last_base.div_euclid(sstep) * sstep;
         let per_window = (range / sstep + 1) as usize;
-        // Step by step reads loaded data: a query that left selectors to be read one series
-        // at a time starts again without that instead.
+        // Step by step, the subquery would read its deferred selectors from the store at
+        // every step: a query that left any starts again with everything loaded instead.
         let by_steps = |ctx: &mut Self| {
             if ctx.deferred.is_empty() {
                 ctx.step_by_step(&call, grid)

@@ -545,26 +545,20 @@ fn exemplars_survive_restarts_through_wal_and_checkpoint() {
     assert!(db.exemplars.select(i64::MIN, i64::MAX, &all).is_empty());
 }
 
-/// `Querier::visit` hands over what `select` returns, series by series in the same order,
-/// from the head alone and with blocks in range, and stops when told to.
+/// `Querier::select_iter` hands over what `select` returns, series by series in the same
+/// order, from the head alone and with blocks in range, and can be left early.
 #[test]
-fn visit_hands_over_what_select_returns() {
+fn select_iter_hands_over_what_select_returns() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), opts()).unwrap();
     let series: Vec<Labels> = ["c", "a", "b"].iter().map(|i| lbl("m", i)).collect();
     let step = 60_000;
     fill(&db, &series, 0, step, 8 * 60);
-    let visited = |q: &Querier<'_>, stop_after: usize| {
-        let mut out = Vec::new();
-        q.visit(&[eq("__name__", "m")], &mut |s| {
-            out.push((s.labels.clone(), s.samples(q.mint, q.maxt)));
-            if out.len() == stop_after {
-                std::ops::ControlFlow::Break(())
-            } else {
-                std::ops::ControlFlow::Continue(())
-            }
-        });
-        out
+    let visited = |q: &Querier<'_>, stop_after: usize| -> Vec<_> {
+        q.select_iter(&[eq("__name__", "m")])
+            .take(stop_after)
+            .map(|s| (s.labels.clone(), s.samples(q.mint, q.maxt)))
+            .collect()
     };
     let selected = |q: &Querier<'_>| -> Vec<_> {
         q.select(&[eq("__name__", "m")])
