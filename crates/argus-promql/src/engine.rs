@@ -549,6 +549,31 @@ type LoadedStarts = HashMap<(usize, usize), Vec<Vec<(i64, i64)>>>;
 /// (see [`Engine::stream_direct`]), keyed by the selector's span; in label order.
 type LoadedDirect = HashMap<(usize, usize), Vec<(Labels, f64)>>;
 
+/// Aggregations of an instant query computed while reading (see
+/// [`Engine::stream_aggregate`]), keyed by the aggregation's span.
+type LoadedAggregates = HashMap<(usize, usize), FusedAggregate>;
+
+/// An aggregation computed while the store handed over its input one series at a time.
+struct FusedAggregate {
+    /// Each group's labels and value, groups in order of first appearance (the order the
+    /// aggregation would have made of the same input).
+    groups: Vec<(Labels, f64)>,
+    /// For `rate`/`increase`: the first input series of each metric name, whose name the
+    /// counter-name check reads at evaluation.
+    counter_checks: Vec<Labels>,
+}
+
+/// How [`Engine::stream_aggregate`] went.
+enum Fused {
+    /// Computed and stored.
+    Done,
+    /// Not a shape it computes, or a series would need the input's own checks (several
+    /// metric names whose removal could collide): the input is read as usual.
+    Declined,
+    /// A series holds histogram samples: the selector has to be read whole.
+    Histograms,
+}
+
 /// Range selectors of a range query left unread at load: `(mint, maxt)` of each, keyed by
 /// the selector's span. The series-at-a-time evaluator reads them from the store one
 /// series at a time (see [`range_streamable`]).
@@ -561,6 +586,7 @@ struct LoadTarget<'x> {
     defer: &'x std::collections::HashSet<(usize, usize)>,
     deferred: &'x mut Deferred,
     direct: &'x mut LoadedDirect,
+    aggregates: &'x mut LoadedAggregates,
     /// An instant query: range functions straight over a selector may be computed as the
     /// store hands over each series instead of after selecting them all.
     stream: bool,
@@ -684,6 +710,7 @@ struct Ctx<'a> {
     store: &'a dyn Queryable,
     data: Loaded,
     ddata: LoadedDirect,
+    adata: LoadedAggregates,
     /// Range selectors read one series at a time as they are evaluated.
     deferred: Deferred,
     /// Samples read so far, against `--query.max-samples`.
@@ -895,6 +922,7 @@ impl Engine {
             (false, _) => {}
         }
         let mut ddata = LoadedDirect::new();
+        let mut adata = LoadedAggregates::new();
         let mut hdata = LoadedHists::new();
         let mut sdata = LoadedStarts::new();
         let mut loaded = 0usize;
@@ -908,6 +936,7 @@ impl Engine {
             &mut LoadTarget {
                 floats: &mut data,
                 direct: &mut ddata,
+                aggregates: &mut adata,
                 stream: stream && query_step == 0 && start == end,
                 defer: &defer,
                 deferred: &mut deferred,
@@ -935,6 +964,7 @@ impl Engine {
             store: q,
             data,
             ddata,
+            adata,
             deferred,
             loaded: std::cell::Cell::new(loaded),
             restart: std::cell::Cell::new(false),
@@ -1059,6 +1089,30 @@ impl Engine {
                 self.load(q, query, lhs, start, end, interval, data, loaded)?;
                 self.load(q, query, rhs, start, end, interval, data, loaded)
             }
+            Expr::Aggregate {
+                op,
+                expr: inner,
+                param: None,
+                grouping,
+                without,
+                span,
+            } if data.stream && query == (start, end) && fusable(*op, grouping, *without) => {
+                let agg = (*op, grouping.as_slice(), *without, *span);
+                match self.stream_aggregate(q, agg, inner, start, data, loaded)? {
+                    Fused::Done => Ok(()),
+                    Fused::Declined => {
+                        self.load(q, query, inner, start, end, interval, data, loaded)
+                    }
+                    // Straight to the selector: reading it series by series would stop at
+                    // the same histograms.
+                    Fused::Histograms => match &**inner {
+                        Expr::Call { args, .. } => {
+                            self.load(q, query, &args[0], start, end, interval, data, loaded)
+                        }
+                        other => self.load(q, query, other, start, end, interval, data, loaded),
+                    },
+                }
+            }
             Expr::Aggregate { expr, param, .. } => {
                 if let Some(p) = param {
                     self.load(q, query, p, start, end, interval, data, loaded)?;
@@ -1095,6 +1149,134 @@ impl Engine {
                 Ok(())
             }
         }
+    }
+
+    /// An instant query's `op by|without (...) (selector)` or `op by|without (...)
+    /// (name(selector[range]))` at `t` (`op` one [`fusable`] accepts, `name` a direct range
+    /// function), computed while the store hands over one series at a time: the query holds
+    /// one running value per group instead of a value per series. Each series goes to its
+    /// group in the order the aggregation would have seen it, so sums add up in the same
+    /// order. Declined where the input would need checks of its own (start timestamps; a
+    /// second metric name whose removal could make two inputs equal) and stopped at
+    /// histogram samples. Counts the samples read against `--query.max-samples`.
+    fn stream_aggregate(
+        &self,
+        q: &dyn Queryable,
+        (op, grouping, without, span): (AggOp, &[String], bool, Span),
+        inner: &Expr,
+        t: i64,
+        data: &mut LoadTarget<'_>,
+        loaded: &mut usize,
+    ) -> Result<Fused> {
+        let (sel, range, func) = match inner {
+            Expr::Vector(sel) => (sel, 0, None),
+            Expr::Call { func, args, .. }
+                if args.len() == 1 && crate::functions::is_direct_range(func.name) =>
+            {
+                match &args[0] {
+                    Expr::Matrix {
+                        selector, range_ms, ..
+                    } => (selector, *range_ms, Some(func.name)),
+                    _ => return Ok(Fused::Declined),
+                }
+            }
+            _ => return Ok(Fused::Declined),
+        };
+        if sel.anchored || sel.smoothed {
+            return Ok(Fused::Declined);
+        }
+        let ts = crate::ast::at_time(sel.at, t, t, t) - sel.offset_ms;
+        let lookback = self.opts.lookback_ms;
+        let mint = ts - if func.is_some() { range } else { lookback };
+        if !q
+            .select_start_timestamps(mint, ts, &sel.matchers)
+            .is_empty()
+        {
+            return Ok(Fused::Declined);
+        }
+        // Without delayed name removal, a function's result whose names, once removed, make
+        // two series equal is an error (see `eval_settling`); one metric name never can.
+        let marks = !self.opts.delayed_name_removal
+            && func.is_some_and(|f| !crate::functions::direct_keeps_name(f));
+        let checks_counters = matches!(func, Some("rate" | "increase"));
+        let budget = self.opts.max_samples.saturating_sub(*loaded);
+        let mut grouper = crate::aggregate::Grouper::new(grouping, without);
+        let mut accs: Vec<crate::aggregate::Running> = Vec::new();
+        let mut names: Option<Labels> = None;
+        let mut counter_checks: Vec<Labels> = Vec::new();
+        let mut read = 0usize;
+        let mut stopped: Option<Result<Fused>> = None;
+        q.visit_floats(mint, ts, &sel.matchers, &mut |labels, points, hists| {
+            use std::ops::ControlFlow::{Break, Continue};
+            if hists {
+                stopped = Some(Ok(Fused::Histograms));
+                return Break(());
+            }
+            let v = match func {
+                Some(name) => {
+                    read += points.len();
+                    direct_window_value(name, points, range, ts)
+                }
+                // An instant selector reads each series' newest sample.
+                None => {
+                    read += usize::from(!points.is_empty());
+                    newest_value(points, ts, lookback)
+                }
+            };
+            if read > budget {
+                stopped = Some(Err(EvalError::TooManySamples));
+                return Break(());
+            }
+            let Some(v) = v else {
+                return Continue(());
+            };
+            if marks {
+                match &names {
+                    None => names = Some(labels.retain(is_name_label)),
+                    Some(first) if !labels.retained_eq(is_name_label, first) => {
+                        stopped = Some(Ok(Fused::Declined));
+                        return Break(());
+                    }
+                    Some(_) => {}
+                }
+            }
+            if checks_counters
+                && counter_checks
+                    .last()
+                    .is_none_or(|l| l.metric_name() != labels.metric_name())
+            {
+                counter_checks.push(labels.clone());
+            }
+            let g = grouper.group(labels);
+            match accs.get_mut(g) {
+                Some(acc) => acc.add(v),
+                None => match crate::aggregate::Running::new(op, v) {
+                    Some(acc) => accs.push(acc),
+                    None => {
+                        stopped = Some(Ok(Fused::Declined));
+                        return Break(());
+                    }
+                },
+            }
+            Continue(())
+        });
+        if let Some(stopped) = stopped {
+            return stopped;
+        }
+        *loaded += read;
+        let groups = grouper
+            .keys
+            .into_iter()
+            .zip(accs.iter().map(crate::aggregate::Running::value))
+            .collect();
+        data.aggregates.insert(
+            (span.start, span.end),
+            FusedAggregate {
+                groups,
+                counter_checks,
+            },
+        );
+        Ok(Fused::Done)
     }
 
     /// An instant query's `name(selector[range])` at `t`, computed while the store hands
@@ -1150,6 +1332,31 @@ impl Engine {
             }
         }
     }
+}
+
+/// Aggregations [`Engine::stream_aggregate`] computes: those that keep one running value
+/// per group and group without the metric name (so the input's marked names need not be
+/// removed to find a series' group).
+fn fusable(op: AggOp, grouping: &[String], without: bool) -> bool {
+    matches!(
+        op,
+        AggOp::Sum
+            | AggOp::Avg
+            | AggOp::Count
+            | AggOp::Min
+            | AggOp::Max
+            | AggOp::Group
+            | AggOp::Stddev
+            | AggOp::Stdvar
+    ) && crate::aggregate::ignores_name_marks(op, grouping, without)
+}
+
+/// An instant selector's value at `ts` from one series' float samples (sorted by time, none
+/// after `ts`): the newest, unless it is a stale marker or not after `ts - lookback`.
+fn newest_value(points: &[(i64, f64)], ts: i64, lookback: i64) -> Option<f64> {
+    let idx = points.partition_point(|p| p.0 <= ts);
+    let &(pt, v) = points.get(idx.checked_sub(1)?)?;
+    (!is_stale_nan(v) && pt > ts - lookback).then_some(v)
 }
 
 /// Sorting functions do nothing in a range query (results are ordered by labels): say so.
@@ -1561,6 +1768,25 @@ impl Ctx<'_> {
                 without,
                 span,
             } => {
+                // Computed while reading (see `Engine::stream_aggregate`).
+                if let Some(fused) = self.adata.get(&(span.start, span.end)) {
+                    if let Expr::Call { args, .. } = &**expr {
+                        for labels in &fused.counter_checks {
+                            crate::functions::check_counter_name(
+                                labels,
+                                &mut self.annos,
+                                args[0].span(),
+                            );
+                        }
+                    }
+                    return Ok(Value::Vector(
+                        fused
+                            .groups
+                            .iter()
+                            .map(|(labels, v)| Sample::float(labels.clone(), t, *v))
+                            .collect(),
+                    ));
+                }
                 let param_span = param.as_ref().map_or(*span, |p| p.span());
                 let param = match param {
                     Some(p) => Some(self.eval(p, t)?),

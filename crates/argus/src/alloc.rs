@@ -1,7 +1,8 @@
 //! The process's heap: jemalloc, a purge after compaction, and the arenas queries use.
 
 use std::ffi::CStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// jemalloc instead of glibc's malloc. After a query over many series frees its working set,
 /// glibc leaves the freed chunks in bins shared with the HTTP threads, and the next request
@@ -48,49 +49,138 @@ pub(crate) fn release_free_memory() -> bool {
 /// earlier queries freed, and ingest keeps its own arenas. One arena per four cores keeps
 /// concurrent queries from queueing on one arena's locks.
 ///
-/// jemalloc purges an arena as soon as the last thread bound to it leaves, which a query
-/// thread does when its query ends; each arena therefore has a parked thread bound to it
-/// for the life of the process, and freed pages go back to the kernel over the arena's
-/// decay time (and at the purge after compaction) as everywhere else.
+/// Pages freed in these arenas are not returned over jemalloc's decay time, which returns
+/// part of them within seconds, so that a query repeated a few seconds later (a dashboard's
+/// refresh) faulted part of its working set in again. They are kept while queries come
+/// and go, and given back when no query has run for [`KEEP_WHILE_IDLE`], or, under
+/// steady load, when none is running once [`KEEP_AT_MOST`] has passed since the last time
+/// (and at the purge after compaction, as everywhere). That is how long a large query's
+/// pages can stay resident after it ends.
+///
+/// Each arena has a thread bound to it for the life of the process, which does that
+/// bookkeeping; it is needed anyway, because jemalloc purges an arena as soon as the last
+/// thread bound to it leaves, which a query thread does when its query ends.
 pub(crate) struct QueryArenas {
     arenas: Vec<u32>,
+    uses: Vec<std::sync::Arc<ArenaUse>>,
     next: AtomicUsize,
 }
+
+/// How long the query arenas keep freed pages after the last query ended.
+pub(crate) const KEEP_WHILE_IDLE: Duration = Duration::from_secs(30);
+/// The longest the query arenas go without returning freed pages while queries keep
+/// coming (purged at the first moment none runs).
+pub(crate) const KEEP_AT_MOST: Duration = Duration::from_secs(300);
 
 impl QueryArenas {
     /// Creates the arenas; `None` if jemalloc refuses (queries then use the thread's arena).
     pub(crate) fn create() -> Option<Self> {
+        Self::keeping(KEEP_WHILE_IDLE, KEEP_AT_MOST)
+    }
+
+    /// [`Self::create`] with the given keeping times.
+    fn keeping(idle: Duration, at_most: Duration) -> Option<Self> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let arenas = (0..cores.div_ceil(4))
-            .map(|_| {
-                let arena = mallctl::<u32>(c"arenas.create", true, None)?;
-                keep_freed_extents(arena)?;
-                keep_occupied(arena).then_some(arena)
-            })
-            .collect::<Option<Vec<u32>>>()?;
+        let mut arenas = Vec::new();
+        let mut uses = Vec::new();
+        for _ in 0..cores.div_ceil(4) {
+            let arena = mallctl::<u32>(c"arenas.create", true, None)?;
+            keep_freed_extents(arena)?;
+            let use_ = std::sync::Arc::new(ArenaUse::new(idle, at_most));
+            keep_occupied(arena, use_.clone()).then_some(())?;
+            arenas.push(arena);
+            uses.push(use_);
+        }
         Some(Self {
             arenas,
+            uses,
             next: AtomicUsize::new(0),
         })
     }
 
-    fn pick(&self) -> u32 {
-        self.arenas[self.next.fetch_add(1, Ordering::Relaxed) % self.arenas.len()]
+    fn pick(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % self.arenas.len()
+    }
+}
+
+/// When an arena's queries ran, for returning its freed pages.
+struct ArenaUse {
+    running: AtomicUsize,
+    /// Whether a query ran since the last purge.
+    used: std::sync::atomic::AtomicBool,
+    /// Milliseconds since `since` when the last query left, and when the arena was last
+    /// purged.
+    left_ms: AtomicU64,
+    purged_ms: AtomicU64,
+    since: Instant,
+    idle: Duration,
+    at_most: Duration,
+}
+
+impl ArenaUse {
+    fn new(idle: Duration, at_most: Duration) -> Self {
+        Self {
+            running: AtomicUsize::new(0),
+            used: Default::default(),
+            left_ms: AtomicU64::new(0),
+            purged_ms: AtomicU64::new(0),
+            since: Instant::now(),
+            idle,
+            at_most,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.since.elapsed().as_millis() as u64
+    }
+
+    fn enter(&self) {
+        self.running.fetch_add(1, Ordering::AcqRel);
+        self.used.store(true, Ordering::Release);
+    }
+
+    fn leave(&self) {
+        self.left_ms.store(self.now_ms(), Ordering::Release);
+        self.running.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Whether the arena's freed pages should go back now; if so, takes note of the purge.
+    fn purge_due(&self) -> bool {
+        if !self.used.load(Ordering::Acquire) || self.running.load(Ordering::Acquire) > 0 {
+            return false;
+        }
+        let now = self.now_ms();
+        let idle = now.saturating_sub(self.left_ms.load(Ordering::Acquire));
+        let kept = now.saturating_sub(self.purged_ms.load(Ordering::Acquire));
+        if idle < self.idle.as_millis() as u64 && kept < self.at_most.as_millis() as u64 {
+            return false;
+        }
+        self.used.store(false, Ordering::Release);
+        self.purged_ms.store(now, Ordering::Release);
+        true
+    }
+
+    /// How often the keeper looks.
+    fn check_every(&self) -> Duration {
+        (self.idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5))
     }
 }
 
 /// jemalloc returns a freed extent of 8 MiB or more (`oversize_threshold`, counted after
-/// merging with free neighbours) to the kernel at once instead of over the decay time. A
+/// merging with free neighbours) to the kernel at once, and the rest over the decay time. A
 /// query's large vectors, and the runs of slabs it frees together, are that size, so every
-/// query faulted its working set in afresh; in the query arenas they wait out the decay
-/// like the rest.
+/// query faulted its working set in afresh; in the query arenas freed pages stay until
+/// [`ArenaUse::purge_due`] says.
 fn keep_freed_extents(arena: u32) -> Option<()> {
     mallctl(
         &arena_control(arena, "oversize_threshold"),
         false,
         Some(usize::MAX),
-    )
-    .map(|_| ())
+    )?;
+    for decay in ["dirty_decay_ms", "muzzy_decay_ms"] {
+        mallctl(&arena_control(arena, decay), false, Some(-1isize))?;
+    }
+    Some(())
 }
 
 /// The name of one arena's control, `arena.<i>.<name>`.
@@ -98,8 +188,9 @@ fn arena_control(arena: u32, name: &str) -> std::ffi::CString {
     std::ffi::CString::new(format!("arena.{arena}.{name}")).expect("control names hold no NUL")
 }
 
-/// Binds a parked thread to `arena` for the life of the process. False if that failed.
-fn keep_occupied(arena: u32) -> bool {
+/// Binds a thread to `arena` for the life of the process, which purges the arena when
+/// `use_` says. False if that failed.
+fn keep_occupied(arena: u32, use_: std::sync::Arc<ArenaUse>) -> bool {
     let (bound, wait) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name(format!("query-arena-{arena}"))
@@ -107,26 +198,36 @@ fn keep_occupied(arena: u32) -> bool {
         .spawn(move || {
             let ok = mallctl(c"thread.arena", false, Some(arena)).is_some();
             let _ = bound.send(ok);
+            let purge = arena_control(arena, "purge");
             loop {
-                std::thread::park();
+                std::thread::park_timeout(use_.check_every());
+                if use_.purge_due() {
+                    mallctl::<()>(&purge, false, None);
+                }
             }
         });
     spawned.is_ok() && wait.recv().unwrap_or(false)
 }
 
-/// Puts the thread back on the arena it had before [`QueryArenas::enter`].
-struct Rebind(u32);
+/// Puts the thread back on the arena it had before [`QueryArenas::enter`], and notes that
+/// the query left.
+struct Rebind(u32, std::sync::Arc<ArenaUse>);
 
 impl Drop for Rebind {
     fn drop(&mut self) {
         let _ = mallctl(c"thread.arena", false, Some(self.0));
+        self.1.leave();
     }
 }
 
 impl argus_web::QueryMemory for QueryArenas {
     fn enter(&self) -> Box<dyn std::any::Any> {
-        match mallctl(c"thread.arena", true, Some(self.pick())) {
-            Some(previous) => Box::new(Rebind(previous)),
+        let i = self.pick();
+        match mallctl(c"thread.arena", true, Some(self.arenas[i])) {
+            Some(previous) => {
+                self.uses[i].enter();
+                Box::new(Rebind(previous, self.uses[i].clone()))
+            }
             None => Box::new(()),
         }
     }
@@ -233,6 +334,70 @@ mod tests {
         // The process's own arenas keep jemalloc's default (8 MiB).
         let own = arena_control(thread_arena(), "oversize_threshold");
         assert_eq!(mallctl::<usize>(&own, true, None), Some(8 << 20));
+    }
+
+    /// Runs `work()` in a query arena of `arenas` and frees it; then how much of it stays
+    /// resident right away, and how long until at least 48 of its 68 MiB have gone back
+    /// (`None`: not within 10 s).
+    fn kept_then_returned(arenas: QueryArenas) -> (u64, Option<Duration>) {
+        std::thread::spawn(move || {
+            let before = resident_anon_kib();
+            let bound = arenas.enter();
+            let held = work();
+            drop(held);
+            drop(bound);
+            let left = Instant::now();
+            let kept = resident_anon_kib().saturating_sub(before);
+            while left.elapsed() < Duration::from_secs(10) {
+                if resident_anon_kib() < before + 20 * 1024 {
+                    return (kept, Some(left.elapsed()));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (kept, None)
+        })
+        .join()
+        .expect("query thread runs")
+    }
+
+    /// What queries free stays for the next one, and goes back once no query has run for a
+    /// while.
+    #[test]
+    fn idle_query_arenas_give_freed_pages_back() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = Duration::from_millis(300);
+        let arenas = QueryArenas::keeping(idle, Duration::from_secs(3600)).expect("arenas");
+        let (kept, returned) = kept_then_returned(arenas);
+        assert!(kept > 48 * 1024, "only {kept} KiB kept after the query");
+        let returned = returned.expect("freed pages go back when idle");
+        assert!(returned >= idle, "returned after {returned:?}");
+    }
+
+    /// Under steady load the arenas are purged once the longest keeping time has passed,
+    /// at a moment no query runs.
+    #[test]
+    fn busy_query_arenas_give_freed_pages_back_in_time() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let arenas = QueryArenas::keeping(Duration::from_secs(3600), Duration::from_millis(300))
+            .expect("arenas");
+        let (kept, returned) = kept_then_returned(arenas);
+        assert!(kept > 48 * 1024, "only {kept} KiB kept after the query");
+        assert!(
+            returned.is_some(),
+            "freed pages stay although kept too long"
+        );
+    }
+
+    /// A query running holds the purge off.
+    #[test]
+    fn no_purge_while_a_query_runs() {
+        let use_ = ArenaUse::new(Duration::ZERO, Duration::ZERO);
+        assert!(!use_.purge_due(), "nothing ran yet");
+        use_.enter();
+        assert!(!use_.purge_due());
+        use_.leave();
+        assert!(use_.purge_due());
+        assert!(!use_.purge_due(), "purged already");
     }
 
     #[test]

@@ -841,6 +841,188 @@ fn instant_range_functions_read_the_tsdb_series_by_series() {
     }
 }
 
+/// Whether an instant query computed the aggregation at the top of `expr` while reading.
+fn fused(engine: &Engine, store: &dyn Queryable, expr: &Expr, t: i64) -> bool {
+    let ctx = engine.context(store, expr, t, t, 60_000, 0, true).unwrap();
+    let span = expr.span();
+    ctx.adata.contains_key(&(span.start, span.end))
+}
+
+/// An instant query evaluated with every selector loaded first: the reference for what
+/// reading series by series computes.
+fn loaded_first(
+    engine: &Engine,
+    store: &dyn Queryable,
+    expr: &Expr,
+    t: i64,
+) -> (Value, Annotations) {
+    let mut ctx = engine.context(store, expr, t, t, 60_000, 0, false).unwrap();
+    assert!(ctx.adata.is_empty() && ctx.ddata.is_empty() && ctx.deferred.is_empty());
+    let v = ctx.eval(expr, t).and_then(settled).unwrap();
+    (v, ctx.into_annotations())
+}
+
+/// `sum|avg|count|min|max|group|stddev|stdvar` straight over a selector, or over a direct
+/// range function of one, are computed while the TSDB hands over one series at a time in
+/// instant queries (holding a value per group, not per series), with the answers and
+/// annotations of the in-memory store; other shapes are read as before.
+#[test]
+fn instant_aggregations_are_computed_while_reading() {
+    let start = 1_700_000_000_000i64;
+    let end = start + 2 * 3_600_000;
+    let data = crate::compliance::demo_data(start, end);
+    let (_dir, db) = tsdb_with(&data);
+    let mem = Mem(data);
+    let engine = Engine::new(EngineOptions::default());
+    let at = (start + 3_600_000) / 1000;
+    let cpu = "demo_cpu_usage_seconds_total";
+    let queries: Vec<(String, bool)> = vec![
+        (format!("sum by (mode) (rate({cpu}[5m]))"), true),
+        (format!("count({cpu})"), true),
+        (format!(r#"count({cpu}{{instance=~".*1.*"}})"#), true),
+        ("avg without (instance) (demo_memory_usage_bytes offset 7m)".into(), true),
+        (format!("min by (type) (demo_memory_usage_bytes @ {at})"), true),
+        ("max by (instance) (max_over_time(demo_disk_usage_bytes[10m]))".into(), true),
+        (format!("stddev(irate({cpu}[2m]))"), true),
+        (format!("stdvar by (instance) (increase({cpu}[10m]))"), true),
+        (format!("group by (job) (last_over_time({cpu}[1m]))"), true),
+        // Not a counter name: the same info annotation.
+        ("sum(rate(demo_memory_usage_bytes[5m]))".into(), true),
+        ("sum without (type) (count_over_time(demo_memory_usage_bytes[10m]))".into(), true),
+        // Several metric names whose removal cannot collide (each has its own labels):
+        // read as before, which checks them.
+        (
+            r#"sum(rate({__name__=~"demo_memory_usage_bytes|demo_cpu_usage_seconds_total"}[5m]))"#
+                .into(),
+            false,
+        ),
+        // Without the function the names stay: computed while reading.
+        (
+            r#"count by (job) ({__name__=~"demo_memory_usage_bytes|demo_cpu_usage_seconds_total"})"#
+                .into(),
+            true,
+        ),
+        (format!("sum by (__name__) (rate({cpu}[5m]))"), false),
+        (format!("topk(2, {cpu})"), false),
+        (format!("quantile(0.5, rate({cpu}[5m]))"), false),
+        ("sum(deriv(demo_disk_usage_bytes[10m]))".into(), false),
+    ];
+    for (q, fuses) in queries {
+        let expr = parse(&q).unwrap();
+        let store = Watched::new(&db);
+        let (got, got_annos) = engine.instant_annotated(&store, &expr, end).unwrap();
+        // The TSDB's label order: sums add up in the same order.
+        let (want, want_annos) = loaded_first(&engine, &db, &expr, end);
+        let (Value::Vector(mut got), Value::Vector(mut want)) = (got, want) else {
+            panic!("{q}")
+        };
+        assert!(!want.is_empty(), "{q}");
+        got.sort_by(|a, b| a.labels.cmp(&b.labels));
+        want.sort_by(|a, b| a.labels.cmp(&b.labels));
+        assert_eq!(got, want, "{q}");
+        assert_eq!(got_annos, want_annos, "{q}");
+        assert_eq!(fused(&engine, &db, &expr, end), fuses, "{q}");
+        // The in-memory store (which selects first) takes the same path.
+        assert_eq!(fused(&engine, &mem, &expr, end), fuses, "{q}");
+        let (from_mem, _) = engine.instant_annotated(&mem, &expr, end).unwrap();
+        assert_eq!(from_mem, loaded_first(&engine, &mem, &expr, end).0, "{q}");
+    }
+    // The not-a-counter annotation is there at all.
+    let expr = parse("sum(rate(demo_memory_usage_bytes[5m]))").unwrap();
+    let (_, annos) = engine.instant_annotated(&db, &expr, end).unwrap();
+    assert_ne!(annos, Annotations::default());
+}
+
+/// A TSDB with 40 samples 15 s apart of each `(name, k, slope)` counter (`slope * i`) and of
+/// a native histogram `h_total{k="3"}`.
+fn counters_and_histograms(counters: &[(&str, &str, f64)]) -> (tempfile::TempDir, argus_tsdb::Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = argus_tsdb::Db::open(dir.path(), argus_tsdb::Options::default()).unwrap();
+    let l = |name: &str, k: &str| Labels::from_pairs(&[("__name__", name), ("k", k)]);
+    for i in 0..40i64 {
+        let mut app = db.appender();
+        let t = i * 15_000;
+        for &(name, k, slope) in counters {
+            app.append(&l(name, k), t, slope * i as f64).unwrap();
+        }
+        let h = argus_model::FloatHistogram {
+            count: i as f64,
+            sum: i as f64,
+            zero_count: i as f64,
+            ..Default::default()
+        };
+        app.append_histogram_to(db.head.get_or_create(&l("h_total", "3")), t, h)
+            .unwrap();
+        app.commit().unwrap();
+    }
+    (dir, db)
+}
+
+/// Aggregations computed while reading: names whose removal collides are refused as
+/// before (and taken as they are with delayed name removal), histograms are read whole
+/// with one read, and the sample limit holds.
+#[test]
+fn instant_aggregations_while_reading_keep_the_input_checks() {
+    let (_dir, db) = counters_and_histograms(&[("a_total", "1", 1.0), ("b_total", "1", 3.0)]);
+    let t = 39 * 15_000;
+    let eager = Engine::new(EngineOptions::default());
+    let colliding = parse(r#"sum(rate({__name__=~"a_total|b_total"}[1m]))"#).unwrap();
+    assert_eq!(eager.instant(&db, &colliding, t), Err(same_labelset()));
+    assert!(!fused(&eager, &db, &colliding, t));
+    let delayed = Engine::new(EngineOptions {
+        delayed_name_removal: true,
+        ..Default::default()
+    });
+    assert!(fused(&delayed, &db, &colliding, t));
+    let Ok(Value::Vector(v)) = delayed.instant(&db, &colliding, t) else {
+        panic!("delayed name removal sums both")
+    };
+    assert_eq!(v.len(), 1);
+    assert!((v[0].v - 4.0 / 15.0).abs() < 1e-9, "{}", v[0].v);
+    // Histograms: one visit that stops there, then the selector is read whole.
+    // (`selected` counts whole-range reads; an instant selector reads newest samples.)
+    for (q, groups, selected) in [
+        (
+            r#"sum by (k) (rate({__name__=~"h_total|a_total"}[1m]))"#,
+            2,
+            1,
+        ),
+        (r#"count({__name__=~"h_total|a_total"})"#, 1, 0),
+    ] {
+        let expr = parse(q).unwrap();
+        let store = Watched::new(&db);
+        let got = eager.instant(&store, &expr, t).unwrap();
+        assert_eq!(store.visited.get(), 1, "{q}");
+        assert_eq!(store.selected.get(), selected, "{q}");
+        assert!(!fused(&eager, &db, &expr, t), "{q}");
+        let (want, _) = loaded_first(&eager, &db, &expr, t);
+        let Value::Vector(mut got) = got else {
+            panic!("{q}")
+        };
+        got.sort_by(|a, b| a.labels.cmp(&b.labels));
+        assert_eq!(got.len(), groups, "{q}");
+        assert_eq!(Value::Vector(got), want, "{q}");
+    }
+    // The limit: 5 samples of a series in [t - 1m, t]; an instant selector reads one each.
+    let limited = |max_samples, q: &str| {
+        Engine::new(EngineOptions {
+            max_samples,
+            ..Default::default()
+        })
+        .instant(&db, &parse(q).unwrap(), t)
+    };
+    assert_eq!(
+        limited(4, "sum(rate(b_total[1m]))"),
+        Err(EvalError::TooManySamples)
+    );
+    assert!(limited(5, "sum(rate(b_total[1m]))").is_ok());
+    assert_eq!(
+        limited(1, r#"count({k="1"})"#),
+        Err(EvalError::TooManySamples)
+    );
+    assert!(limited(2, r#"count({k="1"})"#).is_ok());
+}
+
 /// Reading series by series still refuses a query over `--query.max-samples`.
 #[test]
 fn streamed_instant_reads_count_against_the_sample_limit() {
@@ -916,25 +1098,11 @@ fn streamed_instant_reads_fall_back_for_histograms() {
 /// answer what the step-by-step reference answers; the sample limit still holds.
 #[test]
 fn range_queries_read_series_by_series_or_start_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = argus_tsdb::Db::open(dir.path(), argus_tsdb::Options::default()).unwrap();
-    let l = |name: &str, k: &str| Labels::from_pairs(&[("__name__", name), ("k", k)]);
-    for i in 0..40i64 {
-        let mut app = db.appender();
-        let t = i * 15_000;
-        app.append(&l("a_total", "1"), t, i as f64).unwrap();
-        app.append(&l("b_total", "2"), t, 2.0 * i as f64).unwrap();
-        app.append(&l("b_total", "1"), t, 3.0 * i as f64).unwrap();
-        let h = argus_model::FloatHistogram {
-            count: i as f64,
-            sum: i as f64,
-            zero_count: i as f64,
-            ..Default::default()
-        };
-        app.append_histogram_to(db.head.get_or_create(&l("h_total", "3")), t, h)
-            .unwrap();
-        app.commit().unwrap();
-    }
+    let (_dir, db) = counters_and_histograms(&[
+        ("a_total", "1", 1.0),
+        ("b_total", "2", 2.0),
+        ("b_total", "1", 3.0),
+    ]);
     let engine = Engine::new(EngineOptions::default());
     let (start, end, step) = (300_000, 585_000, 15_000);
     let check = |q: &str, visits: bool| {
