@@ -1338,25 +1338,21 @@ impl Engine {
 /// per group and group without the metric name (so the input's marked names need not be
 /// removed to find a series' group).
 fn fusable(op: AggOp, grouping: &[String], without: bool) -> bool {
-    matches!(
-        op,
-        AggOp::Sum
-            | AggOp::Avg
-            | AggOp::Count
-            | AggOp::Min
-            | AggOp::Max
-            | AggOp::Group
-            | AggOp::Stddev
-            | AggOp::Stdvar
-    ) && crate::aggregate::ignores_name_marks(op, grouping, without)
+    crate::aggregate::Running::new(op, 0.0).is_some()
+        && crate::aggregate::ignores_name_marks(op, grouping, without)
 }
 
 /// An instant selector's value at `ts` from one series' float samples (sorted by time, none
 /// after `ts`): the newest, unless it is a stale marker or not after `ts - lookback`.
 fn newest_value(points: &[(i64, f64)], ts: i64, lookback: i64) -> Option<f64> {
-    let idx = points.partition_point(|p| p.0 <= ts);
-    let &(pt, v) = points.get(idx.checked_sub(1)?)?;
+    let (pt, v) = newest_at(points, ts)?;
     (!is_stale_nan(v) && pt > ts - lookback).then_some(v)
+}
+
+/// The newest of `points` (sorted by time) at or before `ts`.
+fn newest_at<T: Clone>(points: &[(i64, T)], ts: i64) -> Option<(i64, T)> {
+    let idx = points.partition_point(|p| p.0 <= ts);
+    points.get(idx.checked_sub(1)?).cloned()
 }
 
 /// Sorting functions do nothing in a range query (results are ordered by labels): say so.
@@ -2205,8 +2201,7 @@ impl Ctx<'_> {
         let mut scratch = Vec::new();
         for (k, (labels, points)) in series.iter().enumerate() {
             let points = points.get(&mut scratch);
-            let idx = points.partition_point(|p| p.0 <= ts);
-            let float = idx.checked_sub(1).map(|i| points[i]);
+            let float = newest_at(points, ts);
             let hist = hists.and_then(|h| {
                 let h = &h[k];
                 let i = h.partition_point(|p| p.0 <= ts);

@@ -754,6 +754,16 @@ fn tsdb_with(data: &[(Labels, Vec<(i64, f64)>)]) -> (tempfile::TempDir, argus_ts
     (dir, db)
 }
 
+/// The compliance demo data over two hours, in a TSDB and in the in-memory store, with the
+/// range's start and end.
+fn demo_stores() -> (tempfile::TempDir, argus_tsdb::Db, Mem, i64, i64) {
+    let start = 1_700_000_000_000i64;
+    let end = start + 2 * 3_600_000;
+    let data = crate::compliance::demo_data(start, end);
+    let (dir, db) = tsdb_with(&data);
+    (dir, db, Mem(data), start, end)
+}
+
 /// A range function straight over a selector is computed while the TSDB hands over one
 /// series at a time (holding one value per series, not every series' chunks) — in instant
 /// queries, in their (not nested) subqueries, and in range queries where only the
@@ -761,11 +771,7 @@ fn tsdb_with(data: &[(Labels, Vec<(i64, f64)>)]) -> (tempfile::TempDir, argus_ts
 /// shapes select as before.
 #[test]
 fn instant_range_functions_read_the_tsdb_series_by_series() {
-    let start = 1_700_000_000_000i64;
-    let end = start + 2 * 3_600_000;
-    let data = crate::compliance::demo_data(start, end);
-    let (_dir, db) = tsdb_with(&data);
-    let mem = Mem(data);
+    let (_dir, db, mem, start, end) = demo_stores();
     let engine = Engine::new(EngineOptions::default());
     let at = (start + 3_600_000) / 1000;
     // The query, whether an instant query reads series by series, whether a range query does.
@@ -868,11 +874,7 @@ fn loaded_first(
 /// annotations of the in-memory store; other shapes are read as before.
 #[test]
 fn instant_aggregations_are_computed_while_reading() {
-    let start = 1_700_000_000_000i64;
-    let end = start + 2 * 3_600_000;
-    let data = crate::compliance::demo_data(start, end);
-    let (_dir, db) = tsdb_with(&data);
-    let mem = Mem(data);
+    let (_dir, db, mem, start, end) = demo_stores();
     let engine = Engine::new(EngineOptions::default());
     let at = (start + 3_600_000) / 1000;
     let cpu = "demo_cpu_usage_seconds_total";
@@ -911,6 +913,10 @@ fn instant_aggregations_are_computed_while_reading() {
         let expr = parse(&q).unwrap();
         let store = Watched::new(&db);
         let (got, got_annos) = engine.instant_annotated(&store, &expr, end).unwrap();
+        if fuses {
+            assert_eq!(store.selected.get(), 0, "{q}");
+            assert_eq!(store.visited.get(), 1, "{q}");
+        }
         // The TSDB's label order: sums add up in the same order.
         let (want, want_annos) = loaded_first(&engine, &db, &expr, end);
         let (Value::Vector(mut got), Value::Vector(mut want)) = (got, want) else {
