@@ -1015,6 +1015,7 @@ impl Engine {
             } else {
                 0
             };
+            self.check_limits()?;
             let mint = s - sel.offset_ms - lookback - before;
             let maxt = e - sel.offset_ms + after;
             let key = (sel.span.start, sel.span.end);
@@ -1151,6 +1152,36 @@ impl Engine {
         }
     }
 
+    /// Stops a query once the deadline has passed or the client has gone away.
+    fn check_limits(&self) -> Result<()> {
+        if let Some(deadline) = self.opts.deadline
+            && std::time::Instant::now() > deadline
+        {
+            return Err(EvalError::Timeout);
+        }
+        if self
+            .opts
+            .canceled
+            .as_ref()
+            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            return Err(EvalError::Canceled);
+        }
+        Ok(())
+    }
+
+    /// [`Self::check_limits`] while a store hands over series one at a time: every
+    /// [`VISITS_PER_CHECK`] series, so that reading a million series stops within
+    /// milliseconds of the deadline or the client's leaving.
+    fn check_visit(&self, visited: &mut usize) -> Result<()> {
+        *visited += 1;
+        if *visited % VISITS_PER_CHECK == 1 {
+            self.check_limits()
+        } else {
+            Ok(())
+        }
+    }
+
     /// An instant query's `op by|without (...) (selector)` or `op by|without (...)
     /// (name(selector[range]))` at `t` (`op` one [`fusable`] accepts, `name` a direct range
     /// function), computed while the store hands over one series at a time: the query holds
@@ -1204,10 +1235,14 @@ impl Engine {
         let mut accs: Vec<crate::aggregate::Running> = Vec::new();
         let mut names: Option<Labels> = None;
         let mut counter_checks: Vec<Labels> = Vec::new();
-        let mut read = 0usize;
+        let (mut read, mut visited) = (0usize, 0usize);
         let mut stopped: Option<Result<Fused>> = None;
         q.visit_floats(mint, ts, &sel.matchers, &mut |labels, points, hists| {
             use std::ops::ControlFlow::{Break, Continue};
+            if let Err(e) = self.check_visit(&mut visited) {
+                stopped = Some(Err(e));
+                return Break(());
+            }
             if hists {
                 stopped = Some(Ok(Fused::Histograms));
                 return Break(());
@@ -1304,17 +1339,21 @@ impl Engine {
             return Ok(false);
         }
         let budget = self.opts.max_samples.saturating_sub(*loaded);
-        let (mut values, mut read) = (Vec::new(), 0usize);
-        // Why the visit stopped: `Some(true)` over the sample limit, `Some(false)` histograms.
-        let mut stopped: Option<bool> = None;
+        let (mut values, mut read, mut visited) = (Vec::new(), 0usize, 0usize);
+        // Why the visit stopped: `Some(Ok(false))` histograms, an error otherwise.
+        let mut stopped: Option<Result<bool>> = None;
         q.visit_floats(mint, maxt, &sel.matchers, &mut |labels, points, hists| {
+            if let Err(e) = self.check_visit(&mut visited) {
+                stopped = Some(Err(e));
+                return std::ops::ControlFlow::Break(());
+            }
             if hists {
-                stopped = Some(false);
+                stopped = Some(Ok(false));
                 return std::ops::ControlFlow::Break(());
             }
             read += points.len();
             if read > budget {
-                stopped = Some(true);
+                stopped = Some(Err(EvalError::TooManySamples));
                 return std::ops::ControlFlow::Break(());
             }
             if let Some(v) = direct_window_value(name, points, range, ts) {
@@ -1323,8 +1362,7 @@ impl Engine {
             std::ops::ControlFlow::Continue(())
         });
         match stopped {
-            Some(false) => Ok(false),
-            Some(true) => Err(EvalError::TooManySamples),
+            Some(stopped) => stopped,
             None => {
                 *loaded += read;
                 data.direct.insert((sel.span.start, sel.span.end), values);
@@ -1333,6 +1371,10 @@ impl Engine {
         }
     }
 }
+
+/// How many series a store hands over between two looks at the query's deadline and the
+/// client's cancel.
+const VISITS_PER_CHECK: usize = 64;
 
 /// Aggregations [`Engine::stream_aggregate`] computes: those that keep one running value
 /// per group and group without the metric name (so the input's marked names need not be
@@ -1556,21 +1598,7 @@ impl Ctx<'_> {
 
     /// Stops evaluation once the deadline has passed or the client has gone away.
     fn check_limits(&self) -> Result<()> {
-        if let Some(deadline) = self.engine.opts.deadline
-            && std::time::Instant::now() > deadline
-        {
-            return Err(EvalError::Timeout);
-        }
-        if self
-            .engine
-            .opts
-            .canceled
-            .as_ref()
-            .is_some_and(|c| c.load(std::sync::atomic::Ordering::Relaxed))
-        {
-            return Err(EvalError::Canceled);
-        }
-        Ok(())
+        self.engine.check_limits()
     }
 
     fn eval(&mut self, expr: &Expr, t: i64) -> Result<Value> {

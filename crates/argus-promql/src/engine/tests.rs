@@ -296,6 +296,71 @@ fn deadline_and_cancellation_stop_evaluation() {
     );
 }
 
+/// A store that raises the query's cancel flag as it hands over its first series, and
+/// counts the series it handed over.
+struct CancelsWhileRead {
+    mem: Mem,
+    flag: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handed: std::cell::Cell<usize>,
+}
+
+impl Queryable for CancelsWhileRead {
+    fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<(Labels, Vec<(i64, f64)>)> {
+        self.mem.select(mint, maxt, matchers)
+    }
+    fn visit_floats(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        visit: &mut dyn FnMut(&Labels, &[(i64, f64)], bool) -> std::ops::ControlFlow<()>,
+    ) {
+        self.mem.visit_floats(mint, maxt, matchers, &mut |l, p, h| {
+            self.handed.set(self.handed.get() + 1);
+            let flow = visit(l, p, h);
+            self.flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            flow
+        })
+    }
+}
+
+#[test]
+fn cancellation_stops_reads_that_compute_while_visiting() {
+    let n = 10 * VISITS_PER_CHECK;
+    let mem = Mem((0..n)
+        .map(|i| {
+            let i = i.to_string();
+            series(&[("__name__", "x"), ("i", &i)], 15_000, 0.0, 1.0, 40)
+        })
+        .collect());
+    for query in ["rate(x[5m])", "sum(rate(x[5m]))", "count(x)"] {
+        let expr = parse(query).unwrap();
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let store = CancelsWhileRead {
+            mem: Mem(mem.0.clone()),
+            flag: flag.clone(),
+            handed: Default::default(),
+        };
+        // Not canceled: the read goes through every series (the shape is read while visiting).
+        let whole = Engine::new(EngineOptions::default()).instant(&store, &expr, 10 * M);
+        assert!(whole.is_ok(), "{query}: {whole:?}");
+        assert_eq!(store.handed.get(), n, "{query}");
+        flag.store(false, std::sync::atomic::Ordering::Relaxed);
+        store.handed.set(0);
+        let engine = Engine::new(EngineOptions {
+            canceled: Some(flag.clone()),
+            ..EngineOptions::default()
+        });
+        assert_eq!(
+            engine.instant(&store, &expr, 10 * M).unwrap_err(),
+            EvalError::Canceled,
+            "{query}"
+        );
+        // Stopped at the next look, not after the whole read.
+        assert_eq!(store.handed.get(), VISITS_PER_CHECK + 1, "{query}");
+    }
+}
+
 /// Same answer, bit for bit (NaN = NaN), or the same error.
 fn same_outcome(a: &Result<Vec<Series>>, b: &Result<Vec<Series>>) -> bool {
     match (a, b) {
