@@ -9,7 +9,9 @@ set, same servers, one run), but measures every query run by itself as well:
   after it          read VmHWM.
 
 VmHWM - VmRSS(before) is the resident memory the query added at its peak, in MiB, summed
-over the server's process tree. Pass 0 of each query is a warm-up and is reported apart
+over the server's process tree. `query_file_added_mib` / `query_first_file_added_mib` is the
+part of it that is file pages the query mapped in (RssFile after - before: mmapped block
+and chunk files, which the kernel can take back from the page cache), the rest is heap. Pass 0 of each query is a warm-up and is reported apart
 (`query_first_peak_added_mib:NAME`); the others give `query_peak_added_mib:NAME`, next to
 the usual `query_ms:NAME`.
 
@@ -45,6 +47,20 @@ def reset_hwm(pids):
             raise SystemExit(f"cannot reset the peak resident size of pid {p}: {e}")
 
 
+def rss_file(pids):
+    """Resident pages of file mappings (RssFile: mmapped block and chunk files), in bytes."""
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("RssFile:"):
+                        total += int(line.split()[1]) * 1024
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
 def run_queries(srv, queries, t_eval, runs, M, info):
     """bench.run_queries, plus the peak resident memory each query run added."""
     info["queries"] = {}
@@ -53,9 +69,12 @@ def run_queries(srv, queries, t_eval, runs, M, info):
             pids = bench.proc_tree(srv.proc.pid)
             reset_hwm(pids)
             _, rss0, _ = bench.proc_usage(pids)
+            file0 = rss_file(pids)
             dt, series, points, err = srv.query(q, t_eval)
             _, _, hwm = bench.proc_usage(pids)
             added = max(0, hwm - rss0) / 2**20
+            # The part of it that is file pages mapped in (still mapped after the query).
+            file_added = max(0, rss_file(pids) - file0) / 2**20
             qi = info["queries"].setdefault(
                 q["name"], {"expr": q["expr"], "type": q["type"], "series": series, "points": points, "errors": []}
             )
@@ -66,9 +85,11 @@ def run_queries(srv, queries, t_eval, runs, M, info):
             if r == 0:
                 M[f"query_first_ms:{q['name']}"] = [dt * 1000]
                 M[f"query_first_peak_added_mib:{q['name']}"] = [added]
+                M[f"query_first_file_added_mib:{q['name']}"] = [file_added]
             else:
                 M.setdefault(f"query_ms:{q['name']}", []).append(dt * 1000)
                 M.setdefault(f"query_peak_added_mib:{q['name']}", []).append(added)
+                M.setdefault(f"query_file_added_mib:{q['name']}", []).append(file_added)
     for name, qi in info["queries"].items():
         ms = statistics.median(M.get("query_ms:" + name, [float("nan")]))
         mib = statistics.median(M.get("query_peak_added_mib:" + name, [float("nan")]))
