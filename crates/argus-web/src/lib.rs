@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod ast_json;
+pub mod http_metrics;
 pub mod params;
 pub mod process;
 pub mod query;

@@ -12,11 +12,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{MethodRouter, any, get, post};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use crate::api::{ApiError, ApiResult, success};
+use crate::http_metrics::{HttpMetrics, handler_label, instrument};
 use crate::params::Params;
 
 #[derive(Debug, Clone, Serialize)]
@@ -82,49 +83,69 @@ pub struct AppState {
 
 type Shared = Arc<AppState>;
 
-pub fn router(state: AppState) -> Router {
-    let state = Arc::new(state);
-    let api = Router::new()
-        .route("/write", post(remote_write))
-        .route("/query", get(query).post(query))
-        .route("/query_range", get(query_range).post(query_range))
-        .route("/series", get(series).post(series))
-        .route("/labels", get(labels).post(labels))
-        .route("/label/{name}/values", get(label_values))
-        .route("/status/buildinfo", get(buildinfo))
-        .route("/status/flags", get(flags))
-        .route("/status/tsdb", get(tsdb_status))
-        .route("/status/runtimeinfo", get(runtimeinfo))
-        .route("/status/config", get(status_config))
-        .route("/format_query", get(format_query).post(format_query))
-        .route("/parse_query", get(parse_query).post(parse_query))
-        .route("/metadata", get(metadata))
-        .route("/targets", get(targets))
-        .route("/targets/metadata", get(targets_metadata))
-        .route("/scrape_pools", get(scrape_pools))
-        .route(
+pub fn router(mut state: AppState) -> Router {
+    let api: Vec<(&str, MethodRouter<Shared>)> = vec![
+        ("/write", post(remote_write)),
+        ("/query", get(query).post(query)),
+        ("/query_range", get(query_range).post(query_range)),
+        ("/series", get(series).post(series)),
+        ("/labels", get(labels).post(labels)),
+        ("/label/{name}/values", get(label_values)),
+        ("/status/buildinfo", get(buildinfo)),
+        ("/status/flags", get(flags)),
+        ("/status/tsdb", get(tsdb_status)),
+        ("/status/runtimeinfo", get(runtimeinfo)),
+        ("/status/config", get(status_config)),
+        ("/format_query", get(format_query).post(format_query)),
+        ("/parse_query", get(parse_query).post(parse_query)),
+        ("/metadata", get(metadata)),
+        ("/targets", get(targets)),
+        ("/targets/metadata", get(targets_metadata)),
+        ("/scrape_pools", get(scrape_pools)),
+        (
             "/query_exemplars",
             get(query_exemplars).post(query_exemplars),
-        )
-        .route("/admin/tsdb/snapshot", post(snapshot).put(snapshot))
-        .route(
+        ),
+        ("/admin/tsdb/snapshot", post(snapshot).put(snapshot)),
+        (
             "/admin/tsdb/delete_series",
             post(delete_series).put(delete_series),
-        )
-        .route(
+        ),
+        (
             "/admin/tsdb/clean_tombstones",
             post(clean_tombstones).put(clean_tombstones),
+        ),
+    ];
+    let top: Vec<(&str, MethodRouter<Shared>)> = vec![
+        ("/-/healthy", get(healthy).head(healthy)),
+        ("/-/ready", get(ready).head(ready)),
+        ("/-/reload", any(reload)),
+        ("/-/quit", any(quit)),
+        ("/metrics", get(metrics)),
+    ];
+    let handlers: Vec<String> = top
+        .iter()
+        .map(|(p, _)| handler_label(p))
+        .chain(
+            api.iter()
+                .map(|(p, _)| handler_label(&format!("{API_V1}{p}"))),
         )
+        .collect();
+    let http = HttpMetrics::register(&mut state.registry, handlers.iter().map(String::as_str));
+    let state = Arc::new(state);
+    let api = api
+        .into_iter()
+        .fold(Router::new(), |r, (path, m)| r.route(path, m))
         .fallback(api_not_found);
-    Router::new()
-        .route("/-/healthy", get(healthy).head(healthy))
-        .route("/-/ready", get(ready).head(ready))
-        .route("/-/reload", any(reload))
-        .route("/-/quit", any(quit))
-        .route("/metrics", get(metrics))
-        .nest("/api/v1", api)
+    top.into_iter()
+        .fold(Router::new(), |r, (path, m)| r.route(path, m))
+        .nest(API_V1, api)
+        .route_layer(axum::middleware::from_fn_with_state(http, instrument))
         .with_state(state)
 }
+
+/// Where the HTTP API v1 is served.
+const API_V1: &str = "/api/v1";
 
 async fn healthy() -> &'static str {
     "Prometheus Server is Healthy.\n"

@@ -182,6 +182,77 @@ fn instant_and_range_queries_answer_like_prometheus() {
 }
 
 /// `format_query`, `parse_query` and `status/config` (secrets hidden), GET and POST.
+/// `prometheus_http_requests_total` and the latency and size histograms count what each
+/// route served, by Prometheus's handler names, and leave out what no route matched.
+#[test]
+fn http_requests_are_counted_by_handler_and_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
+    let scrape = || raw(&argus, "/metrics").1;
+    let value = |text: &str, series: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.parse().unwrap())
+    };
+    let before = scrape();
+    let q = r#"prometheus_http_requests_total{code="200",handler="/api/v1/query"}"#;
+    assert_eq!(value(&before, q), Some(0.0), "{before}");
+    assert_eq!(
+        value(
+            &before,
+            r#"prometheus_http_requests_total{code="200",handler="/api/v1/write"}"#
+        ),
+        Some(0.0)
+    );
+    for _ in 0..3 {
+        assert_eq!(raw(&argus, "/api/v1/query?query=1").0, 200);
+    }
+    assert_eq!(raw(&argus, "/api/v1/query?query=sum(").0, 400);
+    for _ in 0..2 {
+        assert_eq!(raw(&argus, "/api/v1/label/job/values").0, 200);
+    }
+    assert_eq!(raw(&argus, "/-/healthy").0, 200);
+    assert_eq!(raw(&argus, "/api/v1/nope").0, 404);
+    assert_eq!(raw(&argus, "/nope").0, 404);
+
+    let after = scrape();
+    for (series, want) in [
+        (q, 3.0),
+        (
+            r#"prometheus_http_requests_total{code="400",handler="/api/v1/query"}"#,
+            1.0,
+        ),
+        (
+            r#"prometheus_http_requests_total{code="200",handler="/api/v1/label/:name/values"}"#,
+            2.0,
+        ),
+        (
+            r#"prometheus_http_requests_total{code="200",handler="/-/healthy"}"#,
+            1.0,
+        ),
+        // The first scrape was counted once it was answered.
+        (
+            r#"prometheus_http_requests_total{code="200",handler="/metrics"}"#,
+            1.0,
+        ),
+        (
+            r#"prometheus_http_request_duration_seconds_count{handler="/api/v1/query"}"#,
+            4.0,
+        ),
+        (
+            r#"prometheus_http_request_duration_seconds_bucket{le="0.1",handler="/api/v1/query"}"#,
+            4.0,
+        ),
+        (
+            r#"prometheus_http_response_size_bytes_sum{handler="/-/healthy"}"#,
+            "Prometheus Server is Healthy.\n".len() as f64,
+        ),
+    ] {
+        assert_eq!(value(&after, series), Some(want), "{series} in\n{after}");
+    }
+    assert!(!after.contains("nope"), "{after}");
+}
+
 #[test]
 fn format_parse_query_and_config_endpoints() {
     let dir = tempfile::tempdir().unwrap();
