@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod ast_json;
+pub mod exposition;
 pub mod http_metrics;
 pub mod params;
 pub mod process;

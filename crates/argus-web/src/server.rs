@@ -201,7 +201,9 @@ async fn quit(State(s): State<Shared>, method: Method) -> Response {
     (StatusCode::OK, "Requesting termination... Goodbye!").into_response()
 }
 
-async fn metrics(State(s): State<Shared>) -> Response {
+async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let openmetrics = crate::exposition::wants_openmetrics(accept);
     let state = s.clone();
     let encoded = tokio::task::spawn_blocking(move || {
         let mut out = String::new();
@@ -215,12 +217,17 @@ async fn metrics(State(s): State<Shared>) -> Response {
     })
     .await;
     match encoded {
-        Ok(Ok(body)) => (
+        Ok(Ok(body)) if openmetrics => (
             [(
                 header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                crate::exposition::OPENMETRICS_CONTENT_TYPE,
             )],
             body,
+        )
+            .into_response(),
+        Ok(Ok(body)) => (
+            [(header::CONTENT_TYPE, crate::exposition::TEXT_CONTENT_TYPE)],
+            crate::exposition::openmetrics_to_text(&body),
         )
             .into_response(),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "error encoding metrics").into_response(),

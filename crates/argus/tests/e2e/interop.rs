@@ -276,9 +276,69 @@ fn argus_and_prometheus_scrape_the_same_series_from_real_exporters() {
 /// `argus tool check metrics` says what `promtool check metrics` says about real
 /// node_exporter output (and exits the same way), and `check config` agrees with
 /// `promtool check config` on a good and a bad file.
+/// `program args < stdin`: its exit code, stdout and stderr.
+fn run(program: &str, args: &[&str], stdin: &[u8]) -> (Option<i32>, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// argus's own `/metrics` is the Prometheus text format unless OpenMetrics is asked for, as
+/// Prometheus's is, and `promtool check metrics` finds nothing to say about it.
+#[test]
+fn own_metrics_pass_promtool_check_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
+    let r = client()
+        .get(argus.url("/api/v1/query?query=up"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = client().get(argus.url("/metrics")).send().unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = r.text().unwrap();
+    assert!(
+        body.contains("# TYPE prometheus_http_requests_total counter\n") && !body.contains("# EOF"),
+        "{body}"
+    );
+    let promtool = binary("promtool", "prometheus");
+    assert_eq!(
+        run(&promtool, &["check", "metrics"], body.as_bytes()),
+        (Some(0), String::new(), String::new()),
+        "{body}"
+    );
+    let r = client()
+        .get(argus.url("/metrics"))
+        .header(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(r.text().unwrap().ends_with("# EOF\n"));
+}
+
 #[test]
 fn tool_check_agrees_with_promtool() {
-    use std::io::Write as _;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let _node = spawn_peer(
@@ -294,22 +354,6 @@ fn tool_check_agrees_with_promtool() {
             .text()
             .ok()
     });
-    let run = |program: &str, args: &[&str], stdin: &[u8]| {
-        let mut child = Command::new(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).to_string(),
-            String::from_utf8_lossy(&out.stderr).to_string(),
-        )
-    };
     let promtool = binary("promtool", "prometheus");
     let argus = env!("CARGO_BIN_EXE_argus");
     let theirs = run(&promtool, &["check", "metrics"], body.as_bytes());
