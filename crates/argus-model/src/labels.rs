@@ -85,16 +85,28 @@ fn get_varint(bytes: &[u8], pos: &mut usize) -> usize {
 
 /// Sorts `items` by their label sets, keeping the order of equal ones. The sets' order keys
 /// ([`Labels::order_key`]) go into one shared buffer rather than one allocation each: this
-/// sorts every selector's series.
+/// sorts every selector's series. When every set has the first one's label names and first
+/// label (most selections of one metric), the keys hold only the other labels' values,
+/// about a third of the whole key; a set that does not fits starts the keys over whole.
 pub fn sort_by_labels<T>(items: &mut Vec<T>, labels: impl Fn(&T) -> &Labels) {
     if items.len() < 2 {
         return;
     }
-    let mut keys: Vec<u8> = Vec::with_capacity(items.len() * 64);
+    let first = labels(&items[0]);
     let mut ends: Vec<usize> = Vec::with_capacity(items.len());
-    for item in items.iter() {
-        labels(item).write_order_key(&mut keys);
+    let mut keys: Vec<u8> = Vec::with_capacity((first.values_key_len() + 8) * items.len());
+    let compact = items.iter().all(|item| {
+        let fits = labels(item).write_values_key(first, &mut keys);
         ends.push(keys.len());
+        fits
+    });
+    if !compact {
+        keys.clear();
+        ends.clear();
+        for item in items.iter() {
+            labels(item).write_order_key(&mut keys);
+            ends.push(keys.len());
+        }
     }
     let key = |i: usize| &keys[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
     let mut order: Vec<usize> = (0..items.len()).collect();
@@ -104,6 +116,18 @@ pub fn sort_by_labels<T>(items: &mut Vec<T>, labels: impl Fn(&T) -> &Labels) {
     }
     let mut slots: Vec<Option<T>> = items.drain(..).map(Some).collect();
     items.extend(order.iter().filter_map(|&i| slots[i].take()));
+}
+
+/// Appends a name or value to an order key: its bytes, a NUL byte written `00 01`, then
+/// `00 00`.
+fn put_key_part(key: &mut Vec<u8>, s: &str) {
+    for &b in s.as_bytes() {
+        key.push(b);
+        if b == 0 {
+            key.push(1);
+        }
+    }
+    key.extend_from_slice(&[0, 0]);
 }
 
 /// Iterator over a packed label set.
@@ -310,19 +334,33 @@ impl Labels {
 
     /// Appends [`Self::order_key`] to `key`.
     fn write_order_key(&self, key: &mut Vec<u8>) {
-        let mut put = |s: &str| {
-            for &b in s.as_bytes() {
-                key.push(b);
-                if b == 0 {
-                    key.push(1);
-                }
-            }
-            key.extend_from_slice(&[0, 0]);
-        };
         for l in self.iter() {
-            put(l.name);
-            put(l.value);
+            put_key_part(key, l.name);
+            put_key_part(key, l.value);
         }
+    }
+
+    /// Appends the values of all labels but the first as [`Self::order_key`] writes them,
+    /// if this set has `first`'s label names in the same order and its first label;
+    /// otherwise false, with part of the key written. Among such sets the order of these
+    /// keys is the sets' order.
+    fn write_values_key(&self, first: &Labels, key: &mut Vec<u8>) -> bool {
+        let (mut mine, mut theirs) = (self.iter(), first.iter());
+        if mine.left != theirs.left || mine.next() != theirs.next() {
+            return false;
+        }
+        for (l, f) in mine.zip(theirs) {
+            if l.name != f.name {
+                return false;
+            }
+            put_key_part(key, l.value);
+        }
+        true
+    }
+
+    /// The length of [`Self::write_values_key`]'s key for this set, NUL bytes counted once.
+    fn values_key_len(&self) -> usize {
+        self.iter().skip(1).map(|l| l.value.len() + 2).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -599,6 +637,27 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, m)| (Labels::from_pairs(&m.iter().collect::<Vec<_>>()), i))
+                .collect();
+            let mut want = items.clone();
+            want.sort_by(|a, b| a.0.cmp(&b.0));
+            sort_by_labels(&mut items, |x| &x.0);
+            prop_assert_eq!(items, want);
+        }
+
+        /// The same when every set has the same names and first label (keys of the other
+        /// values only), and when the first labels or the later names differ (whole keys).
+        #[test]
+        fn sort_by_labels_with_shared_names_and_first_label(values in proptest::collection::vec(
+            (0..3u8, proptest::bool::ANY, "[ab\\x00]{1,2}", "[ab\\x00]{1,2}"), 0..30),
+            shared_first in proptest::bool::ANY, vary_names in proptest::bool::ANY) {
+            let mut items: Vec<(Labels, usize)> = values
+                .iter()
+                .enumerate()
+                .map(|(i, (first, other_name, b, c))| {
+                    let first = if shared_first { "m".to_string() } else { first.to_string() };
+                    let b_name = if vary_names && *other_name { "c" } else { "b" };
+                    (Labels::from_pairs(&[("__name__", first), (b_name, b.clone()), ("d\0", c.clone())]), i)
+                })
                 .collect();
             let mut want = items.clone();
             want.sort_by(|a, b| a.0.cmp(&b.0));

@@ -948,13 +948,14 @@ impl Querier<'_> {
     }
 
     /// Each matching series' newest sample in range, sorted by labels (instant selectors).
-    /// With only the head in range this skips chunk reads for most series.
+    /// With only the head in range this skips chunk reads for most series; with blocks, the
+    /// series are read one at a time, so that only the answer is held, not every series'
+    /// chunk list.
     pub fn select_last(&self, matchers: &[Matcher]) -> Vec<(Labels, argus_model::Sample)> {
         if self.blocks.is_empty() {
             return self.db.head.select_last(self.mint, self.maxt, matchers);
         }
-        self.select(matchers)
-            .into_iter()
+        self.select_iter(matchers)
             .filter_map(|s| {
                 let last = s.last_sample(self.mint, self.maxt)?;
                 Some((s.labels, last))
