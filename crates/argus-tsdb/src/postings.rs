@@ -92,10 +92,7 @@ pub fn select_postings(index: &impl IndexLookup, matchers: &[Matcher]) -> Vec<u6
         let set = match values.as_slice() {
             [one] => index.postings(&m.name, one),
             _ => Cow::Owned(union_all(
-                values
-                    .iter()
-                    .map(|v| index.postings(&m.name, v).into_owned())
-                    .collect(),
+                values.iter().map(|v| index.postings(&m.name, v)).collect(),
             )),
         };
         if set.is_empty() {
@@ -106,8 +103,13 @@ pub fn select_postings(index: &impl IndexLookup, matchers: &[Matcher]) -> Vec<u6
     sets.sort_by_key(|s| s.len());
     let mut result = match sets.split_first() {
         None => index.all_postings(),
-        Some((smallest, rest)) => {
-            let mut r = smallest.to_vec();
+        Some((smallest, [])) => smallest.to_vec(),
+        // The first intersection reads the borrowed lists, not a copy of the smallest.
+        Some((smallest, [second, rest @ ..])) => {
+            let mut r = intersect(smallest, second);
+            if r.is_empty() {
+                return r;
+            }
             for s in rest {
                 r = intersect(&r, s);
                 if r.is_empty() {
@@ -118,11 +120,9 @@ pub fn select_postings(index: &impl IndexLookup, matchers: &[Matcher]) -> Vec<u6
         }
     };
     for m in widening {
-        let excluded: Vec<Vec<u64>> = index
-            .label_values_where(&m.name, &|v| !m.matches(v))
-            .into_iter()
-            .map(|v| index.postings(&m.name, &v).into_owned())
-            .collect();
+        let values = index.label_values_where(&m.name, &|v| !m.matches(v));
+        let excluded: Vec<Cow<'_, [u64]>> =
+            values.iter().map(|v| index.postings(&m.name, v)).collect();
         result = subtract(&result, &union_all(excluded));
     }
     result
@@ -184,12 +184,22 @@ pub fn subtract(a: &[u64], b: &[u64]) -> Vec<u64> {
     out
 }
 
-pub fn union_all(lists: Vec<Vec<u64>>) -> Vec<u64> {
+/// Sorted union of sorted lists, borrowed where the index lends them: one list sized up
+/// front holds them all (a regex over many values unions many lists, and copying each
+/// first, then growing the union, held up to three times its size).
+pub fn union_all(lists: Vec<Cow<'_, [u64]>>) -> Vec<u64> {
     match lists.len() {
         0 => Vec::new(),
-        1 => lists.into_iter().next().unwrap_or_default(),
+        1 => lists
+            .into_iter()
+            .next()
+            .map(Cow::into_owned)
+            .unwrap_or_default(),
         _ => {
-            let mut all: Vec<u64> = lists.into_iter().flatten().collect();
+            let mut all: Vec<u64> = Vec::with_capacity(lists.iter().map(|l| l.len()).sum());
+            for l in &lists {
+                all.extend_from_slice(l);
+            }
             all.sort_unstable();
             all.dedup();
             all
@@ -266,6 +276,51 @@ mod tests {
             let want: Vec<u64> = a.iter().copied().filter(|x| b.contains(x)).collect();
             proptest::prop_assert_eq!(intersect(&a, &b), want.clone());
             proptest::prop_assert_eq!(intersect(&b, &a), want);
+        }
+
+        /// Any mix of matchers over three labels selects what checking every series does
+        /// (unions of several values, intersections of several lists, widening matchers).
+        #[test]
+        fn select_postings_matches_brute_force(
+            series in proptest::collection::vec((0u8..5, 0u8..4, 0u8..3), 1..60),
+            matchers in proptest::collection::vec((0usize..3, 0usize..4, "[0-4]{0,1}[|]?[0-4]"), 1..6),
+        ) {
+            let names = ["a", "b", "c"];
+            // Value 0 of `c` means the series has no `c`.
+            let labels: Vec<Vec<(&str, String)>> = series
+                .iter()
+                .map(|&(a, b, c)| {
+                    let mut l = vec![("a", a.to_string()), ("b", b.to_string())];
+                    if c > 0 {
+                        l.push(("c", c.to_string()));
+                    }
+                    l
+                })
+                .collect();
+            let mut index = BTreeMap::new();
+            for (id, l) in labels.iter().enumerate() {
+                for (n, v) in l {
+                    index.entry((n.to_string(), v.clone())).or_insert_with(Vec::new).push(id as u64);
+                }
+            }
+            let idx = Fake(index, (0..labels.len() as u64).collect());
+            let ops = [MatchOp::Equal, MatchOp::NotEqual, MatchOp::RegexMatch, MatchOp::RegexNoMatch];
+            let ms: Vec<Matcher> = matchers
+                .iter()
+                .filter_map(|(n, op, v)| Matcher::new(ops[*op], names[*n], v).ok())
+                .collect();
+            let want: Vec<u64> = labels
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| {
+                    ms.iter().all(|m| {
+                        let v = l.iter().find(|(n, _)| *n == m.name).map_or("", |(_, v)| v.as_str());
+                        m.matches(v)
+                    })
+                })
+                .map(|(id, _)| id as u64)
+                .collect();
+            proptest::prop_assert_eq!(select_postings(&idx, &ms), want, "{:?}", ms);
         }
     }
 }
