@@ -92,6 +92,22 @@ pub trait Queryable {
         }
     }
 
+    /// `visit` with each matching series' newest float sample in `[mint, maxt]` (`None`
+    /// when it has none there), one series at a time in label order, with whether it also
+    /// has histogram samples there; stops when `visit` breaks. Stores that know a series'
+    /// newest sample without decoding its chunks override it; this one reads them.
+    fn visit_newest(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        visit: &mut dyn FnMut(&Labels, Option<(i64, f64)>, bool) -> std::ops::ControlFlow<()>,
+    ) {
+        self.visit_floats(mint, maxt, matchers, &mut |labels, points, hists| {
+            visit(labels, points.last().copied(), hists)
+        });
+    }
+
     /// Start timestamps of the matching series' samples in `[mint, maxt]`: `(sample time,
     /// start time)` for the samples that have one, sorted by sample time. Stores that keep
     /// none answer nothing, and queries then compute as without them.
@@ -312,6 +328,22 @@ impl Queryable for argus_tsdb::Db {
         for s in self.querier(mint, maxt).select_iter(matchers) {
             s.samples_into(mint, maxt, &mut samples);
             if visit(&s.labels, &samples, !s.hists.is_empty()).is_break() {
+                return;
+            }
+        }
+    }
+
+    fn visit_newest(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+        visit: &mut dyn FnMut(&Labels, Option<(i64, f64)>, bool) -> std::ops::ControlFlow<()>,
+    ) {
+        let querier = self.querier(mint, maxt);
+        for (labels, last, hists) in querier.select_last_iter(matchers) {
+            let last = last.map(|s| (s.timestamp_ms, s.value));
+            if visit(&labels, last, hists).is_break() {
                 return;
             }
         }
@@ -1237,7 +1269,9 @@ impl Engine {
         let mut counter_checks: Vec<Labels> = Vec::new();
         let (mut read, mut visited) = (0usize, 0usize);
         let mut stopped: Option<Result<Fused>> = None;
-        q.visit_floats(mint, ts, &sel.matchers, &mut |labels, points, hists| {
+        // One series: its labels, whether it has histogram samples, its value (if any) and
+        // how many samples were read for it.
+        let mut take = |labels: &Labels, hists: bool, v: Option<f64>, n: usize| {
             use std::ops::ControlFlow::{Break, Continue};
             if let Err(e) = self.check_visit(&mut visited) {
                 stopped = Some(Err(e));
@@ -1247,17 +1281,7 @@ impl Engine {
                 stopped = Some(Ok(Fused::Histograms));
                 return Break(());
             }
-            let v = match func {
-                Some(name) => {
-                    read += points.len();
-                    direct_window_value(name, points, range, ts)
-                }
-                // An instant selector reads each series' newest sample.
-                None => {
-                    read += usize::from(!points.is_empty());
-                    newest_value(points, ts, lookback)
-                }
-            };
+            read += n;
             if read > budget {
                 stopped = Some(Err(EvalError::TooManySamples));
                 return Break(());
@@ -1294,7 +1318,22 @@ impl Engine {
                 },
             }
             Continue(())
-        });
+        };
+        match func {
+            Some(name) => q.visit_floats(mint, ts, &sel.matchers, &mut |labels, points, hists| {
+                let v = if hists {
+                    None
+                } else {
+                    direct_window_value(name, points, range, ts)
+                };
+                take(labels, hists, v, points.len())
+            }),
+            // An instant selector reads each series' newest sample.
+            None => q.visit_newest(mint, ts, &sel.matchers, &mut |labels, last, hists| {
+                let v = last.and_then(|p| newest_value(&[p], ts, lookback));
+                take(labels, hists, v, usize::from(last.is_some()))
+            }),
+        }
         if let Some(stopped) = stopped {
             return stopped;
         }

@@ -963,6 +963,26 @@ impl Querier<'_> {
             .collect()
     }
 
+    /// [`Self::select_last`] one series at a time, in label order, each with whether it has
+    /// histogram samples in range, and series without a float sample there too (`None`).
+    pub fn select_last_iter(
+        &self,
+        matchers: &[Matcher],
+    ) -> Box<dyn Iterator<Item = (Labels, Option<argus_model::Sample>, bool)> + '_> {
+        if self.blocks.is_empty() {
+            return Box::new(
+                self.db
+                    .head
+                    .select_last_iter(self.mint, self.maxt, matchers),
+            );
+        }
+        Box::new(self.select_iter(matchers).map(|s| {
+            let last = s.last_sample(self.mint, self.maxt);
+            let hists = !s.hists.is_empty();
+            (s.labels, last, hists)
+        }))
+    }
+
     /// Label names, of matching series when matchers are given.
     pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
         let mut names: BTreeSet<String> = BTreeSet::new();

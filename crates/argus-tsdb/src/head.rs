@@ -1000,28 +1000,47 @@ impl Head {
         let mut out: Vec<(Labels, argus_model::Sample)> = self
             .select_refs(matchers)
             .into_iter()
-            .filter_map(|s| {
-                let data = s.data.lock();
-                let newest = match data.newest_in(mint, maxt) {
-                    Some(answer) => answer.map(|(t, v)| argus_model::Sample::new(t, v)),
-                    None => {
-                        // Decode after releasing the series, so appends are not held up.
-                        let chunks = data.chunks_in(mint, maxt, &self.chunks);
-                        drop(data);
-                        SeriesChunks {
-                            labels: Labels::empty(),
-                            chunks,
-                            hists: Vec::new(),
-                            deleted: Vec::new(),
-                        }
-                        .last_sample(mint, maxt)
-                    }
-                };
-                newest.map(|smp| (s.labels.clone(), smp))
-            })
+            .filter_map(|s| Some((s.labels.clone(), self.newest(&s, mint, maxt)?)))
             .collect();
         argus_model::labels::sort_by_labels(&mut out, |(l, _)| l);
         out
+    }
+
+    /// [`Self::select_last`] one series at a time, in label order, each with whether it
+    /// has histogram samples in range, and series without a float sample there too (`None`).
+    pub fn select_last_iter(
+        &self,
+        mint: i64,
+        maxt: i64,
+        matchers: &[Matcher],
+    ) -> impl Iterator<Item = (Labels, Option<argus_model::Sample>, bool)> + '_ {
+        let mut refs = self.select_refs(matchers);
+        argus_model::labels::sort_by_labels(&mut refs, |s| &s.labels);
+        refs.into_iter().map(move |s| {
+            let hists = !s.data.lock().histograms_in(mint, maxt).is_empty();
+            (s.labels.clone(), self.newest(&s, mint, maxt), hists)
+        })
+    }
+
+    /// One series' newest float sample in `[mint, maxt]`: from its bookkeeping when that
+    /// can tell, else from the chunks it needs.
+    fn newest(&self, s: &MemSeries, mint: i64, maxt: i64) -> Option<argus_model::Sample> {
+        let data = s.data.lock();
+        match data.newest_in(mint, maxt) {
+            Some(answer) => answer.map(|(t, v)| argus_model::Sample::new(t, v)),
+            None => {
+                // Decode after releasing the series, so appends are not held up.
+                let chunks = data.chunks_in(mint, maxt, &self.chunks);
+                drop(data);
+                SeriesChunks {
+                    labels: Labels::empty(),
+                    chunks,
+                    hists: Vec::new(),
+                    deleted: Vec::new(),
+                }
+                .last_sample(mint, maxt)
+            }
+        }
     }
 
     /// Every series (for checkpoints, compaction and stats).
