@@ -9,11 +9,11 @@ set, same servers, one run), but measures every query run by itself as well:
   after it          read VmHWM.
 
 VmHWM - VmRSS(before) is the resident memory the query added at its peak, in MiB, summed
-over the server's process tree. `query_file_added_mib` / `query_first_file_added_mib` is the
-part of it that is file pages the query mapped in (RssFile after - before: mmapped block
-and chunk files, which the kernel can take back from the page cache), the rest is heap. Pass 0 of each query is a warm-up and is reported apart
+over the server's process tree. Pass 0 of each query is a warm-up and is reported apart
 (`query_first_peak_added_mib:NAME`); the others give `query_peak_added_mib:NAME`, next to
-the usual `query_ms:NAME`.
+the usual `query_ms:NAME`. `query_first_file_added_mib:NAME` / `query_file_added_mib:NAME`
+is the part that is file pages the query mapped in (RssFile after - before: mmapped block
+and chunk files, which the kernel can take back from the page cache); the rest is heap.
 
 What the figure means: memory the process had to take from the kernel for the query. A
 heap that keeps freed memory (glibc's arenas, Go's heap before its scavenger returns it)

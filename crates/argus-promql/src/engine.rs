@@ -1330,7 +1330,7 @@ impl Engine {
             }),
             // An instant selector reads each series' newest sample.
             None => q.visit_newest(mint, ts, &sel.matchers, &mut |labels, last, hists| {
-                let v = last.and_then(|p| newest_value(&[p], ts, lookback));
+                let v = last.and_then(|p| fresh_value(p, ts, lookback));
                 take(labels, hists, v, usize::from(last.is_some()))
             }),
         }
@@ -1423,10 +1423,9 @@ fn fusable(op: AggOp, grouping: &[String], without: bool) -> bool {
         && crate::aggregate::ignores_name_marks(op, grouping, without)
 }
 
-/// An instant selector's value at `ts` from one series' float samples (sorted by time, none
-/// after `ts`): the newest, unless it is a stale marker or not after `ts - lookback`.
-fn newest_value(points: &[(i64, f64)], ts: i64, lookback: i64) -> Option<f64> {
-    let (pt, v) = newest_at(points, ts)?;
+/// An instant selector's value at `ts` from a series' newest float sample at or before
+/// `ts`: its value, unless it is a stale marker or not after `ts - lookback`.
+fn fresh_value((pt, v): (i64, f64), ts: i64, lookback: i64) -> Option<f64> {
     (!is_stale_nan(v) && pt > ts - lookback).then_some(v)
 }
 
@@ -2269,16 +2268,13 @@ impl Ctx<'_> {
         for (k, (labels, points)) in series.iter().enumerate() {
             let points = points.get(&mut scratch);
             let float = newest_at(points, ts);
-            let hist = hists.and_then(|h| {
-                let h = &h[k];
-                let i = h.partition_point(|p| p.0 <= ts);
-                i.checked_sub(1).map(|i| &h[i])
-            });
+            let hist = hists.and_then(|h| newest_at(&h[k], ts));
             // The sample's own time: `timestamp()` reads it; everything else is moved to the
             // evaluation time (see `eval`).
             let newest = match (float, hist) {
-                (f, Some((ht, h))) if f.is_none_or(|f| f.0 < *ht) => (!is_stale_nan(h.sum))
-                    .then(|| Sample::histogram(labels.clone(), *ht, h.clone())),
+                (f, Some((ht, h))) if f.is_none_or(|f| f.0 < ht) => {
+                    (!is_stale_nan(h.sum)).then(|| Sample::histogram(labels.clone(), ht, h))
+                }
                 (Some((pt, pv)), _) => {
                     (!is_stale_nan(pv)).then(|| Sample::float(labels.clone(), pt, pv))
                 }

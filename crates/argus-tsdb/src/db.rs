@@ -955,11 +955,8 @@ impl Querier<'_> {
         if self.blocks.is_empty() {
             return self.db.head.select_last(self.mint, self.maxt, matchers);
         }
-        self.select_iter(matchers)
-            .filter_map(|s| {
-                let last = s.last_sample(self.mint, self.maxt)?;
-                Some((s.labels, last))
-            })
+        self.select_last_iter(matchers)
+            .filter_map(|(labels, last, _)| Some((labels, last?)))
             .collect()
     }
 

@@ -1000,7 +1000,7 @@ impl Head {
         let mut out: Vec<(Labels, argus_model::Sample)> = self
             .select_refs(matchers)
             .into_iter()
-            .filter_map(|s| Some((s.labels.clone(), self.newest(&s, mint, maxt)?)))
+            .filter_map(|s| Some((s.labels.clone(), self.newest(&s, mint, maxt).0?)))
             .collect();
         argus_model::labels::sort_by_labels(&mut out, |(l, _)| l);
         out
@@ -1017,16 +1017,17 @@ impl Head {
         let mut refs = self.select_refs(matchers);
         argus_model::labels::sort_by_labels(&mut refs, |s| &s.labels);
         refs.into_iter().map(move |s| {
-            let hists = !s.data.lock().histograms_in(mint, maxt).is_empty();
-            (s.labels.clone(), self.newest(&s, mint, maxt), hists)
+            let (last, hists) = self.newest(&s, mint, maxt);
+            (s.labels.clone(), last, hists)
         })
     }
 
-    /// One series' newest float sample in `[mint, maxt]`: from its bookkeeping when that
-    /// can tell, else from the chunks it needs.
-    fn newest(&self, s: &MemSeries, mint: i64, maxt: i64) -> Option<argus_model::Sample> {
+    /// One series' newest float sample in `[mint, maxt]` (from its bookkeeping when that
+    /// can tell, else from the chunks it needs), and whether it has histogram samples there.
+    fn newest(&self, s: &MemSeries, mint: i64, maxt: i64) -> (Option<argus_model::Sample>, bool) {
         let data = s.data.lock();
-        match data.newest_in(mint, maxt) {
+        let hists = !data.histograms_in(mint, maxt).is_empty();
+        let last = match data.newest_in(mint, maxt) {
             Some(answer) => answer.map(|(t, v)| argus_model::Sample::new(t, v)),
             None => {
                 // Decode after releasing the series, so appends are not held up.
@@ -1040,7 +1041,8 @@ impl Head {
                 }
                 .last_sample(mint, maxt)
             }
-        }
+        };
+        (last, hists)
     }
 
     /// Every series (for checkpoints, compaction and stats).

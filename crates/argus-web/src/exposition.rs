@@ -25,6 +25,7 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
 /// and what the text format has no place for goes (`# UNIT`, `# EOF`, counters' `_created`
 /// samples, exemplars).
 pub fn openmetrics_to_text(om: &str) -> String {
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(om.len());
     // The family being written and whether it is a counter.
     let mut family = String::new();
@@ -46,21 +47,22 @@ pub fn openmetrics_to_text(om: &str) -> String {
                 name.to_string()
             };
             if let Some((help_name, help)) = pending_help.take() {
-                if help_name == name {
-                    out.push_str(&format!("# HELP {shown} {help}\n"));
+                let help_name = if help_name == name {
+                    &shown
                 } else {
-                    out.push_str(&format!("# HELP {help_name} {help}\n"));
-                }
+                    &help_name
+                };
+                let _ = writeln!(out, "# HELP {help_name} {help}");
             }
             let kind = match kind {
                 "counter" | "gauge" | "histogram" | "summary" => kind,
                 _ => "untyped",
             };
-            out.push_str(&format!("# TYPE {shown} {kind}\n"));
+            let _ = writeln!(out, "# TYPE {shown} {kind}");
             continue;
         }
         if let Some((name, help)) = pending_help.take() {
-            out.push_str(&format!("# HELP {name} {help}\n"));
+            let _ = writeln!(out, "# HELP {name} {help}");
         }
         if line.starts_with('#') {
             // `# UNIT`, `# EOF` and any other comment.
@@ -76,7 +78,7 @@ pub fn openmetrics_to_text(om: &str) -> String {
         out.push('\n');
     }
     if let Some((name, help)) = pending_help {
-        out.push_str(&format!("# HELP {name} {help}\n"));
+        let _ = writeln!(out, "# HELP {name} {help}");
     }
     out
 }

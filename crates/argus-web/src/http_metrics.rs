@@ -37,23 +37,37 @@ pub struct HttpMetrics {
     requests: Family<Labels, Counter>,
     duration: Family<Labels, Histogram, fn() -> Histogram>,
     size: Family<Labels, Histogram, fn() -> Histogram>,
+    /// Each route pattern's handler label and series, so that counting a request builds
+    /// no label sets.
+    routes: std::sync::RwLock<std::collections::HashMap<String, Arc<Route>>>,
+}
+
+/// One route's series.
+#[derive(Debug)]
+struct Route {
+    handler: String,
+    ok: Counter,
+    /// Latency and size, created on the first request (as Prometheus's appear).
+    histograms: std::sync::OnceLock<(Histogram, Histogram)>,
 }
 
 impl HttpMetrics {
-    /// Registers the three families in `registry`. Like Prometheus, every handler's count of
-    /// successful requests is there from the start, at 0, so that `rate()` over it sees the
-    /// first requests.
+    /// Registers the three families in `registry`, with the routes `patterns` (axum's
+    /// route patterns) known from the start. Like Prometheus, every handler's count of
+    /// successful requests is there from the start, at 0, so that `rate()` over it sees
+    /// the first requests.
     pub fn register<'a>(
         registry: &mut Registry,
-        handlers: impl IntoIterator<Item = &'a str>,
+        patterns: impl IntoIterator<Item = &'a str>,
     ) -> Arc<Self> {
         let m = Self {
             requests: Family::default(),
             duration: Family::new_with_constructor(duration_histogram),
             size: Family::new_with_constructor(size_histogram),
+            routes: Default::default(),
         };
-        for h in handlers {
-            let _ = m.requests.get_or_create(&code_and_handler(200, h));
+        for p in patterns {
+            m.route(p);
         }
         // The library adds `_total` to counters' names and a full stop to the help texts.
         registry.register(
@@ -74,13 +88,54 @@ impl HttpMetrics {
         Arc::new(m)
     }
 
-    fn observe(&self, handler: &str, code: u16, seconds: f64, bytes: u64) {
-        self.requests
-            .get_or_create(&code_and_handler(code, handler))
-            .inc();
-        let h = vec![("handler".to_string(), handler.to_string())];
-        self.duration.get_or_create(&h).observe(seconds);
-        self.size.get_or_create(&h).observe(bytes as f64);
+    /// The series of the route `pattern`, created on first use.
+    fn route(&self, pattern: &str) -> Arc<Route> {
+        let known = self
+            .routes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(pattern)
+            .cloned();
+        if let Some(route) = known {
+            return route;
+        }
+        let handler = handler_label(pattern);
+        let ok = self
+            .requests
+            .get_or_create(&code_and_handler(200, &handler))
+            .clone();
+        self.routes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(pattern.to_string())
+            .or_insert_with(|| {
+                Arc::new(Route {
+                    handler,
+                    ok,
+                    histograms: Default::default(),
+                })
+            })
+            .clone()
+    }
+
+    fn observe(&self, pattern: &str, code: u16, seconds: f64, bytes: u64) {
+        let route = self.route(pattern);
+        if code == 200 {
+            route.ok.inc();
+        } else {
+            self.requests
+                .get_or_create(&code_and_handler(code, &route.handler))
+                .inc();
+        }
+        let (duration, size) = route.histograms.get_or_init(|| {
+            let h = vec![("handler".to_string(), route.handler.clone())];
+            (
+                self.duration.get_or_create(&h).clone(),
+                self.size.get_or_create(&h).clone(),
+            )
+        });
+        duration.observe(seconds);
+        size.observe(bytes as f64);
     }
 }
 
@@ -110,17 +165,14 @@ pub fn handler_label(pattern: &str) -> String {
 /// counted, as in Prometheus). The size is the response body's length where it is known
 /// before sending, which it is for every handler here.
 pub async fn instrument(State(m): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
-    let handler = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| handler_label(p.as_str()));
+    let pattern = req.extensions().get::<MatchedPath>().cloned();
     let began = Instant::now();
     let resp = next.run(req).await;
-    if let Some(handler) = handler {
+    if let Some(pattern) = pattern {
         let hint = resp.body().size_hint();
         let bytes = hint.exact().unwrap_or(hint.lower());
         m.observe(
-            &handler,
+            pattern.as_str(),
             resp.status().as_u16(),
             began.elapsed().as_secs_f64(),
             bytes,

@@ -17,7 +17,7 @@ use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use crate::api::{ApiError, ApiResult, success};
-use crate::http_metrics::{HttpMetrics, handler_label, instrument};
+use crate::http_metrics::{HttpMetrics, instrument};
 use crate::params::Params;
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,15 +123,12 @@ pub fn router(mut state: AppState) -> Router {
         ("/-/quit", any(quit)),
         ("/metrics", get(metrics)),
     ];
-    let handlers: Vec<String> = top
+    let patterns: Vec<String> = top
         .iter()
-        .map(|(p, _)| handler_label(p))
-        .chain(
-            api.iter()
-                .map(|(p, _)| handler_label(&format!("{API_V1}{p}"))),
-        )
+        .map(|(p, _)| p.to_string())
+        .chain(api.iter().map(|(p, _)| format!("{API_V1}{p}")))
         .collect();
-    let http = HttpMetrics::register(&mut state.registry, handlers.iter().map(String::as_str));
+    let http = HttpMetrics::register(&mut state.registry, patterns.iter().map(String::as_str));
     let state = Arc::new(state);
     let api = api
         .into_iter()
@@ -205,6 +202,7 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let openmetrics = crate::exposition::wants_openmetrics(accept);
     let state = s.clone();
+    // Encoding (and rewriting in the text format) runs off the async workers.
     let encoded = tokio::task::spawn_blocking(move || {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &state.registry)?;
@@ -213,23 +211,20 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Response {
         if let Some(body) = out.strip_suffix("# EOF\n") {
             out = format!("{body}{summary}# EOF\n");
         }
-        Ok::<String, std::fmt::Error>(out)
+        Ok::<_, std::fmt::Error>(if openmetrics {
+            (crate::exposition::OPENMETRICS_CONTENT_TYPE, out)
+        } else {
+            (
+                crate::exposition::TEXT_CONTENT_TYPE,
+                crate::exposition::openmetrics_to_text(&out),
+            )
+        })
     })
     .await;
     match encoded {
-        Ok(Ok(body)) if openmetrics => (
-            [(
-                header::CONTENT_TYPE,
-                crate::exposition::OPENMETRICS_CONTENT_TYPE,
-            )],
-            body,
-        )
-            .into_response(),
-        Ok(Ok(body)) => (
-            [(header::CONTENT_TYPE, crate::exposition::TEXT_CONTENT_TYPE)],
-            crate::exposition::openmetrics_to_text(&body),
-        )
-            .into_response(),
+        Ok(Ok((content_type, body))) => {
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "error encoding metrics").into_response(),
     }
 }

@@ -61,8 +61,8 @@ pub(crate) fn release_free_memory() -> bool {
 /// bookkeeping; it is needed anyway, because jemalloc purges an arena as soon as the last
 /// thread bound to it leaves, which a query thread does when its query ends.
 pub(crate) struct QueryArenas {
-    arenas: Vec<u32>,
-    uses: Vec<std::sync::Arc<ArenaUse>>,
+    /// Each arena's index and its use.
+    arenas: Vec<(u32, std::sync::Arc<ArenaUse>)>,
     next: AtomicUsize,
 }
 
@@ -82,24 +82,21 @@ impl QueryArenas {
     fn keeping(idle: Duration, at_most: Duration) -> Option<Self> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut arenas = Vec::new();
-        let mut uses = Vec::new();
         for _ in 0..cores.div_ceil(4) {
             let arena = mallctl::<u32>(c"arenas.create", true, None)?;
             keep_freed_extents(arena)?;
             let use_ = std::sync::Arc::new(ArenaUse::new(idle, at_most));
             keep_occupied(arena, use_.clone()).then_some(())?;
-            arenas.push(arena);
-            uses.push(use_);
+            arenas.push((arena, use_));
         }
         Some(Self {
             arenas,
-            uses,
             next: AtomicUsize::new(0),
         })
     }
 
-    fn pick(&self) -> usize {
-        self.next.fetch_add(1, Ordering::Relaxed) % self.arenas.len()
+    fn pick(&self) -> &(u32, std::sync::Arc<ArenaUse>) {
+        &self.arenas[self.next.fetch_add(1, Ordering::Relaxed) % self.arenas.len()]
     }
 }
 
@@ -222,11 +219,11 @@ impl Drop for Rebind {
 
 impl argus_web::QueryMemory for QueryArenas {
     fn enter(&self) -> Box<dyn std::any::Any> {
-        let i = self.pick();
-        match mallctl(c"thread.arena", true, Some(self.arenas[i])) {
+        let (arena, use_) = self.pick();
+        match mallctl(c"thread.arena", true, Some(*arena)) {
             Some(previous) => {
-                self.uses[i].enter();
-                Box::new(Rebind(previous, self.uses[i].clone()))
+                use_.enter();
+                Box::new(Rebind(previous, use_.clone()))
             }
             None => Box::new(()),
         }
@@ -325,11 +322,15 @@ mod tests {
     }
 
     #[test]
-    fn query_arenas_keep_large_extents_for_the_decay_time() {
+    fn query_arenas_keep_freed_extents() {
         let arenas = QueryArenas::create().expect("jemalloc creates arenas");
-        for arena in &arenas.arenas {
+        for (arena, _) in &arenas.arenas {
             let threshold = arena_control(*arena, "oversize_threshold");
             assert_eq!(mallctl::<usize>(&threshold, true, None), Some(usize::MAX));
+            for decay in ["dirty_decay_ms", "muzzy_decay_ms"] {
+                let decay = arena_control(*arena, decay);
+                assert_eq!(mallctl::<isize>(&decay, true, None), Some(-1));
+            }
         }
         // The process's own arenas keep jemalloc's default (8 MiB).
         let own = arena_control(thread_arena(), "oversize_threshold");
@@ -411,7 +412,7 @@ mod tests {
         std::thread::spawn(move || {
             let own = thread_arena();
             let bound = arenas.enter();
-            assert!(arenas.arenas.contains(&thread_arena()));
+            assert!(arenas.arenas.iter().any(|(a, _)| *a == thread_arena()));
             assert_ne!(thread_arena(), own);
             drop(bound);
             assert_eq!(thread_arena(), own);

@@ -356,16 +356,13 @@ impl Ctx<'_> {
         let budget = self.engine.opts.max_samples;
         let mut vals = vec![None; grid.n];
         let mut first: Option<Labels> = None;
-        let (mut read, mut k) = (0usize, 0usize);
+        let (mut read, mut visited) = (0usize, 0usize);
         let mut outcome = Ok(());
         let restart = || self.restart_unstreamed();
         self.store
             .visit_floats(mint, maxt, &sel.matchers, &mut |labels, points, hists| {
                 use std::ops::ControlFlow::{Break, Continue};
-                k += 1;
-                if k % 1024 == 0
-                    && let Err(e) = self.check_limits()
-                {
+                if let Err(e) = self.engine.check_visit(&mut visited) {
                     outcome = Err(e);
                     return Break(());
                 }

@@ -817,8 +817,15 @@ impl Queryable for Watched<'_> {
 }
 
 fn tsdb_with(data: &[(Labels, Vec<(i64, f64)>)]) -> (tempfile::TempDir, argus_tsdb::Db) {
+    tsdb_with_options(data, argus_tsdb::Options::default())
+}
+
+fn tsdb_with_options(
+    data: &[(Labels, Vec<(i64, f64)>)],
+    options: argus_tsdb::Options,
+) -> (tempfile::TempDir, argus_tsdb::Db) {
     let dir = tempfile::tempdir().unwrap();
-    let db = argus_tsdb::Db::open(dir.path(), argus_tsdb::Options::default()).unwrap();
+    let db = argus_tsdb::Db::open(dir.path(), options).unwrap();
     let mut app = db.appender();
     for (labels, points) in data {
         for &(t, v) in points {
@@ -1015,22 +1022,13 @@ fn instant_aggregations_are_computed_while_reading() {
 
     // With 30m blocks cut, the newest samples come from blocks and head merged, at times
     // inside a block, across a block edge and in the head.
-    let dir = tempfile::tempdir().unwrap();
-    let blocks = argus_tsdb::Db::open(
-        dir.path(),
+    let (_blocks_dir, blocks) = tsdb_with_options(
+        &mem.0,
         argus_tsdb::Options {
             block_range_ms: 30 * 60_000,
             ..argus_tsdb::Options::default()
         },
-    )
-    .unwrap();
-    let mut app = blocks.appender();
-    for (labels, points) in &mem.0 {
-        for &(t, v) in points {
-            app.append(labels, t, v).unwrap();
-        }
-    }
-    app.commit().unwrap();
+    );
     assert!(blocks.compact().unwrap());
     for t in [start + 20 * 60_000, start + 60 * 60_000 + 2_000, end] {
         for q in [

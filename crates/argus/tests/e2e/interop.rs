@@ -273,9 +273,6 @@ fn argus_and_prometheus_scrape_the_same_series_from_real_exporters() {
     assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
 }
 
-/// `argus tool check metrics` says what `promtool check metrics` says about real
-/// node_exporter output (and exits the same way), and `check config` agrees with
-/// `promtool check config` on a good and a bad file.
 /// `program args < stdin`: its exit code, stdout and stderr.
 fn run(program: &str, args: &[&str], stdin: &[u8]) -> (Option<i32>, String, String) {
     use std::io::Write as _;
@@ -337,6 +334,9 @@ fn own_metrics_pass_promtool_check_metrics() {
     assert!(r.text().unwrap().ends_with("# EOF\n"));
 }
 
+/// `argus tool check metrics` says what `promtool check metrics` says about real
+/// node_exporter output (and exits the same way), and `check config` agrees with
+/// `promtool check config` on a good and a bad file.
 #[test]
 fn tool_check_agrees_with_promtool() {
     let dir = tempfile::tempdir().unwrap();

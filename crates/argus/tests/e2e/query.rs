@@ -181,7 +181,6 @@ fn instant_and_range_queries_answer_like_prometheus() {
     assert!(!body.contains("stats"), "{body}");
 }
 
-/// `format_query`, `parse_query` and `status/config` (secrets hidden), GET and POST.
 /// `prometheus_http_requests_total` and the latency and size histograms count what each
 /// route served, by Prometheus's handler names, and leave out what no route matched.
 #[test]
@@ -253,6 +252,7 @@ fn http_requests_are_counted_by_handler_and_code() {
     assert!(!after.contains("nope"), "{after}");
 }
 
+/// `format_query`, `parse_query` and `status/config` (secrets hidden), GET and POST.
 #[test]
 fn format_parse_query_and_config_endpoints() {
     let dir = tempfile::tempdir().unwrap();
