@@ -93,16 +93,20 @@ pub trait Queryable {
     }
 
     /// `visit` with each matching series' newest float sample in `[mint, maxt]` (`None`
-    /// when it has none there), one series at a time in label order, with whether it also
-    /// has histogram samples there; stops when `visit` breaks. Stores that know a series'
-    /// newest sample without decoding its chunks override it; this one reads them.
+    /// when it has none there), one series at a time, with whether it also has histogram
+    /// samples there; stops when `visit` breaks. Series come in label order when `ordered`;
+    /// otherwise the store may hand them over in any order (for aggregations whose answer
+    /// cannot depend on it), which spares sorting them. Stores that know a series' newest
+    /// sample without decoding its chunks override it; this one reads them, in label order.
     fn visit_newest(
         &self,
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
+        ordered: bool,
         visit: &mut dyn FnMut(&Labels, Option<(i64, f64)>, bool) -> std::ops::ControlFlow<()>,
     ) {
+        let _ = ordered;
         self.visit_floats(mint, maxt, matchers, &mut |labels, points, hists| {
             visit(labels, points.last().copied(), hists)
         });
@@ -338,10 +342,11 @@ impl Queryable for argus_tsdb::Db {
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
+        ordered: bool,
         visit: &mut dyn FnMut(&Labels, Option<(i64, f64)>, bool) -> std::ops::ControlFlow<()>,
     ) {
         let querier = self.querier(mint, maxt);
-        for (labels, last, hists) in querier.select_last_iter(matchers) {
+        for (labels, last, hists) in querier.select_last_iter(matchers, ordered) {
             let last = last.map(|s| (s.timestamp_ms, s.value));
             if visit(&labels, last, hists).is_break() {
                 return;
@@ -1262,6 +1267,8 @@ impl Engine {
         let marks = !self.opts.delayed_name_removal
             && func.is_some_and(|f| !crate::functions::direct_keeps_name(f));
         let checks_counters = matches!(func, Some("rate" | "increase"));
+        let order_free =
+            matches!(op, AggOp::Count | AggOp::Group) && grouping.is_empty() && !without;
         let budget = self.opts.max_samples.saturating_sub(*loaded);
         let mut grouper = crate::aggregate::Grouper::new(grouping, without);
         let mut accs: Vec<crate::aggregate::Running> = Vec::new();
@@ -1328,11 +1335,18 @@ impl Engine {
                 };
                 take(labels, hists, v, points.len())
             }),
-            // An instant selector reads each series' newest sample.
-            None => q.visit_newest(mint, ts, &sel.matchers, &mut |labels, last, hists| {
-                let v = last.and_then(|p| fresh_value(p, ts, lookback));
-                take(labels, hists, v, usize::from(last.is_some()))
-            }),
+            // An instant selector reads each series' newest sample; one count or group of
+            // them all does not depend on the order they come in.
+            None => q.visit_newest(
+                mint,
+                ts,
+                &sel.matchers,
+                !order_free,
+                &mut |labels, last, hists| {
+                    let v = last.and_then(|p| fresh_value(p, ts, lookback));
+                    take(labels, hists, v, usize::from(last.is_some()))
+                },
+            ),
         }
         if let Some(stopped) = stopped {
             return stopped;

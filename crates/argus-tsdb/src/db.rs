@@ -955,22 +955,25 @@ impl Querier<'_> {
         if self.blocks.is_empty() {
             return self.db.head.select_last(self.mint, self.maxt, matchers);
         }
-        self.select_last_iter(matchers)
+        self.select_last_iter(matchers, true)
             .filter_map(|(labels, last, _)| Some((labels, last?)))
             .collect()
     }
 
-    /// [`Self::select_last`] one series at a time, in label order, each with whether it has
-    /// histogram samples in range, and series without a float sample there too (`None`).
+    /// [`Self::select_last`] one series at a time, each with whether it has histogram
+    /// samples in range, and series without a float sample there too (`None`). In label
+    /// order when `ordered`; otherwise, when only the head is in range, in the order the
+    /// head holds them (blocks and head are merged in label order either way).
     pub fn select_last_iter(
         &self,
         matchers: &[Matcher],
+        ordered: bool,
     ) -> Box<dyn Iterator<Item = (Labels, Option<argus_model::Sample>, bool)> + '_> {
         if self.blocks.is_empty() {
             return Box::new(
                 self.db
                     .head
-                    .select_last_iter(self.mint, self.maxt, matchers),
+                    .select_last_iter(self.mint, self.maxt, matchers, ordered),
             );
         }
         Box::new(self.select_iter(matchers).map(|s| {

@@ -1006,16 +1006,20 @@ impl Head {
         out
     }
 
-    /// [`Self::select_last`] one series at a time, in label order, each with whether it
-    /// has histogram samples in range, and series without a float sample there too (`None`).
+    /// [`Self::select_last`] one series at a time, each with whether it has histogram
+    /// samples in range, and series without a float sample there too (`None`). In label
+    /// order when `ordered`, else in series reference order (no sort).
     pub fn select_last_iter(
         &self,
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
+        ordered: bool,
     ) -> impl Iterator<Item = (Labels, Option<argus_model::Sample>, bool)> + '_ {
         let mut refs = self.select_refs(matchers);
-        argus_model::labels::sort_by_labels(&mut refs, |s| &s.labels);
+        if ordered {
+            argus_model::labels::sort_by_labels(&mut refs, |s| &s.labels);
+        }
         refs.into_iter().map(move |s| {
             let (last, hists) = self.newest(&s, mint, maxt);
             (s.labels.clone(), last, hists)

@@ -74,51 +74,53 @@ pub(crate) fn select_by_candidates(
 }
 
 /// Sorted ids of series matching every matcher. A matcher that matches the empty string also
-/// selects series without the label, as in Prometheus. The narrowing matchers' lists are
-/// intersected smallest first, each step searching the larger list, so a selective matcher
-/// next to a metric name with many series costs about its own size.
+/// selects series without the label, as in Prometheus. The narrowing matchers are applied
+/// smallest first, each step searching the larger list, so a selective matcher next to a
+/// metric name with many series costs about its own size. A matcher with several values (a
+/// regex) narrows the result list by intersecting it with each value's list in turn; only
+/// when it is the smallest of all is its union built, so a regex over many values next to a
+/// metric name holds the answer, not every series of every value.
 pub fn select_postings(index: &impl IndexLookup, matchers: &[Matcher]) -> Vec<u64> {
     if let Some(ids) = select_by_candidates(index, matchers) {
         return ids;
     }
     let (narrowing, widening): (Vec<&Matcher>, Vec<&Matcher>) =
         matchers.iter().partition(|m| !m.matches_empty());
-    let mut sets: Vec<Cow<'_, [u64]>> = Vec::with_capacity(narrowing.len());
+    // Each narrowing matcher's label name, values and their lists' total length.
+    let mut sets: Vec<(&str, Vec<String>, usize)> = Vec::with_capacity(narrowing.len());
     for m in narrowing {
         let values: Vec<String> = match m.exact_values() {
             Some(v) => v.into_iter().map(str::to_string).collect(),
             None => index.label_values_where(&m.name, &|v| m.matches(v)),
         };
-        let set = match values.as_slice() {
-            [one] => index.postings(&m.name, one),
-            _ => Cow::Owned(union_all(
-                values.iter().map(|v| index.postings(&m.name, v)).collect(),
-            )),
-        };
-        if set.is_empty() {
+        let len: usize = values.iter().map(|v| index.postings_len(&m.name, v)).sum();
+        if len == 0 {
             return Vec::new();
         }
-        sets.push(set);
+        sets.push((&m.name, values, len));
     }
-    sets.sort_by_key(|s| s.len());
-    let mut result = match sets.split_first() {
-        None => index.all_postings(),
-        Some((smallest, [])) => smallest.to_vec(),
-        // The first intersection reads the borrowed lists, not a copy of the smallest.
-        Some((smallest, [second, rest @ ..])) => {
-            let mut r = intersect(smallest, second);
-            if r.is_empty() {
-                return r;
-            }
-            for s in rest {
-                r = intersect(&r, s);
-                if r.is_empty() {
-                    return r;
-                }
-            }
-            r
-        }
+    sets.sort_by_key(|s| s.2);
+    let mut sets = sets.into_iter();
+    let mut result: Cow<'_, [u64]> = match sets.next() {
+        None => Cow::Owned(index.all_postings()),
+        // Borrowed, so the first intersection reads the index's list, not a copy of it.
+        Some((name, values, _)) => match values.as_slice() {
+            [one] => index.postings(name, one),
+            _ => Cow::Owned(union_all(
+                values.iter().map(|v| index.postings(name, v)).collect(),
+            )),
+        },
     };
+    for (name, values, _) in sets {
+        result = Cow::Owned(match values.as_slice() {
+            [one] => intersect(&result, &index.postings(name, one)),
+            _ => intersect_any(&result, values.iter().map(|v| index.postings(name, v))),
+        });
+        if result.is_empty() {
+            return Vec::new();
+        }
+    }
+    let mut result = result.into_owned();
     for m in widening {
         let values = index.label_values_where(&m.name, &|v| !m.matches(v));
         let excluded: Vec<Cow<'_, [u64]>> =
@@ -128,12 +130,40 @@ pub fn select_postings(index: &impl IndexLookup, matchers: &[Matcher]) -> Vec<u6
     result
 }
 
+/// The ids of sorted `a` that are in any of `lists`, sorted: `a` intersected with each list
+/// in turn (each list read once and let go), without building the lists' union.
+fn intersect_any<'a>(a: &[u64], lists: impl Iterator<Item = Cow<'a, [u64]>>) -> Vec<u64> {
+    let mut out = Vec::new();
+    let mut sorted = true;
+    for list in lists {
+        let from = out.len();
+        intersect_into(a, &list, &mut out);
+        if from > 0 && out.len() > from && out[from - 1] >= out[from] {
+            sorted = false;
+        }
+        if out.len() == a.len() && sorted {
+            break;
+        }
+    }
+    if !sorted {
+        out.sort_unstable();
+        out.dedup();
+    }
+    out
+}
+
 /// Sorted intersection. When one list is much shorter, each of its ids is looked up in the
 /// other by galloping search instead of walking both.
 pub fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(a.len().min(b.len()));
+    intersect_into(a, b, &mut out);
+    out
+}
+
+/// [`intersect`], appending to `out`.
+fn intersect_into(a: &[u64], b: &[u64], out: &mut Vec<u64>) {
     let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
     if small.len().saturating_mul(16) < large.len() {
-        let mut out = Vec::with_capacity(small.len());
         let mut rest = large;
         for &x in small {
             // Exponential probe, then binary search within the bracket.
@@ -152,10 +182,9 @@ pub fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
                 break;
             }
         }
-        return out;
+        return;
     }
     let (mut i, mut j) = (0, 0);
-    let mut out = Vec::with_capacity(a.len().min(b.len()));
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {
             std::cmp::Ordering::Less => i += 1,
@@ -167,7 +196,6 @@ pub fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
             }
         }
     }
-    out
 }
 
 pub fn subtract(a: &[u64], b: &[u64]) -> Vec<u64> {
@@ -276,6 +304,20 @@ mod tests {
             let want: Vec<u64> = a.iter().copied().filter(|x| b.contains(x)).collect();
             proptest::prop_assert_eq!(intersect(&a, &b), want.clone());
             proptest::prop_assert_eq!(intersect(&b, &a), want);
+        }
+
+        /// Intersecting with several lists at once, in any order and overlapping, agrees
+        /// with intersecting with their union.
+        #[test]
+        fn intersect_any_matches_union(a in proptest::collection::btree_set(0u64..500, 0..200),
+                                       lists in proptest::collection::vec(
+                                           proptest::collection::btree_set(0u64..500, 0..80), 0..6)) {
+            let a: Vec<u64> = a.into_iter().collect();
+            let lists: Vec<Vec<u64>> = lists.into_iter().map(|l| l.into_iter().collect()).collect();
+            let union: std::collections::BTreeSet<u64> = lists.iter().flatten().copied().collect();
+            let want: Vec<u64> = a.iter().copied().filter(|x| union.contains(x)).collect();
+            let got = intersect_any(&a, lists.iter().map(|l| Cow::Borrowed(l.as_slice())));
+            proptest::prop_assert_eq!(got, want);
         }
 
         /// Any mix of matchers over three labels selects what checking every series does

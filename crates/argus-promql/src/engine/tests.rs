@@ -809,10 +809,11 @@ impl Queryable for Watched<'_> {
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
+        ordered: bool,
         visit: &mut dyn FnMut(&Labels, Option<(i64, f64)>, bool) -> std::ops::ControlFlow<()>,
     ) {
         self.visited.set(self.visited.get() + 1);
-        self.db.visit_newest(mint, maxt, matchers, visit)
+        self.db.visit_newest(mint, maxt, matchers, ordered, visit)
     }
 }
 
@@ -970,6 +971,12 @@ fn instant_aggregations_are_computed_while_reading() {
         (format!("stddev(irate({cpu}[2m]))"), true),
         (format!("stdvar by (instance) (increase({cpu}[10m]))"), true),
         (format!("group by (job) (last_over_time({cpu}[1m]))"), true),
+        // One count or group of everything reads the head's series in any order.
+        ("group(demo_memory_usage_bytes)".into(), true),
+        (
+            r#"count({__name__=~"demo_memory_usage_bytes|demo_cpu_usage_seconds_total"})"#.into(),
+            true,
+        ),
         // Not a counter name: the same info annotation.
         ("sum(rate(demo_memory_usage_bytes[5m]))".into(), true),
         ("sum without (type) (count_over_time(demo_memory_usage_bytes[10m]))".into(), true),
@@ -1033,6 +1040,7 @@ fn instant_aggregations_are_computed_while_reading() {
     for t in [start + 20 * 60_000, start + 60 * 60_000 + 2_000, end] {
         for q in [
             format!("count({cpu})"),
+            format!("group({cpu})"),
             format!("sum by (mode) ({cpu})"),
             "max without (instance) (demo_memory_usage_bytes offset 7m)".into(),
         ] {

@@ -366,6 +366,41 @@ fn select_last_agrees_with_full_select() {
     check(&db);
 }
 
+/// `select_last_iter` hands series over in label order when asked, else in the order the
+/// head holds them (here: created in reverse label order), with the same samples either way.
+#[test]
+fn select_last_iter_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    let series: Vec<Labels> = (0..5).rev().map(|i| lbl("m", &i.to_string())).collect();
+    fill(&db, &series, 0, 15_000, 8);
+    let read = |q: &crate::Querier<'_>, ordered: bool| -> Vec<(String, i64, u64)> {
+        q.select_last_iter(&[eq("__name__", "m")], ordered)
+            .map(|(l, s, _)| {
+                let s = s.unwrap();
+                (
+                    l.get("instance").unwrap().to_string(),
+                    s.timestamp_ms,
+                    s.value.to_bits(),
+                )
+            })
+            .collect()
+    };
+    let q = db.querier(0, 10 * 15_000);
+    let ordered = read(&q, true);
+    let unordered = read(&q, false);
+    let names = |v: &[(String, i64, u64)]| v.iter().map(|s| s.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ordered), ["0", "1", "2", "3", "4"]);
+    assert_eq!(names(&unordered), ["4", "3", "2", "1", "0"]);
+    let mut sorted = unordered.clone();
+    sorted.sort();
+    assert_eq!(sorted, ordered);
+    assert_eq!(
+        ordered[0],
+        ("0".to_string(), 7 * 15_000, (70.0 + 4.0f64).to_bits())
+    );
+}
+
 fn hist(count: f64) -> argus_model::FloatHistogram {
     argus_model::FloatHistogram {
         schema: 1,
