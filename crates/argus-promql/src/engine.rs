@@ -1151,7 +1151,28 @@ impl Engine {
                     },
                 }
             }
-            Expr::Aggregate { expr, param, .. } => {
+            Expr::Aggregate {
+                op,
+                expr,
+                param,
+                grouping,
+                without,
+                span,
+            } => {
+                if let (
+                    AggOp::Topk | AggOp::Bottomk,
+                    Some(Expr::Number { value: k, .. }),
+                    Expr::Vector(sel),
+                ) = (op, param.as_deref(), &**expr)
+                    && data.stream
+                    && query == (start, end)
+                    && !k.is_nan()
+                {
+                    let agg = (*op, *k, grouping.as_slice(), *without, *span);
+                    if let Fused::Done = self.stream_topk(q, agg, sel, start, data, loaded)? {
+                        return Ok(());
+                    }
+                }
                 if let Some(p) = param {
                     self.load(q, query, p, start, end, interval, data, loaded)?;
                 }
@@ -1280,17 +1301,8 @@ impl Engine {
         // how many samples were read for it.
         let mut take = |labels: &Labels, hists: bool, v: Option<f64>, n: usize| {
             use std::ops::ControlFlow::{Break, Continue};
-            if let Err(e) = self.check_visit(&mut visited) {
-                stopped = Some(Err(e));
-                return Break(());
-            }
-            if hists {
-                stopped = Some(Ok(Fused::Histograms));
-                return Break(());
-            }
-            read += n;
-            if read > budget {
-                stopped = Some(Err(EvalError::TooManySamples));
+            if let Some(stop) = self.visit_checks(&mut visited, &mut read, budget, hists, n) {
+                stopped = Some(stop);
                 return Break(());
             }
             let Some(v) = v else {
@@ -1362,6 +1374,126 @@ impl Engine {
             FusedAggregate {
                 groups,
                 counter_checks,
+            },
+        );
+        Ok(Fused::Done)
+    }
+
+    /// What every series handed over to [`Self::stream_aggregate`] or [`Self::stream_topk`]
+    /// passes first: the deadline and cancel checks ([`Self::check_visit`]), histogram
+    /// samples (which need the selector read whole) and the sample limit, counting `n` more
+    /// samples read out of `budget`. `Some` says how the read stops.
+    fn visit_checks(
+        &self,
+        visited: &mut usize,
+        read: &mut usize,
+        budget: usize,
+        hists: bool,
+        n: usize,
+    ) -> Option<Result<Fused>> {
+        if let Err(e) = self.check_visit(visited) {
+            return Some(Err(e));
+        }
+        if hists {
+            return Some(Ok(Fused::Histograms));
+        }
+        *read += n;
+        (*read > budget).then_some(Err(EvalError::TooManySamples))
+    }
+
+    /// An instant query's `topk(k, selector)` or `bottomk(k, selector)` (`k` a number,
+    /// `by`/`without` allowed) at `t`, computed while the store hands over one series at a
+    /// time: each group keeps its best `k` series so far, so the query holds `k` series per
+    /// group instead of every series. The kept ones stay in the order the loaded path's
+    /// stable sort of label-ordered input gives (value, NaN last, ties in label order), so
+    /// the answer is the same; as ties are broken by labels, one group of everything reads
+    /// the series in any order (no sort), while groups (in order of first appearance) need
+    /// label order. Declined for start timestamps, stopped at histogram samples
+    /// (whose info annotation the loaded path raises). Counts the samples read against
+    /// `--query.max-samples`.
+    fn stream_topk(
+        &self,
+        q: &dyn Queryable,
+        (op, k, grouping, without, span): (AggOp, f64, &[String], bool, Span),
+        sel: &VectorSelector,
+        t: i64,
+        data: &mut LoadTarget<'_>,
+        loaded: &mut usize,
+    ) -> Result<Fused> {
+        if sel.anchored || sel.smoothed {
+            return Ok(Fused::Declined);
+        }
+        let ts = crate::ast::at_time(sel.at, t, t, t) - sel.offset_ms;
+        let lookback = self.opts.lookback_ms;
+        let mint = ts - lookback;
+        if !q
+            .select_start_timestamps(mint, ts, &sel.matchers)
+            .is_empty()
+        {
+            return Ok(Fused::Declined);
+        }
+        let k = if k >= 1.0 { k.min(9.0e18) as usize } else { 0 };
+        let budget = self.opts.max_samples.saturating_sub(*loaded);
+        // `a` before `b` in the output: as `aggregate::eval`'s sort.
+        let order = |a: f64, b: f64| match (a.is_nan(), b.is_nan()) {
+            (true, true) => std::cmp::Ordering::Equal,
+            (true, false) => std::cmp::Ordering::Greater,
+            (false, true) => std::cmp::Ordering::Less,
+            _ if op == AggOp::Topk => b.total_cmp(&a),
+            _ => a.total_cmp(&b),
+        };
+        let mut grouper = crate::aggregate::Grouper::new(grouping, without);
+        let mut kept: Vec<Vec<(f64, Labels)>> = Vec::new();
+        let (mut read, mut visited) = (0usize, 0usize);
+        let mut stopped: Option<Result<Fused>> = None;
+        let ordered = without || !grouping.is_empty();
+        q.visit_newest(
+            mint,
+            ts,
+            &sel.matchers,
+            ordered,
+            &mut |labels, last, hists| {
+                use std::ops::ControlFlow::{Break, Continue};
+                let n = usize::from(last.is_some());
+                if let Some(stop) = self.visit_checks(&mut visited, &mut read, budget, hists, n) {
+                    stopped = Some(stop);
+                    return Break(());
+                }
+                let Some(v) = last.and_then(|p| fresh_value(p, ts, lookback)) else {
+                    return Continue(());
+                };
+                let g = grouper.group(labels);
+                if g == kept.len() {
+                    kept.push(Vec::new());
+                }
+                let group = &mut kept[g];
+                // After every kept series that comes before it.
+                let at = group.partition_point(|(w, kept)| {
+                    order(*w, v).then_with(|| kept.cmp(labels)).is_lt()
+                });
+                if at < k {
+                    if group.len() == k {
+                        group.pop();
+                    }
+                    group.insert(at, (v, labels.clone()));
+                }
+                Continue(())
+            },
+        );
+        if let Some(stopped) = stopped {
+            return stopped;
+        }
+        *loaded += read;
+        let groups = kept
+            .into_iter()
+            .flatten()
+            .map(|(v, labels)| (labels, v))
+            .collect();
+        data.aggregates.insert(
+            (span.start, span.end),
+            FusedAggregate {
+                groups,
+                counter_checks: Vec::new(),
             },
         );
         Ok(Fused::Done)

@@ -994,7 +994,11 @@ fn instant_aggregations_are_computed_while_reading() {
             true,
         ),
         (format!("sum by (__name__) (rate({cpu}[5m]))"), false),
-        (format!("topk(2, {cpu})"), false),
+        (format!("topk(2, {cpu})"), true),
+        ("bottomk by (instance) (1, demo_memory_usage_bytes)".into(), true),
+        // Only a number as `k`, only straight over a selector.
+        (format!("topk(scalar(count({cpu})), {cpu})"), false),
+        (format!("topk(2, rate({cpu}[5m]))"), false),
         (format!("quantile(0.5, rate({cpu}[5m]))"), false),
         ("sum(deriv(demo_disk_usage_bytes[10m]))".into(), false),
     ];
@@ -1139,6 +1143,16 @@ fn instant_aggregations_while_reading_keep_the_input_checks() {
         assert_eq!(got.len(), groups, "{q}");
         assert_eq!(Value::Vector(got), want, "{q}");
     }
+    // `topk` stops at the histograms too, and the loaded path says it left them out.
+    let expr = parse(r#"topk(5, {__name__=~"h_total|a_total"})"#).unwrap();
+    let store = Watched::new(&db);
+    let (got, annos) = eager.instant_annotated(&store, &expr, t).unwrap();
+    assert_eq!((store.visited.get(), store.selected.get()), (1, 0));
+    assert!(!fused(&eager, &db, &expr, t));
+    let (want, want_annos) = loaded_first(&eager, &db, &expr, t);
+    assert_eq!(got, want);
+    assert_eq!(annos, want_annos);
+    assert_ne!(annos, Annotations::default());
     // The limit: 5 samples of a series in [t - 1m, t]; an instant selector reads one each.
     let limited = |max_samples, q: &str| {
         Engine::new(EngineOptions {
@@ -1157,6 +1171,78 @@ fn instant_aggregations_while_reading_keep_the_input_checks() {
         Err(EvalError::TooManySamples)
     );
     assert!(limited(2, r#"count({k="1"})"#).is_ok());
+    assert_eq!(
+        limited(1, r#"topk(1, {k="1"})"#),
+        Err(EvalError::TooManySamples)
+    );
+    assert!(limited(2, r#"topk(1, {k="1"})"#).is_ok());
+}
+
+/// `topk`/`bottomk` over a selector, computed while reading, answer as the loaded path does
+/// and in its order: by value with NaN last, ties in label order, groups in order of first
+/// appearance; also with `k` out of range or fractional, with `offset`, and with a stale
+/// series left out. The series are created in reverse label order, so one group of
+/// everything (read in the head's order, unsorted) has to break ties by labels itself.
+#[test]
+fn topk_while_reading_keeps_the_loaded_order() {
+    let start = 1_700_000_000_000i64;
+    let data: Vec<(Labels, Vec<(i64, f64)>)> = (0..12)
+        .rev()
+        .map(|i| {
+            let job = if i % 2 == 0 { "a" } else { "b" };
+            let labels =
+                Labels::from_pairs(&[("__name__", "x"), ("i", &format!("{i:02}")), ("job", job)]);
+            let v = match i {
+                3 | 10 => f64::NAN,
+                5 => f64::INFINITY,
+                7 => -0.0,
+                8 => 0.0,
+                _ => f64::from(i % 3),
+            };
+            // Series 11 stops early: not in the lookback window at the end.
+            let n = if i == 11 { 2 } else { 40 };
+            (labels, (0..n).map(|k| (start + k * 15_000, v)).collect())
+        })
+        .collect();
+    let (_dir, db) = tsdb_with(&data);
+    let t = start + 39 * 15_000;
+    let engine = Engine::new(EngineOptions::default());
+    let key = |v: Value| -> Vec<(String, u64)> {
+        let Value::Vector(v) = v else { panic!("{v:?}") };
+        v.into_iter()
+            .map(|s| (s.labels.to_string(), s.v.to_bits()))
+            .collect()
+    };
+    for q in [
+        "topk(3, x)",
+        "bottomk(3, x)",
+        "topk(11, x)",
+        "bottomk(12, x)",
+        "topk by (job) (2, x)",
+        "bottomk without (i) (4, x)",
+        "topk(0, x)",
+        "topk(-2, x)",
+        "topk(1e300, x)",
+        "bottomk(2.7, x)",
+        "topk(4, x offset 1m)",
+        "topk by (job) (1, x @ 1700000300)",
+    ] {
+        let expr = parse(q).unwrap();
+        assert!(fused(&engine, &db, &expr, t), "{q}");
+        let (got, annos) = engine.instant_annotated(&db, &expr, t).unwrap();
+        let (want, want_annos) = loaded_first(&engine, &db, &expr, t);
+        assert_eq!(key(got), key(want), "{q}");
+        assert_eq!(annos, want_annos, "{q}");
+    }
+    // Ties keep label order: after +Inf (05) and 2 (02), the first of the 1s (01, 04).
+    let Ok(Value::Vector(v)) = engine.instant(&db, &parse("topk(3, x)").unwrap(), t) else {
+        panic!("topk")
+    };
+    let names: Vec<String> = v
+        .iter()
+        .map(|s| s.labels.get("i").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["05", "02", "01"]);
 }
 
 /// Reading series by series still refuses a query over `--query.max-samples`.
