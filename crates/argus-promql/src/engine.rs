@@ -1288,8 +1288,13 @@ impl Engine {
         let marks = !self.opts.delayed_name_removal
             && func.is_some_and(|f| !crate::functions::direct_keeps_name(f));
         let checks_counters = matches!(func, Some("rate" | "increase"));
-        let order_free =
-            matches!(op, AggOp::Count | AggOp::Group) && grouping.is_empty() && !without;
+        // A count or group of newest samples cannot depend on the order series come in, so
+        // they are read in any order (no sort). With several groups, each remembers its
+        // smallest series by labels, where label-ordered input would have started it, and
+        // the groups are put back in that order.
+        let order_free = func.is_none() && matches!(op, AggOp::Count | AggOp::Group);
+        let restore = order_free && (without || !grouping.is_empty());
+        let mut firsts: Vec<Labels> = Vec::new();
         let budget = self.opts.max_samples.saturating_sub(*loaded);
         let mut grouper = crate::aggregate::Grouper::new(grouping, without);
         let mut accs: Vec<crate::aggregate::Running> = Vec::new();
@@ -1326,6 +1331,13 @@ impl Engine {
                 counter_checks.push(labels.clone());
             }
             let g = grouper.group(labels);
+            if restore {
+                match firsts.get_mut(g) {
+                    Some(first) if labels < &*first => *first = labels.clone(),
+                    Some(_) => {}
+                    None => firsts.push(labels.clone()),
+                }
+            }
             match accs.get_mut(g) {
                 Some(acc) => acc.add(v),
                 None => match crate::aggregate::Running::new(op, v) {
@@ -1347,8 +1359,7 @@ impl Engine {
                 };
                 take(labels, hists, v, points.len())
             }),
-            // An instant selector reads each series' newest sample; one count or group of
-            // them all does not depend on the order they come in.
+            // An instant selector reads each series' newest sample.
             None => q.visit_newest(
                 mint,
                 ts,
@@ -1364,11 +1375,17 @@ impl Engine {
             return stopped;
         }
         *loaded += read;
-        let groups = grouper
+        let mut groups: Vec<(Labels, f64)> = grouper
             .keys
             .into_iter()
             .zip(accs.iter().map(crate::aggregate::Running::value))
             .collect();
+        if restore {
+            let mut by_first: Vec<(Labels, (Labels, f64))> =
+                firsts.into_iter().zip(groups).collect();
+            by_first.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            groups = by_first.into_iter().map(|(_, g)| g).collect();
+        }
         data.aggregates.insert(
             (span.start, span.end),
             FusedAggregate {

@@ -1182,7 +1182,8 @@ fn instant_aggregations_while_reading_keep_the_input_checks() {
 /// and in its order: by value with NaN last, ties in label order, groups in order of first
 /// appearance; also with `k` out of range or fractional, with `offset`, and with a stale
 /// series left out. The series are created in reverse label order, so one group of
-/// everything (read in the head's order, unsorted) has to break ties by labels itself.
+/// everything (read in the head's order, unsorted) has to break ties by labels itself, and
+/// counts and groups by labels (read unsorted) have to put their groups back in order.
 #[test]
 fn topk_while_reading_keeps_the_loaded_order() {
     let start = 1_700_000_000_000i64;
@@ -1226,6 +1227,13 @@ fn topk_while_reading_keeps_the_loaded_order() {
         "bottomk(2.7, x)",
         "topk(4, x offset 1m)",
         "topk by (job) (1, x @ 1700000300)",
+        // Counts and groups read unsorted too; groups come out as label-ordered input
+        // makes them.
+        "count by (job) (x)",
+        "group without (i) (x)",
+        "count by (i) (x)",
+        "count without (job) (x offset 1m)",
+        "count(x)",
     ] {
         let expr = parse(q).unwrap();
         assert!(fused(&engine, &db, &expr, t), "{q}");
