@@ -224,6 +224,23 @@ pub fn eval(
     })
 }
 
+/// `topk`/`bottomk`'s `k` (not NaN) as a count of series: below 1 keeps none.
+pub(crate) fn topk_count(k: f64) -> usize {
+    if k >= 1.0 { k.min(9.0e18) as usize } else { 0 }
+}
+
+/// How `a` and `b` are ordered in `topk`'s (`op` Topk) or `bottomk`'s output: by value,
+/// largest or smallest first, NaN last in both, as in Prometheus.
+pub(crate) fn topk_order(op: AggOp, a: f64, b: f64) -> std::cmp::Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ if op == AggOp::Topk => b.total_cmp(&a),
+        _ => a.total_cmp(&b),
+    }
+}
+
 fn eval_groups(
     op: AggOp,
     mut vec: Vec<Sample>,
@@ -246,7 +263,7 @@ fn eval_groups(
                 );
                 vec.retain(|s| s.h.is_none());
             }
-            let k = if k >= 1.0 { k.min(9.0e18) as usize } else { 0 };
+            let k = topk_count(k);
             let mut grouper = Grouper::new(grouping, without);
             let mut groups: Vec<Vec<Sample>> = Vec::new();
             for s in vec {
@@ -258,14 +275,7 @@ fn eval_groups(
             }
             let mut out = Vec::new();
             for mut g in groups {
-                // NaN sorts last for both directions, as in Prometheus.
-                g.sort_by(|a, b| match (a.v.is_nan(), b.v.is_nan()) {
-                    (true, true) => std::cmp::Ordering::Equal,
-                    (true, false) => std::cmp::Ordering::Greater,
-                    (false, true) => std::cmp::Ordering::Less,
-                    _ if op == AggOp::Topk => b.v.total_cmp(&a.v),
-                    _ => a.v.total_cmp(&b.v),
-                });
+                g.sort_by(|a, b| topk_order(op, a.v, b.v));
                 g.truncate(k);
                 out.extend(g.into_iter().map(|s| Sample { t, ..s }));
             }

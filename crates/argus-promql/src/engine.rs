@@ -1271,18 +1271,11 @@ impl Engine {
             }
             _ => return Ok(Fused::Declined),
         };
-        if sel.anchored || sel.smoothed {
-            return Ok(Fused::Declined);
-        }
-        let ts = crate::ast::at_time(sel.at, t, t, t) - sel.offset_ms;
         let lookback = self.opts.lookback_ms;
-        let mint = ts - if func.is_some() { range } else { lookback };
-        if !q
-            .select_start_timestamps(mint, ts, &sel.matchers)
-            .is_empty()
-        {
+        let back = if func.is_some() { range } else { lookback };
+        let Some((mint, ts)) = visit_window(q, sel, back, t) else {
             return Ok(Fused::Declined);
-        }
+        };
         // Without delayed name removal, a function's result whose names, once removed, make
         // two series equal is an error (see `eval_settling`); one metric name never can.
         let marks = !self.opts.delayed_name_removal
@@ -1437,28 +1430,12 @@ impl Engine {
         data: &mut LoadTarget<'_>,
         loaded: &mut usize,
     ) -> Result<Fused> {
-        if sel.anchored || sel.smoothed {
-            return Ok(Fused::Declined);
-        }
-        let ts = crate::ast::at_time(sel.at, t, t, t) - sel.offset_ms;
         let lookback = self.opts.lookback_ms;
-        let mint = ts - lookback;
-        if !q
-            .select_start_timestamps(mint, ts, &sel.matchers)
-            .is_empty()
-        {
+        let Some((mint, ts)) = visit_window(q, sel, lookback, t) else {
             return Ok(Fused::Declined);
-        }
-        let k = if k >= 1.0 { k.min(9.0e18) as usize } else { 0 };
-        let budget = self.opts.max_samples.saturating_sub(*loaded);
-        // `a` before `b` in the output: as `aggregate::eval`'s sort.
-        let order = |a: f64, b: f64| match (a.is_nan(), b.is_nan()) {
-            (true, true) => std::cmp::Ordering::Equal,
-            (true, false) => std::cmp::Ordering::Greater,
-            (false, true) => std::cmp::Ordering::Less,
-            _ if op == AggOp::Topk => b.total_cmp(&a),
-            _ => a.total_cmp(&b),
         };
+        let k = crate::aggregate::topk_count(k);
+        let budget = self.opts.max_samples.saturating_sub(*loaded);
         let mut grouper = crate::aggregate::Grouper::new(grouping, without);
         let mut kept: Vec<Vec<(f64, Labels)>> = Vec::new();
         let (mut read, mut visited) = (0usize, 0usize);
@@ -1486,7 +1463,9 @@ impl Engine {
                 let group = &mut kept[g];
                 // After every kept series that comes before it.
                 let at = group.partition_point(|(w, kept)| {
-                    order(*w, v).then_with(|| kept.cmp(labels)).is_lt()
+                    crate::aggregate::topk_order(op, *w, v)
+                        .then_with(|| kept.cmp(labels))
+                        .is_lt()
                 });
                 if at < k {
                     if group.len() == k {
@@ -1532,14 +1511,9 @@ impl Engine {
         data: &mut LoadTarget<'_>,
         loaded: &mut usize,
     ) -> Result<bool> {
-        let ts = crate::ast::at_time(sel.at, t, t, t) - sel.offset_ms;
-        let (mint, maxt) = (ts - range, ts);
-        if !q
-            .select_start_timestamps(mint, maxt, &sel.matchers)
-            .is_empty()
-        {
+        let Some((mint, maxt)) = visit_window(q, sel, range, t) else {
             return Ok(false);
-        }
+        };
         let budget = self.opts.max_samples.saturating_sub(*loaded);
         let (mut values, mut read, mut visited) = (Vec::new(), 0usize, 0usize);
         // Why the visit stopped: `Some(Ok(false))` histograms, an error otherwise.
@@ -1558,7 +1532,7 @@ impl Engine {
                 stopped = Some(Err(EvalError::TooManySamples));
                 return std::ops::ControlFlow::Break(());
             }
-            if let Some(v) = direct_window_value(name, points, range, ts) {
+            if let Some(v) = direct_window_value(name, points, range, maxt) {
                 values.push((labels.clone(), v));
             }
             std::ops::ControlFlow::Continue(())
@@ -1584,6 +1558,21 @@ const VISITS_PER_CHECK: usize = 64;
 fn fusable(op: AggOp, grouping: &[String], without: bool) -> bool {
     crate::aggregate::Running::new(op, 0.0).is_some()
         && crate::aggregate::ignores_name_marks(op, grouping, without)
+}
+
+/// Where an instant query's read that computes while visiting looks for `sel` at `t`: the
+/// start of its window, `back` before its time, and its time (`t` after `@` and `offset`).
+/// `None` when the selector has to be read as usual: `anchored`/`smoothed`, or start
+/// timestamps in the window (which the usual read checks).
+fn visit_window(q: &dyn Queryable, sel: &VectorSelector, back: i64, t: i64) -> Option<(i64, i64)> {
+    if sel.anchored || sel.smoothed {
+        return None;
+    }
+    let ts = crate::ast::at_time(sel.at, t, t, t) - sel.offset_ms;
+    let mint = ts - back;
+    q.select_start_timestamps(mint, ts, &sel.matchers)
+        .is_empty()
+        .then_some((mint, ts))
 }
 
 /// An instant selector's value at `ts` from a series' newest float sample at or before
