@@ -72,16 +72,20 @@ pub trait Queryable {
     }
 
     /// Hands each matching series' float samples in `[mint, maxt]` (sorted by time) to
-    /// `visit`, one series at a time in label order, with whether the series also has
-    /// histogram samples there; stops when `visit` breaks. Stores that can read one series
-    /// at a time override it; this one selects them all first.
+    /// `visit`, one series at a time, with whether the series also has histogram samples
+    /// there; stops when `visit` breaks. Series come in label order when `ordered`;
+    /// otherwise in any order the store finds cheaper (see [`Self::visit_newest`]). Stores
+    /// that can read one series at a time override it; this one selects them all first, in
+    /// label order.
     fn visit_floats(
         &self,
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
+        ordered: bool,
         visit: &mut dyn FnMut(&Labels, &[(i64, f64)], bool) -> std::ops::ControlFlow<()>,
     ) {
+        let _ = ordered;
         let Selection { series, hists } = self.select_series(mint, maxt, matchers, false);
         let mut scratch = Vec::new();
         for (i, (labels, points)) in series.iter().enumerate() {
@@ -106,10 +110,13 @@ pub trait Queryable {
         ordered: bool,
         visit: &mut dyn FnMut(&Labels, Option<(i64, f64)>, bool) -> std::ops::ControlFlow<()>,
     ) {
-        let _ = ordered;
-        self.visit_floats(mint, maxt, matchers, &mut |labels, points, hists| {
-            visit(labels, points.last().copied(), hists)
-        });
+        self.visit_floats(
+            mint,
+            maxt,
+            matchers,
+            ordered,
+            &mut |labels, points, hists| visit(labels, points.last().copied(), hists),
+        );
     }
 
     /// Start timestamps of the matching series' samples in `[mint, maxt]`: `(sample time,
@@ -326,10 +333,11 @@ impl Queryable for argus_tsdb::Db {
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
+        ordered: bool,
         visit: &mut dyn FnMut(&Labels, &[(i64, f64)], bool) -> std::ops::ControlFlow<()>,
     ) {
         let mut samples = Vec::new();
-        for s in self.querier(mint, maxt).select_iter(matchers) {
+        for s in self.querier(mint, maxt).select_iter(matchers, ordered) {
             s.samples_into(mint, maxt, &mut samples);
             if visit(&s.labels, &samples, !s.hists.is_empty()).is_break() {
                 return;
@@ -1243,9 +1251,9 @@ impl Engine {
     /// An instant query's `op by|without (...) (selector)` or `op by|without (...)
     /// (name(selector[range]))` at `t` (`op` one [`fusable`] accepts, `name` a direct range
     /// function), computed while the store hands over one series at a time: the query holds
-    /// one running value per group instead of a value per series. Each series goes to its
-    /// group in the order the aggregation would have seen it, so sums add up in the same
-    /// order. Declined where the input would need checks of its own (start timestamps; a
+    /// one running value per group instead of a value per series. The store may hand the
+    /// series over in any order (see below); the groups come out in the order label-ordered
+    /// input gives. Declined where the input would need checks of its own (start timestamps; a
     /// second metric name whose removal could make two inputs equal) and stopped at
     /// histogram samples. Counts the samples read against `--query.max-samples`.
     fn stream_aggregate(
@@ -1281,18 +1289,22 @@ impl Engine {
         let marks = !self.opts.delayed_name_removal
             && func.is_some_and(|f| !crate::functions::direct_keeps_name(f));
         let checks_counters = matches!(func, Some("rate" | "increase"));
-        // A count or group of newest samples cannot depend on the order series come in, so
-        // they are read in any order (no sort). With several groups, each remembers its
+        // The series are read in whatever order the store finds cheapest (for the head:
+        // no sort by labels, and the series visited in the order they lie in memory), as
+        // Prometheus's engine reads them. A count or a group cannot depend on that order;
+        // the others can only in rounding (sums are compensated) and in the sign of a zero
+        // `min`/`max` picks, as Prometheus's do. With several groups, each remembers its
         // smallest series by labels, where label-ordered input would have started it, and
         // the groups are put back in that order.
-        let order_free = func.is_none() && matches!(op, AggOp::Count | AggOp::Group);
-        let restore = order_free && (without || !grouping.is_empty());
+        let restore = without || !grouping.is_empty();
         let mut firsts: Vec<Labels> = Vec::new();
         let budget = self.opts.max_samples.saturating_sub(*loaded);
         let mut grouper = crate::aggregate::Grouper::new(grouping, without);
         let mut accs: Vec<crate::aggregate::Running> = Vec::new();
         let mut names: Option<Labels> = None;
-        let mut counter_checks: Vec<Labels> = Vec::new();
+        // One series per metric name, for the counter-name check; in name order, as
+        // label-ordered input would have met them.
+        let mut counter_checks: std::collections::BTreeMap<String, Labels> = Default::default();
         let (mut read, mut visited) = (0usize, 0usize);
         let mut stopped: Option<Result<Fused>> = None;
         // One series: its labels, whether it has histogram samples, its value (if any) and
@@ -1316,12 +1328,8 @@ impl Engine {
                     Some(_) => {}
                 }
             }
-            if checks_counters
-                && counter_checks
-                    .last()
-                    .is_none_or(|l| l.metric_name() != labels.metric_name())
-            {
-                counter_checks.push(labels.clone());
+            if checks_counters && !counter_checks.contains_key(labels.metric_name()) {
+                counter_checks.insert(labels.metric_name().to_string(), labels.clone());
             }
             let g = grouper.group(labels);
             if restore {
@@ -1344,25 +1352,19 @@ impl Engine {
             Continue(())
         };
         match func {
-            Some(name) => q.visit_floats(mint, ts, &sel.matchers, &mut |labels, points, hists| {
-                let v = if hists {
+            Some(name) => q.visit_floats(mint, ts, &sel.matchers, false, &mut |l, points, h| {
+                let v = if h {
                     None
                 } else {
                     direct_window_value(name, points, range, ts)
                 };
-                take(labels, hists, v, points.len())
+                take(l, h, v, points.len())
             }),
             // An instant selector reads each series' newest sample.
-            None => q.visit_newest(
-                mint,
-                ts,
-                &sel.matchers,
-                !order_free,
-                &mut |labels, last, hists| {
-                    let v = last.and_then(|p| fresh_value(p, ts, lookback));
-                    take(labels, hists, v, usize::from(last.is_some()))
-                },
-            ),
+            None => q.visit_newest(mint, ts, &sel.matchers, false, &mut |labels, last, h| {
+                let v = last.and_then(|p| fresh_value(p, ts, lookback));
+                take(labels, h, v, usize::from(last.is_some()))
+            }),
         }
         if let Some(stopped) = stopped {
             return stopped;
@@ -1376,14 +1378,14 @@ impl Engine {
         if restore {
             let mut by_first: Vec<(Labels, (Labels, f64))> =
                 firsts.into_iter().zip(groups).collect();
-            by_first.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            by_first.sort_by(|a, b| a.0.cmp(&b.0));
             groups = by_first.into_iter().map(|(_, g)| g).collect();
         }
         data.aggregates.insert(
             (span.start, span.end),
             FusedAggregate {
                 groups,
-                counter_checks,
+                counter_checks: counter_checks.into_values().collect(),
             },
         );
         Ok(Fused::Done)
@@ -1518,25 +1520,32 @@ impl Engine {
         let (mut values, mut read, mut visited) = (Vec::new(), 0usize, 0usize);
         // Why the visit stopped: `Some(Ok(false))` histograms, an error otherwise.
         let mut stopped: Option<Result<bool>> = None;
-        q.visit_floats(mint, maxt, &sel.matchers, &mut |labels, points, hists| {
-            if let Err(e) = self.check_visit(&mut visited) {
-                stopped = Some(Err(e));
-                return std::ops::ControlFlow::Break(());
-            }
-            if hists {
-                stopped = Some(Ok(false));
-                return std::ops::ControlFlow::Break(());
-            }
-            read += points.len();
-            if read > budget {
-                stopped = Some(Err(EvalError::TooManySamples));
-                return std::ops::ControlFlow::Break(());
-            }
-            if let Some(v) = direct_window_value(name, points, range, maxt) {
-                values.push((labels.clone(), v));
-            }
-            std::ops::ControlFlow::Continue(())
-        });
+        // The values come out in the order read, which must be label order.
+        q.visit_floats(
+            mint,
+            maxt,
+            &sel.matchers,
+            true,
+            &mut |labels, points, hists| {
+                if let Err(e) = self.check_visit(&mut visited) {
+                    stopped = Some(Err(e));
+                    return std::ops::ControlFlow::Break(());
+                }
+                if hists {
+                    stopped = Some(Ok(false));
+                    return std::ops::ControlFlow::Break(());
+                }
+                read += points.len();
+                if read > budget {
+                    stopped = Some(Err(EvalError::TooManySamples));
+                    return std::ops::ControlFlow::Break(());
+                }
+                if let Some(v) = direct_window_value(name, points, range, maxt) {
+                    values.push((labels.clone(), v));
+                }
+                std::ops::ControlFlow::Continue(())
+            },
+        );
         match stopped {
             Some(stopped) => stopped,
             None => {

@@ -203,7 +203,7 @@ pub fn resets(p: &[(i64, f64)], starts: &[i64]) -> f64 {
 
 /// Whether a counter was reset between samples `i - 1` and `i`: its value dropped, or the
 /// start timestamps (aligned with the samples; empty when there are none) say so.
-fn reset_at(p: &[(i64, f64)], starts: &[i64], i: usize) -> bool {
+pub fn reset_at(p: &[(i64, f64)], starts: &[i64], i: usize) -> bool {
     p[i].1 < p[i - 1].1
         || (starts.len() > i && start_reset(starts[i - 1], p[i - 1].0, starts[i], p[i].0))
 }
@@ -336,19 +336,54 @@ fn extrapolated(
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
+    let resets = Resets::Scan;
+    extrapolated_with(points, starts, (range_ms, t), (is_counter, is_rate), resets)
+}
+
+/// What a counter's window is known to hold in resets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Resets {
+    /// Unknown: look at every pair of samples.
+    Scan,
+    /// None (the caller counted them for a whole series, as sliding windows do).
+    None,
+}
+
+/// `rate(points[range])` (`is_rate`) or `increase(points[range])` at `t`, for float samples
+/// without start timestamps, when the caller knows whether the window holds a reset.
+pub fn counter_window(
+    points: &[(i64, f64)],
+    range_ms: i64,
+    t: i64,
+    is_rate: bool,
+    resets: Resets,
+) -> Option<f64> {
+    extrapolated_with(points, &[], (range_ms, t), (true, is_rate), resets)
+}
+
+fn extrapolated_with(
+    points: &[(i64, f64)],
+    starts: &[i64],
+    (range_ms, t): (i64, i64),
+    (is_counter, is_rate): (bool, bool),
+    resets: Resets,
+) -> Option<f64> {
     let range_start = t - range_ms;
     let range_end = t;
     let (first_t, first_v) = *points.first()?;
     let (last_t, last_v) = points[points.len() - 1];
     let mut result = last_v - first_v;
     if is_counter {
-        for i in (1..points.len()).filter(|&i| reset_at(points, starts, i)) {
-            result += points[i - 1].1;
+        if resets == Resets::Scan {
+            for i in (1..points.len()).filter(|&i| reset_at(points, starts, i)) {
+                result += points[i - 1].1;
+            }
         }
-        let first_st = starts.first().copied().unwrap_or(0);
-        let times = points.iter().map(|p| p.0);
-        if let Some(factor) = from_start_factor(first_st, times, (range_ms, t), is_rate) {
-            return Some((result + first_v) * factor);
+        if let Some(&first_st) = starts.first() {
+            let times = points.iter().map(|p| p.0);
+            if let Some(factor) = from_start_factor(first_st, times, (range_ms, t), is_rate) {
+                return Some((result + first_v) * factor);
+            }
         }
     }
     if points.len() < 2 {

@@ -903,14 +903,26 @@ impl Querier<'_> {
         self.with_blocks(matchers, head)
     }
 
-    /// [`Self::select`] one series at a time, in the same order: each source (blocks,
-    /// head) reads a series when the merge reaches it, so no list of every series' chunks
-    /// is built.
-    pub fn select_iter(&self, matchers: &[Matcher]) -> Box<dyn Iterator<Item = SeriesChunks> + '_> {
-        let head = self.db.head.select_iter(self.mint, self.maxt, matchers);
+    /// [`Self::select`] one series at a time: each source (blocks, head) reads a series
+    /// when the merge reaches it, so no list of every series' chunks is built. In label
+    /// order when `ordered`; otherwise, when only the head is in range, in the order the
+    /// head holds them (blocks and head are merged in label order either way).
+    pub fn select_iter(
+        &self,
+        matchers: &[Matcher],
+        ordered: bool,
+    ) -> Box<dyn Iterator<Item = SeriesChunks> + '_> {
         if self.blocks.is_empty() {
-            return Box::new(head);
+            return Box::new(
+                self.db
+                    .head
+                    .select_iter(self.mint, self.maxt, matchers, ordered),
+            );
         }
+        let head = self
+            .db
+            .head
+            .select_iter(self.mint, self.maxt, matchers, true);
         let mut sources: Vec<Box<dyn Iterator<Item = SeriesChunks> + '_>> = self
             .blocks
             .iter()
@@ -976,7 +988,7 @@ impl Querier<'_> {
                     .select_last_iter(self.mint, self.maxt, matchers, ordered),
             );
         }
-        Box::new(self.select_iter(matchers).map(|s| {
+        Box::new(self.select_iter(matchers, true).map(|s| {
             let last = s.last_sample(self.mint, self.maxt);
             let hists = !s.hists.is_empty();
             (s.labels, last, hists)

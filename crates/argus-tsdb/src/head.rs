@@ -943,17 +943,22 @@ impl Head {
         out
     }
 
-    /// [`Self::select`] one series at a time, in label order (each series' chunks are
-    /// read when the iterator reaches it), so that a reader that reduces each series as it
-    /// comes never holds every series' chunks at once.
+    /// [`Self::select`] one series at a time (each series' chunks are read when the
+    /// iterator reaches it), so that a reader that reduces each series as it comes never
+    /// holds every series' chunks at once. In label order when `ordered`, else in series
+    /// reference order (no sort, and the series are visited roughly where they lie in
+    /// memory).
     pub fn select_iter(
         &self,
         mint: i64,
         maxt: i64,
         matchers: &[Matcher],
+        ordered: bool,
     ) -> impl Iterator<Item = SeriesChunks> + '_ {
         let mut refs = self.select_refs(matchers);
-        argus_model::labels::sort_by_labels(&mut refs, |s| &s.labels);
+        if ordered {
+            argus_model::labels::sort_by_labels(&mut refs, |s| &s.labels);
+        }
         refs.into_iter()
             .filter_map(move |s| self.series_chunks(&s, mint, maxt, true))
     }

@@ -207,6 +207,20 @@ fn slide(
         vals.iter_mut().for_each(|x| *x = v);
         return v.is_some();
     }
+    // A counter's windows overlap: count the series' resets once (`before[i]`: resets at
+    // samples 1..=i), so a window without any skips looking for them.
+    let counter = matches!(name, "rate" | "increase");
+    let before: Vec<u32> = if counter {
+        let mut n = 0;
+        (0..points.len())
+            .map(|i| {
+                n += u32::from(i > 0 && crate::functions::reset_at(points, &[], i));
+                n
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let (mut lo, mut hi) = (0, 0);
     for (i, slot) in vals.iter_mut().enumerate() {
         let ts = grid.t(i) - offset;
@@ -216,7 +230,12 @@ fn slide(
         while lo < points.len() && points[lo].0 <= ts - range {
             lo += 1;
         }
-        *slot = value(&points[lo..hi.max(lo)], ts);
+        *slot = if counter && hi > lo + 1 && before[hi - 1] == before[lo] {
+            let resets = crate::functions::Resets::None;
+            crate::functions::counter_window(&points[lo..hi], range, ts, name == "rate", resets)
+        } else {
+            value(&points[lo..hi.max(lo)], ts)
+        };
         any |= slot.is_some();
     }
     any
@@ -278,20 +297,24 @@ impl Ctx<'_> {
     }
 
     /// Like [`Self::each_selected`] for `name(selector[range])`, with the output labels.
+    /// A selector left unread at load is read in label order when `ordered`, otherwise in
+    /// any order the store finds cheaper; the result says whether it was read unordered.
     fn each_ranged(
         &self,
         name: &str,
         sel: &VectorSelector,
         range: i64,
         grid: &Grid,
+        ordered: bool,
         f: &mut SeriesSink<'_>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let key = (sel.span.start, sel.span.end);
         if let Some(&window) = self.deferred.get(&key) {
-            return self.each_ranged_read(name, sel, range, grid, window, f);
+            self.each_ranged_read(name, sel, range, grid, window, ordered, f)?;
+            return Ok(!ordered);
         }
         let Some(data) = self.data.get(&key) else {
-            return Ok(());
+            return Ok(false);
         };
         let keep_name = direct_keeps_name(name);
         let fixed = self.fixed_time(sel.at).map(|t| t - sel.offset_ms);
@@ -333,7 +356,7 @@ impl Ctx<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// [`Self::each_ranged`] for a selector left unread at load: the store hands over one
@@ -341,6 +364,7 @@ impl Ctx<'_> {
     /// for a restart without this (`Ctx::restart`) when a series has histogram samples or
     /// when, names being removed, a second metric name shows up (the names could collide,
     /// which the loaded path checks over all series up front).
+    #[allow(clippy::too_many_arguments)]
     fn each_ranged_read(
         &self,
         name: &str,
@@ -348,6 +372,7 @@ impl Ctx<'_> {
         range: i64,
         grid: &Grid,
         (mint, maxt): (i64, i64),
+        ordered: bool,
         f: &mut SeriesSink<'_>,
     ) -> Result<()> {
         let keep_name = direct_keeps_name(name);
@@ -359,8 +384,16 @@ impl Ctx<'_> {
         let (mut read, mut visited) = (0usize, 0usize);
         let mut outcome = Ok(());
         let restart = || self.restart_unstreamed();
-        self.store
-            .visit_floats(mint, maxt, &sel.matchers, &mut |labels, points, hists| {
+        // One series per metric name for the counter-name check, raised in name order (as
+        // label-ordered input meets them) after the read.
+        let mut counter_checks: std::collections::BTreeMap<String, Labels> = Default::default();
+        let checks_counters = matches!(name, "rate" | "increase");
+        self.store.visit_floats(
+            mint,
+            maxt,
+            &sel.matchers,
+            ordered,
+            &mut |labels, points, hists| {
                 use std::ops::ControlFlow::{Break, Continue};
                 if let Err(e) = self.engine.check_visit(&mut visited) {
                     outcome = Err(e);
@@ -389,12 +422,8 @@ impl Ctx<'_> {
                 if !slide(name, &points, range, fixed, sel.offset_ms, grid, &mut vals) {
                     return Continue(());
                 }
-                if matches!(name, "rate" | "increase") {
-                    crate::functions::check_counter_name(
-                        labels,
-                        &mut self.shared_annos.borrow_mut(),
-                        sel.span,
-                    );
+                if checks_counters && !counter_checks.contains_key(labels.metric_name()) {
+                    counter_checks.insert(labels.metric_name().to_string(), labels.clone());
                 }
                 let sent = if keep_name {
                     f(labels, false, &vals)
@@ -410,9 +439,14 @@ impl Ctx<'_> {
                         Break(())
                     }
                 }
-            });
+            },
+        );
         self.loaded.set(self.loaded.get() + read);
         self.engine.record(|s| s.samples += read);
+        for labels in counter_checks.values() {
+            let annos = &mut self.shared_annos.borrow_mut();
+            crate::functions::check_counter_name(labels, annos, sel.span);
+        }
         outcome
     }
 
@@ -485,6 +519,7 @@ impl Ctx<'_> {
                             selector,
                             *range_ms,
                             grid,
+                            true,
                             &mut |l, drop_name, v| {
                                 within_budget(out.len() + 1, grid.n, budget)?;
                                 out.push(StepSeries {
@@ -621,12 +656,23 @@ impl Ctx<'_> {
         // Per group: whether an input's name was marked for removal (it matters when the
         // grouping keeps the name), its accumulators.
         let mut groups: Vec<(bool, Vec<Option<Running>>)> = Vec::new();
+        // Each group's smallest input by labels, where label-ordered input would have
+        // started it (to put the groups back in that order after an unordered read).
+        let restore = without || !grouping.is_empty();
+        let mut firsts: Vec<Labels> = Vec::new();
         let budget = self.engine.opts.max_samples;
         let mut fold = |labels: &Labels, drop_name: bool, vals: &[Option<f64>]| -> Result<()> {
             let g = grouper.group(labels);
             if g == groups.len() {
                 within_budget(groups.len() + 1, grid.n, budget)?;
                 groups.push((false, vec![None; grid.n]));
+            }
+            if restore {
+                match firsts.get_mut(g) {
+                    Some(first) if labels < &*first => *first = labels.clone(),
+                    Some(_) => {}
+                    None => firsts.push(labels.clone()),
+                }
             }
             groups[g].0 |= drop_name;
             let accs = &mut groups[g].1;
@@ -640,6 +686,9 @@ impl Ctx<'_> {
             }
             Ok(())
         };
+        // Whether the input was read in any order (the store's cheapest, as for instant
+        // queries; see `Engine::stream_aggregate`).
+        let mut unordered = false;
         match strip_parens(inner) {
             Expr::Vector(sel) if !sel.smoothed => self.each_selected(sel, grid, &mut fold)?,
             Expr::Call { func, args, .. }
@@ -654,7 +703,8 @@ impl Ctx<'_> {
                 else {
                     return Err(EvalError::Execution("internal: matrix expected".into()));
                 };
-                self.each_ranged(func.name, selector, *range_ms, grid, &mut fold)?;
+                let name = func.name;
+                unordered = self.each_ranged(name, selector, *range_ms, grid, false, &mut fold)?;
             }
             other => match self.eval_range(other, grid)? {
                 RVal::Vector(series) => {
@@ -667,18 +717,22 @@ impl Ctx<'_> {
                 }
             },
         }
-        Ok(RVal::Vector(
-            grouper
-                .keys
-                .into_iter()
-                .zip(groups)
-                .map(|(labels, (drop_name, accs))| StepSeries {
-                    labels,
-                    vals: accs.iter().map(|a| a.map(|a| a.value())).collect(),
-                    drop_name,
-                })
-                .collect(),
-        ))
+        let mut out: Vec<StepSeries> = grouper
+            .keys
+            .into_iter()
+            .zip(groups)
+            .map(|(labels, (drop_name, accs))| StepSeries {
+                labels,
+                vals: accs.iter().map(|a| a.map(|a| a.value())).collect(),
+                drop_name,
+            })
+            .collect();
+        if unordered && restore {
+            let mut by_first: Vec<(Labels, StepSeries)> = firsts.into_iter().zip(out).collect();
+            by_first.sort_by(|a, b| a.0.cmp(&b.0));
+            out = by_first.into_iter().map(|(_, g)| g).collect();
+        }
+        Ok(RVal::Vector(out))
     }
 
     /// `name(inner[range:step])` for a range function: the inner expression is evaluated
@@ -801,5 +855,69 @@ fn strip_parens(e: &Expr) -> &Expr {
     match e {
         Expr::Paren { expr, .. } => strip_parens(expr),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod slide_tests {
+    use super::{Grid, slide};
+    use proptest::prelude::*;
+
+    /// Counters with resets, repeated values and NaN; sample times with gaps.
+    fn series() -> impl Strategy<Value = Vec<(i64, f64)>> {
+        prop::collection::vec((1i64..40_000, 0u8..10, 0.0f64..50.0), 0..60).prop_map(|steps| {
+            let (mut t, mut v) = (0i64, 0.0f64);
+            steps
+                .into_iter()
+                .map(|(dt, kind, x)| {
+                    t += dt;
+                    v = match kind {
+                        0 => x / 10.0, // a reset
+                        1 => f64::NAN, // not a number
+                        2 => v,        // unchanged
+                        _ => v + x,    // growth
+                    };
+                    (t, v)
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Sliding `rate`/`increase` windows (which skip looking for resets where the
+        /// series' reset count says there are none) answer bit for bit what each window
+        /// computed on its own answers.
+        #[test]
+        fn sliding_counter_windows_match_each_window(
+            points in series(),
+            range in 1i64..200_000,
+            step in 1i64..60_000,
+            n in 1usize..80,
+            offset in -30_000i64..30_000,
+        ) {
+            let grid = Grid { start: 0, step, n };
+            for name in ["rate", "increase", "delta"] {
+                let mut vals = vec![None; n];
+                let any = slide(name, &points, range, None, offset, &grid, &mut vals);
+                let want: Vec<Option<f64>> = (0..n)
+                    .map(|i| {
+                        let ts = grid.t(i) - offset;
+                        let lo = points.partition_point(|p| p.0 <= ts - range);
+                        let hi = points.partition_point(|p| p.0 <= ts).max(lo);
+                        let window = &points[lo..hi];
+                        if window.is_empty() {
+                            None
+                        } else {
+                            crate::functions::direct_range_value(name, window, range, ts)
+                        }
+                    })
+                    .collect();
+                let bits = |v: &[Option<f64>]| -> Vec<Option<u64>> {
+                    v.iter().map(|x| x.map(f64::to_bits)).collect()
+                };
+                prop_assert_eq!(bits(&vals), bits(&want), "{}", name);
+                prop_assert_eq!(any, want.iter().any(Option::is_some));
+            }
+        }
     }
 }

@@ -589,8 +589,8 @@ fn select_iter_hands_over_what_select_returns() {
     let series: Vec<Labels> = ["c", "a", "b"].iter().map(|i| lbl("m", i)).collect();
     let step = 60_000;
     fill(&db, &series, 0, step, 8 * 60);
-    let visited = |q: &Querier<'_>, stop_after: usize| -> Vec<_> {
-        q.select_iter(&[eq("__name__", "m")])
+    let visited = |q: &Querier<'_>, stop_after: usize, ordered: bool| -> Vec<_> {
+        q.select_iter(&[eq("__name__", "m")], ordered)
             .take(stop_after)
             .map(|s| (s.labels.clone(), s.samples(q.mint, q.maxt)))
             .collect()
@@ -601,19 +601,24 @@ fn select_iter_hands_over_what_select_returns() {
             .map(|s| (s.labels.clone(), s.samples(q.mint, q.maxt)))
             .collect()
     };
-    let check = |q: &Querier<'_>| {
+    // Unordered, the head alone hands its series over as created (c, a, b); merged with
+    // blocks they come in label order either way.
+    let check = |q: &Querier<'_>, unordered: &[usize]| {
         let want = selected(q);
         assert_eq!(want.len(), 3);
         assert!(want.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(want.iter().all(|(_, s)| !s.is_empty()));
-        assert_eq!(visited(q, usize::MAX), want);
-        assert_eq!(visited(q, 2), want[..2]);
+        assert_eq!(visited(q, usize::MAX, true), want);
+        assert_eq!(visited(q, 2, true), want[..2]);
+        let any: Vec<_> = unordered.iter().map(|&i| want[i].clone()).collect();
+        assert_eq!(visited(q, usize::MAX, false), any);
+        assert_eq!(visited(q, 2, false), any[..2]);
     };
     let end = 8 * 60 * step;
-    check(&db.querier(end - 10 * step, end));
+    check(&db.querier(end - 10 * step, end), &[2, 0, 1]);
     assert!(db.compact().unwrap());
     assert!(!db.blocks().is_empty());
     let across = db.querier(0, end);
     assert!(!across.blocks.is_empty());
-    check(&across);
+    check(&across, &[0, 1, 2]);
 }
