@@ -33,17 +33,75 @@ pub struct Matcher {
     /// For regexes that are a plain alternation of literals (`a|b|c`): the literals, so that
     /// postings can be looked up directly instead of scanning all values.
     set: Option<Vec<String>>,
+    /// For regexes that are a literal with `.*` around it, or `.+`: the string check that
+    /// answers them (the regex is then not compiled).
+    fast: Option<Fast>,
+}
+
+/// Regexes answered by a plain string check, as Prometheus's `FastRegexMatcher` answers
+/// them (`.` matches newline, so `.*` matches any string).
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Fast {
+    /// `lit.*`
+    Prefix(String),
+    /// `.*lit` (and `.*`: any string)
+    Suffix(String),
+    /// `.*lit.*`
+    Contains(String),
+    /// `.+`
+    NonEmpty,
+}
+
+impl Fast {
+    /// The check `pattern` (Go syntax, anchored) amounts to, if it is one of these shapes
+    /// around a literal without any special character.
+    fn of(pattern: &str) -> Option<Fast> {
+        if pattern == ".+" {
+            return Some(Fast::NonEmpty);
+        }
+        let (lead, rest) = match pattern.strip_prefix(".*") {
+            Some(rest) => (true, rest),
+            None => (false, pattern),
+        };
+        let (trail, lit) = match rest.strip_suffix(".*") {
+            Some(lit) => (true, lit),
+            None => (false, rest),
+        };
+        if lit.chars().any(|c| "\\.+*?()[]{}^$|".contains(c)) {
+            return None;
+        }
+        let lit = lit.to_string();
+        match (lead, trail) {
+            (true, true) => Some(Fast::Contains(lit)),
+            (true, false) => Some(Fast::Suffix(lit)),
+            (false, true) => Some(Fast::Prefix(lit)),
+            (false, false) => None,
+        }
+    }
+
+    fn matches(&self, value: &str) -> bool {
+        match self {
+            Fast::Prefix(p) => value.starts_with(p.as_str()),
+            Fast::Suffix(p) => value.ends_with(p.as_str()),
+            Fast::Contains(p) => value.contains(p.as_str()),
+            Fast::NonEmpty => !value.is_empty(),
+        }
+    }
 }
 
 impl Matcher {
     pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self> {
         let value = value.into();
-        let (regex, set) = match op {
-            MatchOp::RegexMatch | MatchOp::RegexNoMatch => (
-                Some(regex_go::compile_anchored(&value)?),
-                literal_set(&value),
-            ),
-            _ => (None, None),
+        let (regex, set, fast) = match op {
+            MatchOp::RegexMatch | MatchOp::RegexNoMatch => match Fast::of(&value) {
+                Some(fast) => (None, None, Some(fast)),
+                None => (
+                    Some(regex_go::compile_anchored(&value)?),
+                    literal_set(&value),
+                    None,
+                ),
+            },
+            _ => (None, None, None),
         };
         Ok(Self {
             name: name.into(),
@@ -51,6 +109,7 @@ impl Matcher {
             value,
             regex,
             set,
+            fast,
         })
     }
 
@@ -62,6 +121,7 @@ impl Matcher {
             value: value.into(),
             regex: None,
             set: None,
+            fast: None,
         }
     }
 
@@ -77,6 +137,9 @@ impl Matcher {
     fn regex_matches(&self, value: &str) -> bool {
         if let Some(set) = &self.set {
             return set.iter().any(|s| s == value);
+        }
+        if let Some(fast) = &self.fast {
+            return fast.matches(value);
         }
         self.regex.as_ref().is_some_and(|r| r.is_match(value))
     }
@@ -150,5 +213,46 @@ mod tests {
         let nre = Matcher::new(MatchOp::RegexNoMatch, "a", "x|").unwrap();
         assert!(!nre.matches("") && nre.matches("z"));
         assert!(Matcher::new(MatchOp::RegexMatch, "a", "(").is_err());
+    }
+
+    #[test]
+    fn fast_shapes() {
+        assert_eq!(Fast::of(".*7"), Some(Fast::Suffix("7".into())));
+        assert_eq!(Fast::of("foo.*"), Some(Fast::Prefix("foo".into())));
+        assert_eq!(Fast::of(".*o-o.*"), Some(Fast::Contains("o-o".into())));
+        assert_eq!(Fast::of(".*"), Some(Fast::Suffix(String::new())));
+        assert_eq!(Fast::of(".+"), Some(Fast::NonEmpty));
+        for slow in [
+            "foo", "a|b", ".*a|b", "a.b.*", ".*a+", "\\.*x", "(?i)a.*", ".*[a]",
+        ] {
+            assert_eq!(Fast::of(slow), None, "{slow}");
+        }
+        // Not compiled, so refused patterns stay refused and fast ones stay accepted.
+        let m = Matcher::new(MatchOp::RegexNoMatch, "a", ".*x").unwrap();
+        assert!(m.regex.is_none() && !m.matches("yx") && m.matches("xy"));
+    }
+
+    proptest::proptest! {
+        /// The string checks answer what the compiled regex answers.
+        #[test]
+        fn fast_matches_the_regex(
+            shape in 0usize..5,
+            lit in "[a-c\\n\\-é]{0,3}",
+            values in proptest::collection::vec("[a-c\\n\\-é]{0,5}", 1..20),
+        ) {
+            let pattern = match shape {
+                0 => format!("{lit}.*"),
+                1 => format!(".*{lit}"),
+                2 => format!(".*{lit}.*"),
+                3 => ".+".to_string(),
+                _ => ".*".to_string(),
+            };
+            let m = Matcher::new(MatchOp::RegexMatch, "a", pattern.as_str()).unwrap();
+            proptest::prop_assert!(m.fast.is_some(), "{}", pattern);
+            let regex = regex_go::compile_anchored(&pattern).unwrap();
+            for v in &values {
+                proptest::prop_assert_eq!(m.matches(v), regex.is_match(v), "{} on {:?}", pattern, v);
+            }
+        }
     }
 }
