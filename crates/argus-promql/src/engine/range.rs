@@ -207,30 +207,24 @@ fn slide(
         vals.iter_mut().for_each(|x| *x = v);
         return v.is_some();
     }
-    // A counter's windows overlap: count the series' resets once (`before[i]`: resets at
-    // samples 1..=i), so a window without any skips looking for them.
+    // A counter's windows overlap: count its resets as the window's edges move over them
+    // (`resets_to_hi`: resets at samples 1..=hi-1; `resets_to_lo`: at 1..=lo), so a window
+    // without any, samples lo+1..hi-1, skips looking for them.
     let counter = matches!(name, "rate" | "increase");
-    let before: Vec<u32> = if counter {
-        let mut n = 0;
-        (0..points.len())
-            .map(|i| {
-                n += u32::from(i > 0 && crate::functions::reset_at(points, &[], i));
-                n
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let reset = |i: usize| counter && i > 0 && crate::functions::reset_at(points, &[], i);
+    let (mut resets_to_hi, mut resets_to_lo) = (0usize, 0usize);
     let (mut lo, mut hi) = (0, 0);
     for (i, slot) in vals.iter_mut().enumerate() {
         let ts = grid.t(i) - offset;
         while hi < points.len() && points[hi].0 <= ts {
+            resets_to_hi += usize::from(reset(hi));
             hi += 1;
         }
         while lo < points.len() && points[lo].0 <= ts - range {
             lo += 1;
+            resets_to_lo += usize::from(lo < points.len() && reset(lo));
         }
-        *slot = if counter && hi > lo + 1 && before[hi - 1] == before[lo] {
+        *slot = if counter && hi > lo + 1 && resets_to_hi == resets_to_lo {
             let resets = crate::functions::Resets::None;
             crate::functions::counter_window(&points[lo..hi], range, ts, name == "rate", resets)
         } else {
