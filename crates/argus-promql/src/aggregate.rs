@@ -18,6 +18,46 @@ pub struct Spans {
 
 pub use argus_model::histogram::kahan_inc;
 
+/// The order label-ordered input gives groups (order of first appearance), kept while the
+/// input comes in any order: each group's smallest input by labels, where label-ordered
+/// input would have started it. Reads that take series unsorted put their groups back in
+/// that order with [`Self::restore`]. Without a grouping (one group) it keeps nothing.
+pub(crate) struct FirstSeen {
+    grouped: bool,
+    firsts: Vec<Labels>,
+}
+
+impl FirstSeen {
+    pub fn new(grouping: &[String], without: bool) -> Self {
+        Self {
+            grouped: without || !grouping.is_empty(),
+            firsts: Vec::new(),
+        }
+    }
+
+    /// `labels` went to group `g` (groups numbered in order of first appearance).
+    pub fn saw(&mut self, g: usize, labels: &Labels) {
+        if !self.grouped {
+            return;
+        }
+        match self.firsts.get_mut(g) {
+            Some(first) if labels < &*first => *first = labels.clone(),
+            Some(_) => {}
+            None => self.firsts.push(labels.clone()),
+        }
+    }
+
+    /// `groups` (one per group, in order of first appearance) in label-ordered input's order.
+    pub fn restore<T>(self, groups: Vec<T>) -> Vec<T> {
+        if !self.grouped {
+            return groups;
+        }
+        let mut by_first: Vec<(Labels, T)> = self.firsts.into_iter().zip(groups).collect();
+        by_first.sort_by(|a, b| a.0.cmp(&b.0));
+        by_first.into_iter().map(|(_, g)| g).collect()
+    }
+}
+
 /// Finds each sample's group by a hash of its grouping labels, so a group's label set is
 /// built once instead of once per input series. Groups are numbered in order of first
 /// appearance.

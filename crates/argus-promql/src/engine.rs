@@ -1296,8 +1296,7 @@ impl Engine {
         // `min`/`max` picks, as Prometheus's do. With several groups, each remembers its
         // smallest series by labels, where label-ordered input would have started it, and
         // the groups are put back in that order.
-        let restore = without || !grouping.is_empty();
-        let mut firsts: Vec<Labels> = Vec::new();
+        let mut first_seen = crate::aggregate::FirstSeen::new(grouping, without);
         let budget = self.opts.max_samples.saturating_sub(*loaded);
         let mut grouper = crate::aggregate::Grouper::new(grouping, without);
         let mut accs: Vec<crate::aggregate::Running> = Vec::new();
@@ -1332,13 +1331,7 @@ impl Engine {
                 counter_checks.insert(labels.metric_name().to_string(), labels.clone());
             }
             let g = grouper.group(labels);
-            if restore {
-                match firsts.get_mut(g) {
-                    Some(first) if labels < &*first => *first = labels.clone(),
-                    Some(_) => {}
-                    None => firsts.push(labels.clone()),
-                }
-            }
+            first_seen.saw(g, labels);
             match accs.get_mut(g) {
                 Some(acc) => acc.add(v),
                 None => match crate::aggregate::Running::new(op, v) {
@@ -1370,17 +1363,12 @@ impl Engine {
             return stopped;
         }
         *loaded += read;
-        let mut groups: Vec<(Labels, f64)> = grouper
+        let groups: Vec<(Labels, f64)> = grouper
             .keys
             .into_iter()
             .zip(accs.iter().map(crate::aggregate::Running::value))
             .collect();
-        if restore {
-            let mut by_first: Vec<(Labels, (Labels, f64))> =
-                firsts.into_iter().zip(groups).collect();
-            by_first.sort_by(|a, b| a.0.cmp(&b.0));
-            groups = by_first.into_iter().map(|(_, g)| g).collect();
-        }
+        let groups = first_seen.restore(groups);
         data.aggregates.insert(
             (span.start, span.end),
             FusedAggregate {
@@ -1418,9 +1406,9 @@ impl Engine {
     /// time: each group keeps its best `k` series so far, so the query holds `k` series per
     /// group instead of every series. The kept ones stay in the order the loaded path's
     /// stable sort of label-ordered input gives (value, NaN last, ties in label order), so
-    /// the answer is the same; as ties are broken by labels, one group of everything reads
-    /// the series in any order (no sort), while groups (in order of first appearance) need
-    /// label order. Declined for start timestamps, stopped at histogram samples
+    /// the answer is the same; as ties are broken by labels, the series are read in any
+    /// order (no sort), and the groups are put back in the order of their first appearance
+    /// in label-ordered input ([`crate::aggregate::FirstSeen`]). Declined for start timestamps, stopped at histogram samples
     /// (whose info annotation the loaded path raises). Counts the samples read against
     /// `--query.max-samples`.
     fn stream_topk(
@@ -1442,12 +1430,14 @@ impl Engine {
         let mut kept: Vec<Vec<(f64, Labels)>> = Vec::new();
         let (mut read, mut visited) = (0usize, 0usize);
         let mut stopped: Option<Result<Fused>> = None;
-        let ordered = without || !grouping.is_empty();
+        // Read in any order: ties are broken by labels, and the groups are put back in the
+        // order label-ordered input makes.
+        let mut first_seen = crate::aggregate::FirstSeen::new(grouping, without);
         q.visit_newest(
             mint,
             ts,
             &sel.matchers,
-            ordered,
+            false,
             &mut |labels, last, hists| {
                 use std::ops::ControlFlow::{Break, Continue};
                 let n = usize::from(last.is_some());
@@ -1462,6 +1452,7 @@ impl Engine {
                 if g == kept.len() {
                     kept.push(Vec::new());
                 }
+                first_seen.saw(g, labels);
                 let group = &mut kept[g];
                 // After every kept series that comes before it.
                 let at = group.partition_point(|(w, kept)| {
@@ -1482,7 +1473,8 @@ impl Engine {
             return stopped;
         }
         *loaded += read;
-        let groups = kept
+        let groups = first_seen
+            .restore(kept)
             .into_iter()
             .flatten()
             .map(|(v, labels)| (labels, v))

@@ -650,10 +650,8 @@ impl Ctx<'_> {
         // Per group: whether an input's name was marked for removal (it matters when the
         // grouping keeps the name), its accumulators.
         let mut groups: Vec<(bool, Vec<Option<Running>>)> = Vec::new();
-        // Each group's smallest input by labels, where label-ordered input would have
-        // started it (to put the groups back in that order after an unordered read).
-        let restore = without || !grouping.is_empty();
-        let mut firsts: Vec<Labels> = Vec::new();
+        // To put the groups back in label-ordered input's order after an unordered read.
+        let mut first_seen = crate::aggregate::FirstSeen::new(grouping, without);
         let budget = self.engine.opts.max_samples;
         let mut fold = |labels: &Labels, drop_name: bool, vals: &[Option<f64>]| -> Result<()> {
             let g = grouper.group(labels);
@@ -661,13 +659,7 @@ impl Ctx<'_> {
                 within_budget(groups.len() + 1, grid.n, budget)?;
                 groups.push((false, vec![None; grid.n]));
             }
-            if restore {
-                match firsts.get_mut(g) {
-                    Some(first) if labels < &*first => *first = labels.clone(),
-                    Some(_) => {}
-                    None => firsts.push(labels.clone()),
-                }
-            }
+            first_seen.saw(g, labels);
             groups[g].0 |= drop_name;
             let accs = &mut groups[g].1;
             for (acc, v) in accs.iter_mut().zip(vals) {
@@ -721,10 +713,8 @@ impl Ctx<'_> {
                 drop_name,
             })
             .collect();
-        if unordered && restore {
-            let mut by_first: Vec<(Labels, StepSeries)> = firsts.into_iter().zip(out).collect();
-            by_first.sort_by(|a, b| a.0.cmp(&b.0));
-            out = by_first.into_iter().map(|(_, g)| g).collect();
+        if unordered {
+            out = first_seen.restore(out);
         }
         Ok(RVal::Vector(out))
     }
