@@ -67,7 +67,7 @@ impl Fast {
             Some(lit) => (true, lit),
             None => (false, rest),
         };
-        if lit.chars().any(|c| "\\.+*?()[]{}^$|".contains(c)) {
+        if lit.chars().any(is_special) {
             return None;
         }
         let lit = lit.to_string();
@@ -162,10 +162,14 @@ impl Matcher {
     }
 }
 
+/// Whether `c` means more than itself in a (Go RE2) regex.
+fn is_special(c: char) -> bool {
+    "\\.+*?()[]{}^$|".contains(c)
+}
+
 /// `a|b|c` made only of plain literal characters → the list of alternatives.
 fn literal_set(pattern: &str) -> Option<Vec<String>> {
-    let special = |c: char| "\\.+*?()[]{}^$|".contains(c) && c != '|';
-    if pattern.is_empty() || pattern.chars().any(special) {
+    if pattern.is_empty() || pattern.chars().any(|c| c != '|' && is_special(c)) {
         return None;
     }
     Some(pattern.split('|').map(str::to_string).collect())

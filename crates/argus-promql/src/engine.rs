@@ -1301,9 +1301,7 @@ impl Engine {
         let mut grouper = crate::aggregate::Grouper::new(grouping, without);
         let mut accs: Vec<crate::aggregate::Running> = Vec::new();
         let mut names: Option<Labels> = None;
-        // One series per metric name, for the counter-name check; in name order, as
-        // label-ordered input would have met them.
-        let mut counter_checks: std::collections::BTreeMap<String, Labels> = Default::default();
+        let mut counter_checks = crate::functions::CounterNames::default();
         let (mut read, mut visited) = (0usize, 0usize);
         let mut stopped: Option<Result<Fused>> = None;
         // One series: its labels, whether it has histogram samples, its value (if any) and
@@ -1327,8 +1325,8 @@ impl Engine {
                     Some(_) => {}
                 }
             }
-            if checks_counters && !counter_checks.contains_key(labels.metric_name()) {
-                counter_checks.insert(labels.metric_name().to_string(), labels.clone());
+            if checks_counters {
+                counter_checks.note(labels);
             }
             let g = grouper.group(labels);
             first_seen.saw(g, labels);
@@ -1373,14 +1371,14 @@ impl Engine {
             (span.start, span.end),
             FusedAggregate {
                 groups,
-                counter_checks: counter_checks.into_values().collect(),
+                counter_checks: counter_checks.into_series().collect(),
             },
         );
         Ok(Fused::Done)
     }
 
-    /// What every series handed over to [`Self::stream_aggregate`] or [`Self::stream_topk`]
-    /// passes first: the deadline and cancel checks ([`Self::check_visit`]), histogram
+    /// What every series handed over to [`Self::stream_aggregate`], [`Self::stream_topk`]
+    /// or [`Self::stream_direct`] passes first: the deadline and cancel checks ([`Self::check_visit`]), histogram
     /// samples (which need the selector read whole) and the sample limit, counting `n` more
     /// samples read out of `budget`. `Some` says how the read stops.
     fn visit_checks(
@@ -1408,9 +1406,9 @@ impl Engine {
     /// stable sort of label-ordered input gives (value, NaN last, ties in label order), so
     /// the answer is the same; as ties are broken by labels, the series are read in any
     /// order (no sort), and the groups are put back in the order of their first appearance
-    /// in label-ordered input ([`crate::aggregate::FirstSeen`]). Declined for start timestamps, stopped at histogram samples
-    /// (whose info annotation the loaded path raises). Counts the samples read against
-    /// `--query.max-samples`.
+    /// in label-ordered input ([`crate::aggregate::FirstSeen`]). Declined for start
+    /// timestamps, stopped at histogram samples (whose info annotation the loaded path
+    /// raises). Counts the samples read against `--query.max-samples`.
     fn stream_topk(
         &self,
         q: &dyn Queryable,
@@ -1519,17 +1517,10 @@ impl Engine {
             &sel.matchers,
             true,
             &mut |labels, points, hists| {
-                if let Err(e) = self.check_visit(&mut visited) {
-                    stopped = Some(Err(e));
-                    return std::ops::ControlFlow::Break(());
-                }
-                if hists {
-                    stopped = Some(Ok(false));
-                    return std::ops::ControlFlow::Break(());
-                }
-                read += points.len();
-                if read > budget {
-                    stopped = Some(Err(EvalError::TooManySamples));
+                let n = points.len();
+                if let Some(stop) = self.visit_checks(&mut visited, &mut read, budget, hists, n) {
+                    // The only way `visit_checks` stops without an error is histograms.
+                    stopped = Some(stop.map(|_| false));
                     return std::ops::ControlFlow::Break(());
                 }
                 if let Some(v) = direct_window_value(name, points, range, maxt) {

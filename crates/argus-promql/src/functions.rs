@@ -38,6 +38,25 @@ pub fn check_counter_name(labels: &Labels, annos: &mut Annotations, span: Span) 
     }
 }
 
+/// One series per metric name, for [`check_counter_name`] over series read in any order:
+/// in name order, the order label-ordered input meets the names in.
+#[derive(Default)]
+pub struct CounterNames(std::collections::BTreeMap<String, Labels>);
+
+impl CounterNames {
+    pub fn note(&mut self, labels: &Labels) {
+        let name = labels.metric_name();
+        if !self.0.contains_key(name) {
+            self.0.insert(name.to_string(), labels.clone());
+        }
+    }
+
+    /// One series of each name, in name order.
+    pub fn into_series(self) -> impl Iterator<Item = Labels> {
+        self.0.into_values()
+    }
+}
+
 /// Functions whose result keeps the input's labels as they are (including a name marked for
 /// removal); every other function marks the names of its result for removal (see
 /// [`Sample::drop_name`]).
@@ -336,37 +355,31 @@ fn extrapolated(
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
-    let resets = Resets::Scan;
-    extrapolated_with(points, starts, (range_ms, t), (is_counter, is_rate), resets)
-}
-
-/// What a counter's window is known to hold in resets.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Resets {
-    /// Unknown: look at every pair of samples.
-    Scan,
-    /// None (the caller counted them for a whole series, as sliding windows do).
-    None,
+    extrapolated_with(points, starts, range_ms, t, is_counter, is_rate, true)
 }
 
 /// `rate(points[range])` (`is_rate`) or `increase(points[range])` at `t`, for float samples
-/// without start timestamps, when the caller knows whether the window holds a reset.
-pub fn counter_window(
+/// without start timestamps and without a counter reset (the caller knows there is none:
+/// sliding windows count a series' resets as they pass them), so the samples are not
+/// scanned for resets.
+pub fn counter_window_without_resets(
     points: &[(i64, f64)],
     range_ms: i64,
     t: i64,
     is_rate: bool,
-    resets: Resets,
 ) -> Option<f64> {
-    extrapolated_with(points, &[], (range_ms, t), (true, is_rate), resets)
+    extrapolated_with(points, &[], range_ms, t, true, is_rate, false)
 }
 
+/// [`extrapolated`], scanning a counter's samples for resets only when `scan_resets`.
 fn extrapolated_with(
     points: &[(i64, f64)],
     starts: &[i64],
-    (range_ms, t): (i64, i64),
-    (is_counter, is_rate): (bool, bool),
-    resets: Resets,
+    range_ms: i64,
+    t: i64,
+    is_counter: bool,
+    is_rate: bool,
+    scan_resets: bool,
 ) -> Option<f64> {
     let range_start = t - range_ms;
     let range_end = t;
@@ -374,7 +387,7 @@ fn extrapolated_with(
     let (last_t, last_v) = points[points.len() - 1];
     let mut result = last_v - first_v;
     if is_counter {
-        if resets == Resets::Scan {
+        if scan_resets {
             for i in (1..points.len()).filter(|&i| reset_at(points, starts, i)) {
                 result += points[i - 1].1;
             }

@@ -910,6 +910,15 @@ impl Head {
             .collect()
     }
 
+    /// [`Self::select_refs`], sorted by labels when `ordered`, else in reference order.
+    fn select_refs_in_order(&self, matchers: &[Matcher], ordered: bool) -> Vec<Arc<MemSeries>> {
+        let mut refs = self.select_refs(matchers);
+        if ordered {
+            argus_model::labels::sort_by_labels(&mut refs, |s| &s.labels);
+        }
+        refs
+    }
+
     /// Matching series with their chunks overlapping `[mint, maxt]`, sorted by labels.
     pub fn select(&self, mint: i64, maxt: i64, matchers: &[Matcher]) -> Vec<SeriesChunks> {
         self.select_parts(mint, maxt, matchers, true)
@@ -955,11 +964,8 @@ impl Head {
         matchers: &[Matcher],
         ordered: bool,
     ) -> impl Iterator<Item = SeriesChunks> + '_ {
-        let mut refs = self.select_refs(matchers);
-        if ordered {
-            argus_model::labels::sort_by_labels(&mut refs, |s| &s.labels);
-        }
-        refs.into_iter()
+        self.select_refs_in_order(matchers, ordered)
+            .into_iter()
             .filter_map(move |s| self.series_chunks(&s, mint, maxt, true))
     }
 
@@ -1021,10 +1027,7 @@ impl Head {
         matchers: &[Matcher],
         ordered: bool,
     ) -> impl Iterator<Item = (Labels, Option<argus_model::Sample>, bool)> + '_ {
-        let mut refs = self.select_refs(matchers);
-        if ordered {
-            argus_model::labels::sort_by_labels(&mut refs, |s| &s.labels);
-        }
+        let refs = self.select_refs_in_order(matchers, ordered);
         refs.into_iter().map(move |s| {
             let (last, hists) = self.newest(&s, mint, maxt);
             (s.labels.clone(), last, hists)

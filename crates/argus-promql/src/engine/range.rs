@@ -225,8 +225,8 @@ fn slide(
             resets_to_lo += usize::from(lo < points.len() && reset(lo));
         }
         *slot = if counter && hi > lo + 1 && resets_to_hi == resets_to_lo {
-            let resets = crate::functions::Resets::None;
-            crate::functions::counter_window(&points[lo..hi], range, ts, name == "rate", resets)
+            let window = &points[lo..hi];
+            crate::functions::counter_window_without_resets(window, range, ts, name == "rate")
         } else {
             value(&points[lo..hi.max(lo)], ts)
         };
@@ -378,9 +378,8 @@ impl Ctx<'_> {
         let (mut read, mut visited) = (0usize, 0usize);
         let mut outcome = Ok(());
         let restart = || self.restart_unstreamed();
-        // One series per metric name for the counter-name check, raised in name order (as
-        // label-ordered input meets them) after the read.
-        let mut counter_checks: std::collections::BTreeMap<String, Labels> = Default::default();
+        // Raised after the read, so in name order whatever order the series came in.
+        let mut counter_checks = crate::functions::CounterNames::default();
         let checks_counters = matches!(name, "rate" | "increase");
         self.store.visit_floats(
             mint,
@@ -416,8 +415,8 @@ impl Ctx<'_> {
                 if !slide(name, &points, range, fixed, sel.offset_ms, grid, &mut vals) {
                     return Continue(());
                 }
-                if checks_counters && !counter_checks.contains_key(labels.metric_name()) {
-                    counter_checks.insert(labels.metric_name().to_string(), labels.clone());
+                if checks_counters {
+                    counter_checks.note(labels);
                 }
                 let sent = if keep_name {
                     f(labels, false, &vals)
@@ -437,9 +436,9 @@ impl Ctx<'_> {
         );
         self.loaded.set(self.loaded.get() + read);
         self.engine.record(|s| s.samples += read);
-        for labels in counter_checks.values() {
+        for labels in counter_checks.into_series() {
             let annos = &mut self.shared_annos.borrow_mut();
-            crate::functions::check_counter_name(labels, annos, sel.span);
+            crate::functions::check_counter_name(&labels, annos, sel.span);
         }
         outcome
     }
