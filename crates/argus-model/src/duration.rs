@@ -52,14 +52,17 @@ impl Duration {
         self.millis == 0
     }
 
-    /// Parses Prometheus duration syntax.
+    /// Parses Prometheus duration syntax (units from years down to milliseconds, each at most
+    /// once and in that order), refusing as Prometheus's `model.ParseDuration` does:
+    /// `not a valid duration string: "5m1h"`, `unknown unit "hs" in duration "5y1hs"`,
+    /// `duration out of range`.
     pub fn parse(s: &str) -> Result<Self> {
-        let invalid = || Error::InvalidDuration(s.to_string());
-        if s == "0" {
-            return Ok(Self::default());
-        }
-        if s.is_empty() {
-            return Err(invalid());
+        let fail = |m: String| Error::InvalidDuration(m);
+        let invalid = || fail(format!("not a valid duration string: {s:?}"));
+        match s {
+            "0" => return Ok(Self::default()),
+            "" => return Err(fail("empty duration string".into())),
+            _ => {}
         }
         let bytes = s.as_bytes();
         let mut pos = 0;
@@ -75,20 +78,24 @@ impl Duration {
             }
             let number: i64 = s[start..pos].parse().map_err(|_| invalid())?;
             let unit_start = pos;
-            while pos < bytes.len() && bytes[pos].is_ascii_alphabetic() {
+            while pos < bytes.len() && !bytes[pos].is_ascii_digit() {
                 pos += 1;
             }
             let unit = &s[unit_start..pos];
-            let index = UNITS[next_unit..]
-                .iter()
-                .position(|(name, _)| *name == unit)
-                .map(|i| i + next_unit)
-                .ok_or_else(invalid)?;
+            if unit.is_empty() {
+                return Err(invalid());
+            }
+            let Some(index) = UNITS.iter().position(|(name, _)| *name == unit) else {
+                return Err(fail(format!("unknown unit {unit:?} in duration {s:?}")));
+            };
+            if index < next_unit {
+                return Err(invalid());
+            }
             next_unit = index + 1;
             total = number
                 .checked_mul(UNITS[index].1)
                 .and_then(|v| total.checked_add(v))
-                .ok_or_else(invalid)?;
+                .ok_or_else(|| fail("duration out of range".into()))?;
         }
         Ok(Self { millis: total })
     }
@@ -182,6 +189,14 @@ mod tests {
         ] {
             assert!(Duration::parse(bad).is_err(), "{bad:?} accepted");
         }
+        // In Prometheus's words (`model.ParseDuration`).
+        let message = |s: &str| Duration::parse(s).unwrap_err().to_string();
+        assert_eq!(message(""), "empty duration string");
+        assert_eq!(message("5"), r#"not a valid duration string: "5""#);
+        assert_eq!(message("1s1m"), r#"not a valid duration string: "1s1m""#);
+        assert_eq!(message("1m1m"), r#"not a valid duration string: "1m1m""#);
+        assert_eq!(message("5y1hs"), r#"unknown unit "hs" in duration "5y1hs""#);
+        assert_eq!(message("99999999999y"), "duration out of range");
     }
 
     proptest! {

@@ -2,7 +2,8 @@
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum Error {
-    #[error("invalid duration {0:?}")]
+    /// A duration that does not parse, with Prometheus's message.
+    #[error("{0}")]
     InvalidDuration(String),
     #[error("invalid regular expression {regex:?}: {reason}")]
     InvalidRegex { regex: String, reason: String },

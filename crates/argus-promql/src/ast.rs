@@ -26,6 +26,17 @@ pub enum ValueType {
 }
 
 impl ValueType {
+    /// Prometheus's `ValueType` strings (`matrix`, `vector`, …), as a few of its messages
+    /// print the type.
+    pub fn go_name(self) -> &'static str {
+        match self {
+            ValueType::Scalar => "scalar",
+            ValueType::Vector => "vector",
+            ValueType::Matrix => "matrix",
+            ValueType::String => "string",
+        }
+    }
+
     /// Prometheus's names in type errors.
     pub fn name(self) -> &'static str {
         match self {

@@ -41,13 +41,29 @@ pub enum Tok {
     Mod,
     Pow,
     Eof,
+    /// Where Prometheus's lexer stops with an error; always the last token.
+    Error(String),
 }
 
 impl fmt::Display for Tok {
-    /// How Prometheus names a token in "unexpected …" messages.
+    /// How Prometheus names a token in "unexpected …" messages (`<op:*>`, `<by>`,
+    /// `identifier "foo"`). Numbers, durations and strings are named with their source text
+    /// by the parser, which has it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Tok::Ident(s) => write!(f, "identifier {s:?}"),
+            Tok::Ident(s) => {
+                let lower = s.to_ascii_lowercase();
+                match lower.as_str() {
+                    "sum" | "avg" | "count" | "min" | "max" | "group" | "stddev" | "stdvar"
+                    | "topk" | "bottomk" | "quantile" | "count_values" | "limitk"
+                    | "limit_ratio" => write!(f, "<aggr:{s}>"),
+                    "bool" | "by" | "group_left" | "group_right" | "ignoring" | "offset" | "on"
+                    | "without" | "anchored" | "smoothed" => write!(f, "<{s}>"),
+                    "and" | "or" | "unless" | "atan2" => write!(f, "<op:{s}>"),
+                    _ if s.contains(':') => write!(f, "metric identifier {s:?}"),
+                    _ => write!(f, "identifier {s:?}"),
+                }
+            }
             Tok::Number(_) => f.write_str("number"),
             Tok::Duration(_) => f.write_str("duration"),
             Tok::Str(s) => write!(f, "string {s:?}"),
@@ -59,25 +75,26 @@ impl fmt::Display for Tok {
             Tok::RBracket => f.write_str("\"]\""),
             Tok::Comma => f.write_str("\",\""),
             Tok::Colon => f.write_str("\":\""),
-            Tok::At => f.write_str("\"@\""),
             Tok::Assign => f.write_str("\"=\""),
-            Tok::EqlRegex => f.write_str("\"=~\""),
-            Tok::NeqRegex => f.write_str("\"!~\""),
-            Tok::Eql => f.write_str("\"==\""),
-            Tok::Neq => f.write_str("\"!=\""),
-            Tok::Lss => f.write_str("\"<\""),
-            Tok::Lte => f.write_str("\"<=\""),
-            Tok::Gtr => f.write_str("\">\""),
-            Tok::Gte => f.write_str("\">=\""),
-            Tok::TrimUpper => f.write_str("\"</\""),
-            Tok::TrimLower => f.write_str("\">/\""),
-            Tok::Add => f.write_str("\"+\""),
-            Tok::Sub => f.write_str("\"-\""),
-            Tok::Mul => f.write_str("\"*\""),
-            Tok::Div => f.write_str("\"/\""),
-            Tok::Mod => f.write_str("\"%\""),
-            Tok::Pow => f.write_str("\"^\""),
+            Tok::At => f.write_str("<op:@>"),
+            Tok::EqlRegex => f.write_str("<op:=~>"),
+            Tok::NeqRegex => f.write_str("<op:!~>"),
+            Tok::Eql => f.write_str("<op:==>"),
+            Tok::Neq => f.write_str("<op:!=>"),
+            Tok::Lss => f.write_str("<op:<>"),
+            Tok::Lte => f.write_str("<op:<=>"),
+            Tok::Gtr => f.write_str("<op:>>"),
+            Tok::Gte => f.write_str("<op:>=>"),
+            Tok::TrimUpper => f.write_str("<op:</>"),
+            Tok::TrimLower => f.write_str("<op:>/>"),
+            Tok::Add => f.write_str("<op:+>"),
+            Tok::Sub => f.write_str("<op:->"),
+            Tok::Mul => f.write_str("<op:*>"),
+            Tok::Div => f.write_str("<op:/>"),
+            Tok::Mod => f.write_str("<op:%>"),
+            Tok::Pow => f.write_str("<op:^>"),
             Tok::Eof => f.write_str("end of input"),
+            Tok::Error(m) => f.write_str(m),
         }
     }
 }
@@ -104,15 +121,77 @@ fn is_ident_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == ':'
 }
 
-pub fn lex(input: &str) -> Result<Vec<Token>, LexError> {
-    let bytes = input.as_bytes();
+/// Go's `%q` of one character, as Prometheus's lexer quotes it in its messages.
+pub fn go_quote_rune(c: char) -> String {
+    match c {
+        '\'' => r"'\''".to_string(),
+        '\\' => r"'\\'".to_string(),
+        '\x07' => r"'\a'".to_string(),
+        '\x08' => r"'\b'".to_string(),
+        '\x0c' => r"'\f'".to_string(),
+        '\n' => r"'\n'".to_string(),
+        '\r' => r"'\r'".to_string(),
+        '\t' => r"'\t'".to_string(),
+        '\x0b' => r"'\v'".to_string(),
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => format!(r"'\x{:02x}'", c as u32),
+        c => format!("'{c}'"),
+    }
+}
+
+/// Where the lexer is, as Prometheus's state machine tracks it: the errors it reports depend
+/// on it (`unclosed left parenthesis`, `unexpected character inside braces: '*'`, …).
+#[derive(Default)]
+struct LexState {
+    paren_depth: i64,
+    brace_open: bool,
+    bracket_open: bool,
+    /// Right after `[`, `:` or an operator inside brackets: a duration expression's operand
+    /// comes next (Prometheus's `lexDurationExpr`).
+    duration_expr: bool,
+    got_colon: bool,
+}
+
+/// The query's tokens, ending in [`Tok::Eof`], or in [`Tok::Error`] where Prometheus's lexer
+/// stops with an error (the parser reports it when it gets there, as Prometheus's parser
+/// does with its lazily lexed items).
+pub fn lex(input: &str) -> Vec<Token> {
     let mut out = Vec::new();
+    if let Err(e) = lex_into(input, &mut out) {
+        out.push(Token {
+            tok: Tok::Error(e.message),
+            start: e.pos,
+            end: input.len(),
+        });
+    }
+    out
+}
+
+fn lex_into(input: &str, out: &mut Vec<Token>) -> Result<(), LexError> {
+    let bytes = input.as_bytes();
     let mut i = 0;
-    // Inside `[...]` a ':' separates subquery range and step; elsewhere it may start a
-    // metric name (`:recording:rule`).
-    let mut brackets = 0usize;
-    while i < bytes.len() {
-        let c = input[i..].chars().next().unwrap_or(' ');
+    let mut st = LexState::default();
+    let fail = |pos: usize, message: String| Err(LexError { pos, message });
+    loop {
+        let Some(c) = input[i..].chars().next() else {
+            if st.brace_open {
+                return fail(i, "unexpected end of input inside braces".into());
+            }
+            if st.bracket_open && st.duration_expr {
+                return fail(i, "unexpected end of input in duration expression".into());
+            }
+            if st.paren_depth != 0 {
+                return fail(i, "unclosed left parenthesis".into());
+            }
+            if st.bracket_open {
+                return fail(i, "unclosed left bracket".into());
+            }
+            out.push(Token {
+                tok: Tok::Eof,
+                start: input.len(),
+                end: input.len(),
+            });
+            return Ok(());
+        };
         if c.is_whitespace() {
             i += c.len_utf8();
             continue;
@@ -124,190 +203,366 @@ pub fn lex(input: &str) -> Result<Vec<Token>, LexError> {
             continue;
         }
         let start = i;
-        let two = input.get(i..i + 2).unwrap_or("");
-        let (tok, len) = match two {
-            "=~" => (Tok::EqlRegex, 2),
-            "!~" => (Tok::NeqRegex, 2),
-            "==" => (Tok::Eql, 2),
-            "!=" => (Tok::Neq, 2),
-            "<=" => (Tok::Lte, 2),
-            ">=" => (Tok::Gte, 2),
-            "</" => (Tok::TrimUpper, 2),
-            ">/" => (Tok::TrimLower, 2),
-            _ => match c {
-                '(' => (Tok::LParen, 1),
-                ')' => (Tok::RParen, 1),
-                '{' => (Tok::LBrace, 1),
-                '}' => (Tok::RBrace, 1),
-                '[' => (Tok::LBracket, 1),
-                ']' => (Tok::RBracket, 1),
+        let next = input[i + c.len_utf8()..].chars().next();
+        let (tok, len) = if st.brace_open {
+            // Prometheus's `lexInsideBraces`: label names, strings, matcher operators.
+            match c {
                 ',' => (Tok::Comma, 1),
-                '@' => (Tok::At, 1),
-                '=' => (Tok::Assign, 1),
-                '<' => (Tok::Lss, 1),
-                '>' => (Tok::Gtr, 1),
-                '+' => (Tok::Add, 1),
-                '-' => (Tok::Sub, 1),
-                '*' => (Tok::Mul, 1),
-                '/' => (Tok::Div, 1),
-                '%' => (Tok::Mod, 1),
-                '^' => (Tok::Pow, 1),
-                ':' if brackets > 0
-                    || !input[i + 1..].starts_with(|ch: char| is_ident_char(ch) && ch != ':') =>
-                {
-                    (Tok::Colon, 1)
-                }
                 '"' | '\'' | '`' => {
                     let (s, len) = lex_string(input, i)?;
                     (Tok::Str(s), len)
                 }
-                c if c.is_ascii_digit()
-                    || (c == '.' && input[i + 1..].starts_with(|d: char| d.is_ascii_digit())) =>
-                {
-                    lex_number(input, i)?
+                '=' if next == Some('~') => (Tok::EqlRegex, 2),
+                '=' => (Tok::Assign, 1),
+                '!' => match next {
+                    Some('~') => (Tok::NeqRegex, 2),
+                    Some('=') => (Tok::Neq, 2),
+                    other => {
+                        return fail(
+                            i,
+                            format!(
+                                "unexpected character after '!' inside braces: {}",
+                                go_quote_rune(other.unwrap_or('\u{FFFD}'))
+                            ),
+                        );
+                    }
+                },
+                '{' => return fail(i, "unexpected left brace '{'".into()),
+                '}' => {
+                    st.brace_open = false;
+                    (Tok::RBrace, 1)
                 }
-                c if is_ident_start(c) => {
+                c if c.is_ascii_alphabetic() || c == '_' => {
                     let mut j = i;
-                    while j < bytes.len() && is_ident_char(bytes[j] as char) {
+                    while j < bytes.len() && (bytes[j].is_ascii_alphanumeric() || bytes[j] == b'_')
+                    {
                         j += 1;
                     }
-                    let word = &input[i..j];
-                    let lower = word.to_ascii_lowercase();
-                    // Inf and NaN are number literals in PromQL, in any case.
-                    if lower == "inf" {
-                        (Tok::Number(f64::INFINITY), j - i)
-                    } else if lower == "nan" {
-                        (Tok::Number(f64::NAN), j - i)
-                    } else {
-                        (Tok::Ident(word.to_string()), j - i)
-                    }
+                    (Tok::Ident(input[i..j].to_string()), j - i)
                 }
                 other => {
-                    return Err(LexError {
-                        pos: i,
-                        message: format!("unexpected character: {other:?}"),
-                    });
+                    return fail(
+                        i,
+                        format!(
+                            "unexpected character inside braces: {}",
+                            go_quote_rune(other)
+                        ),
+                    );
                 }
-            },
+            }
+        } else {
+            let two = input.get(i..i + 2).unwrap_or("");
+            match two {
+                "==" => (Tok::Eql, 2),
+                "!=" => (Tok::Neq, 2),
+                "<=" => (Tok::Lte, 2),
+                ">=" => (Tok::Gte, 2),
+                "</" => (Tok::TrimUpper, 2),
+                ">/" => (Tok::TrimLower, 2),
+                "=~" => return fail(i, "unexpected character after '=': '~'".into()),
+                _ => match c {
+                    '!' => {
+                        return fail(
+                            i,
+                            format!(
+                                "unexpected character after '!': {}",
+                                go_quote_rune(next.unwrap_or('\u{FFFD}'))
+                            ),
+                        );
+                    }
+                    '(' => {
+                        st.paren_depth += 1;
+                        (Tok::LParen, 1)
+                    }
+                    ')' => {
+                        st.paren_depth -= 1;
+                        if st.paren_depth < 0 {
+                            out.push(Token {
+                                tok: Tok::RParen,
+                                start: i,
+                                end: i + 1,
+                            });
+                            return fail(i + 1, "unexpected right parenthesis ')'".into());
+                        }
+                        (Tok::RParen, 1)
+                    }
+                    '{' => {
+                        st.brace_open = true;
+                        (Tok::LBrace, 1)
+                    }
+                    '[' => {
+                        if st.bracket_open {
+                            return fail(i, "unexpected left bracket '['".into());
+                        }
+                        st.bracket_open = true;
+                        st.duration_expr = true;
+                        st.got_colon = false;
+                        (Tok::LBracket, 1)
+                    }
+                    ']' => {
+                        if !st.bracket_open {
+                            return fail(i, "unexpected right bracket ']'".into());
+                        }
+                        st.bracket_open = false;
+                        st.duration_expr = false;
+                        (Tok::RBracket, 1)
+                    }
+                    ',' => (Tok::Comma, 1),
+                    '@' => (Tok::At, 1),
+                    '=' => (Tok::Assign, 1),
+                    '<' => (Tok::Lss, 1),
+                    '>' => (Tok::Gtr, 1),
+                    '+' => (Tok::Add, 1),
+                    '-' => (Tok::Sub, 1),
+                    '*' => (Tok::Mul, 1),
+                    '/' => (Tok::Div, 1),
+                    '%' => (Tok::Mod, 1),
+                    '^' => (Tok::Pow, 1),
+                    ':' if st.bracket_open => {
+                        if st.got_colon && !st.duration_expr {
+                            return fail(i, "unexpected colon ':'".into());
+                        }
+                        st.got_colon = true;
+                        (Tok::Colon, 1)
+                    }
+                    ':' if !input[i + 1..]
+                        .starts_with(|ch: char| is_ident_char(ch) && ch != ':') =>
+                    {
+                        (Tok::Colon, 1)
+                    }
+                    '"' | '\'' | '`' if st.bracket_open && st.duration_expr => {
+                        return fail(
+                            i,
+                            format!(
+                                "unexpected character in duration expression: {}",
+                                go_quote_rune(c)
+                            ),
+                        );
+                    }
+                    '"' | '\'' | '`' => {
+                        let (s, len) = lex_string(input, i)?;
+                        (Tok::Str(s), len)
+                    }
+                    c if c.is_ascii_digit()
+                        || (c == '.'
+                            && input[i + 1..].starts_with(|d: char| d.is_ascii_digit())) =>
+                    {
+                        lex_number(input, i)?
+                    }
+                    c if st.bracket_open && !st.duration_expr && is_ident_start(c) => {
+                        return fail(
+                            i,
+                            format!("unexpected character: {}, expected ':'", go_quote_rune(c)),
+                        );
+                    }
+                    c if is_ident_start(c) => {
+                        let mut j = i;
+                        while j < bytes.len() && is_ident_char(bytes[j] as char) {
+                            j += 1;
+                        }
+                        let word = &input[i..j];
+                        let lower = word.to_ascii_lowercase();
+                        // Inf and NaN are number literals in PromQL, in any case.
+                        if lower == "inf" {
+                            (Tok::Number(f64::INFINITY), j - i)
+                        } else if lower == "nan" {
+                            (Tok::Number(f64::NAN), j - i)
+                        } else {
+                            (Tok::Ident(word.to_string()), j - i)
+                        }
+                    }
+                    other if st.bracket_open && st.duration_expr => {
+                        return fail(
+                            i,
+                            format!(
+                                "unexpected character in duration expression: {}",
+                                go_quote_rune(other)
+                            ),
+                        );
+                    }
+                    other => {
+                        return fail(i, format!("unexpected character: {}", go_quote_rune(other)));
+                    }
+                },
+            }
         };
-        i += len;
-        match tok {
-            Tok::LBracket => brackets += 1,
-            Tok::RBracket => brackets = brackets.saturating_sub(1),
-            _ => {}
+        if st.bracket_open {
+            // An operand ends the duration-expression state; an operator, `(`, `,` or `:`
+            // starts it again (so `[5m:step()]` and `[1m+step()]` lex their keywords).
+            st.duration_expr = matches!(
+                tok,
+                Tok::LBracket
+                    | Tok::Colon
+                    | Tok::LParen
+                    | Tok::Comma
+                    | Tok::Add
+                    | Tok::Sub
+                    | Tok::Mul
+                    | Tok::Div
+                    | Tok::Mod
+                    | Tok::Pow
+            ) || (st.duration_expr && matches!(tok, Tok::Ident(_)));
         }
+        i += len;
         out.push(Token { tok, start, end: i });
     }
-    out.push(Token {
-        tok: Tok::Eof,
-        start: input.len(),
-        end: input.len(),
-    });
-    Ok(out)
 }
 
-/// A number, a hexadecimal number, or a duration (`1h30m`); returns token and byte length.
+/// A number or a duration at `start` (`1e3`, `0x1F`, `0755`, `5m`, `1h30m`), scanned as
+/// Prometheus's `lexNumberOrDuration` scans it, so that a malformed one is reported with the
+/// same text (`bad number or duration syntax: "5m1"`); returns the token and its length.
 fn lex_number(input: &str, start: usize) -> Result<(Tok, usize), LexError> {
-    let bytes = input.as_bytes();
-    let at = |j: usize| bytes.get(j).copied().unwrap_or(0);
-    // Hexadecimal.
-    if at(start) == b'0' && (at(start + 1) == b'x' || at(start + 1) == b'X') {
-        let mut j = start + 2;
-        while at(j).is_ascii_hexdigit() {
+    let b = input.as_bytes();
+    let at = |j: usize| b.get(j).copied().unwrap_or(0);
+    let alnum = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    let bad = |end: usize| LexError {
+        pos: start,
+        message: format!("bad number or duration syntax: {:?}", &input[start..end]),
+    };
+    // Prometheus's `scanNumber`.
+    let mut j = start;
+    let mut is_number = true;
+    if at(j) == b'0' && (at(j + 1) == b'x' || at(j + 1) == b'X') {
+        j += 2;
+        while at(j).is_ascii_hexdigit() || at(j) == b'_' {
             j += 1;
         }
-        let v = u64::from_str_radix(&input[start + 2..j], 16).map_err(|_| LexError {
-            pos: start,
-            message: format!("bad number or duration syntax: {:?}", &input[start..j]),
-        })?;
-        return Ok((Tok::Number(v as f64), j - start));
-    }
-    // Duration: digits followed by a unit, repeated.
-    if let Some(len) = duration_len(input, start) {
-        let text = &input[start..start + len];
-        let ms = parse_duration(text).ok_or_else(|| LexError {
-            pos: start,
-            message: format!("bad number or duration syntax: {text:?}"),
-        })?;
-        return Ok((Tok::Duration(ms), len));
-    }
-    let mut j = start;
-    while at(j).is_ascii_digit() || at(j) == b'_' {
-        j += 1;
-    }
-    if at(j) == b'.' {
-        j += 1;
+    } else {
         while at(j).is_ascii_digit() || at(j) == b'_' {
             j += 1;
         }
+        if at(j) == b'.' {
+            j += 1;
+            while at(j).is_ascii_digit() || at(j) == b'_' {
+                j += 1;
+            }
+            if at(j) == b'.' {
+                // A second point: not a number, and not a duration either.
+                j += 1;
+                is_number = false;
+            }
+        }
+        if is_number && (at(j) == b'e' || at(j) == b'E') {
+            j += 1;
+            if at(j) == b'+' || at(j) == b'-' {
+                j += 1;
+            }
+            while at(j).is_ascii_digit() {
+                j += 1;
+            }
+        }
     }
-    if (at(j) == b'e' || at(j) == b'E')
-        && (at(j + 1).is_ascii_digit()
-            || ((at(j + 1) == b'+' || at(j + 1) == b'-') && at(j + 2).is_ascii_digit()))
-    {
-        j += 2;
+    if is_number && !alnum(at(j)) {
+        let text = &input[start..j];
+        return go_number(text)
+            .map(|v| (Tok::Number(v), j - start))
+            .map_err(|message| LexError {
+                pos: start,
+                message,
+            });
+    }
+    // Prometheus's `acceptRemainingDuration`: a unit, then more number-unit pairs.
+    if !b"smhdwy".contains(&at(j)) || at(j) == 0 {
+        return Err(bad(j));
+    }
+    j += 1;
+    if at(j) == b's' {
+        j += 1;
+    }
+    while at(j).is_ascii_digit() {
         while at(j).is_ascii_digit() {
             j += 1;
         }
+        if !b"smhdw".contains(&at(j)) || at(j) == 0 {
+            return Err(bad(j));
+        }
+        j += 1;
+        if at(j) == b's' {
+            j += 1;
+        }
+    }
+    if alnum(at(j)) {
+        return Err(bad(j + 1));
     }
     let text = &input[start..j];
-    if (at(j).is_ascii_alphanumeric() || at(j) == b'_') && at(j) != 0 {
-        let mut k = j;
-        while is_ident_char(at(k) as char) && at(k) != 0 {
-            k += 1;
-        }
-        return Err(LexError {
+    let ms = argus_model::Duration::parse(text)
+        .map_err(|e| LexError {
             pos: start,
-            message: format!("bad number or duration syntax: {:?}", &input[start..k]),
-        });
+            message: e.to_string(),
+        })?
+        .as_millis();
+    Ok((Tok::Duration(ms), j - start))
+}
+
+/// A number literal's value as Prometheus reads it: an integer in Go syntax (`0x1F`, octal
+/// `0755`, `1_000`), else a float; the error is Prometheus's for one that is neither.
+fn go_number(text: &str) -> Result<f64, String> {
+    if let Some(v) = go_parse_int(text) {
+        return Ok(v as f64);
     }
-    let v: f64 = text.replace('_', "").parse().map_err(|_| LexError {
-        pos: start,
-        message: format!("bad number or duration syntax: {text:?}"),
-    })?;
-    Ok((Tok::Number(v), j - start))
-}
-
-/// Length of a duration literal at `start`, if the text there is one (`5m`, `1h30m`, `100ms`).
-fn duration_len(input: &str, start: usize) -> Option<usize> {
-    let bytes = input.as_bytes();
-    let mut j = start;
-    let mut parts = 0;
-    loop {
-        let digits = j;
-        while j < bytes.len() && bytes[j].is_ascii_digit() {
-            j += 1;
+    let invalid =
+        || format!("error parsing number: strconv.ParseFloat: parsing {text:?}: invalid syntax");
+    let v = if let Some(h) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        // Hexadecimal beyond 64 bits.
+        let h = h.replace('_', "");
+        if h.is_empty() {
+            return Err(invalid());
         }
-        if j == digits {
-            break;
-        }
-        let unit_start = j;
-        while j < bytes.len() && bytes[j].is_ascii_alphabetic() {
-            j += 1;
-        }
-        let unit = &input[unit_start..j];
-        if !argus_model::duration::UNITS.iter().any(|(u, _)| *u == unit) {
-            j = digits;
-            break;
-        }
-        parts += 1;
+        h.chars()
+            .try_fold(0f64, |acc, c| c.to_digit(16).map(|d| acc * 16.0 + d as f64))
+            .ok_or_else(invalid)?
+    } else {
+        text.parse::<f64>().map_err(|_| invalid())?
+    };
+    if v.is_infinite() {
+        return Err(format!(
+            "error parsing number: strconv.ParseFloat: parsing {text:?}: value out of range"
+        ));
     }
-    // A ':' may follow (subquery `[5m:1m]`); letters, digits, '_' or '.' may not.
-    let glued = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
-    (parts > 0 && !input[j..].starts_with(glued)).then_some(j - start)
+    Ok(v)
 }
 
-/// Prometheus duration text (units descending, each once) to milliseconds.
-pub fn parse_duration(text: &str) -> Option<i64> {
-    argus_model::Duration::parse(text)
-        .ok()
-        .map(|d| d.as_millis())
+/// Go's `strconv.ParseInt(s, 0, 64)`: `0x`/`0o`/`0b`/leading-`0` prefixes, `_` between digits.
+fn go_parse_int(text: &str) -> Option<i64> {
+    let lower = text.to_ascii_lowercase();
+    let (radix, digits) = if let Some(h) = lower.strip_prefix("0x") {
+        (16, h.trim_start_matches('_'))
+    } else if let Some(o) = lower.strip_prefix("0o") {
+        (8, o.trim_start_matches('_'))
+    } else if let Some(b) = lower.strip_prefix("0b") {
+        (2, b.trim_start_matches('_'))
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, lower[1..].trim_start_matches('_'))
+    } else {
+        (10, lower.as_str())
+    };
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+    {
+        return None;
+    }
+    i64::from_str_radix(&digits.replace('_', ""), radix).ok()
 }
 
+/// Go's `%#U` of a character (`U+0063 'c'`), as Prometheus's escape errors print it.
+fn go_sharp_u(c: char) -> String {
+    if c.is_control() {
+        format!("U+{:04X}", c as u32)
+    } else {
+        format!("U+{:04X} '{c}'", c as u32)
+    }
+}
+
+/// A quoted string at `start`: its value (built as Go builds it: `\x` and octal escapes are
+/// bytes, `\u`/`\U` characters) and its length; errors as Prometheus's `lexEscape` words them.
 fn lex_string(input: &str, start: usize) -> Result<(String, usize), LexError> {
     let quote = input[start..].chars().next().unwrap_or('"');
-    // Bytes, as Go builds the string: `\x` and octal escapes give single bytes (so
-    // `"\xc3\xa9"` is `é`), `\u`/`\U` give characters.
+    let fail = |message: String| LexError {
+        pos: start,
+        message,
+    };
     let mut out: Vec<u8> = Vec::new();
     let push = |out: &mut Vec<u8>, c: char| {
         out.extend_from_slice(c.encode_utf8(&mut [0u8; 4]).as_bytes());
@@ -321,74 +576,78 @@ fn lex_string(input: &str, start: usize) -> Result<(String, usize), LexError> {
             break;
         }
         if c == '\\' && quote != '`' {
-            let Some((_, e)) = chars.next() else { break };
-            match e {
-                'n' => out.push(b'\n'),
-                't' => out.push(b'\t'),
-                'r' => out.push(b'\r'),
-                'a' => out.push(0x07),
-                'b' => out.push(0x08),
-                'f' => out.push(0x0c),
-                'v' => out.push(0x0b),
-                '\\' => out.push(b'\\'),
-                '"' | '\'' if e == quote => push(&mut out, e),
-                'x' => {
-                    let hex: String = (0..2)
-                        .filter_map(|_| chars.next().map(|(_, h)| h))
-                        .collect();
-                    let byte = u8::from_str_radix(&hex, 16)
-                        .ok()
-                        .filter(|_| hex.len() == 2)
-                        .ok_or_else(|| LexError {
-                            pos: start,
-                            message: "invalid escape sequence in string".into(),
-                        })?;
-                    out.push(byte);
-                }
-                'u' | 'U' => {
-                    let n = if e == 'u' { 4 } else { 8 };
-                    let hex: String = (0..n)
-                        .filter_map(|_| chars.next().map(|(_, h)| h))
-                        .collect();
-                    let ch = u32::from_str_radix(&hex, 16)
-                        .ok()
-                        .filter(|_| hex.len() == n)
-                        .and_then(char::from_u32)
-                        .ok_or_else(|| LexError {
-                            pos: start,
-                            message: "invalid escape sequence in string".into(),
-                        })?;
-                    push(&mut out, ch);
-                }
-                d if d.is_digit(8) => {
-                    // Octal escape: exactly three digits, as in Go.
-                    let rest: String = (0..2)
-                        .filter_map(|_| chars.next().map(|(_, h)| h))
-                        .collect();
-                    let code = u8::from_str_radix(&format!("{d}{rest}"), 8)
-                        .ok()
-                        .filter(|_| rest.len() == 2)
-                        .ok_or_else(|| LexError {
-                            pos: start,
-                            message: "invalid escape sequence in string".into(),
-                        })?;
-                    out.push(code);
-                }
+            let Some((_, e)) = chars.next() else {
+                return Err(fail("escape sequence not terminated".into()));
+            };
+            let simple = match e {
+                'n' => Some(b'\n'),
+                't' => Some(b'\t'),
+                'r' => Some(b'\r'),
+                'a' => Some(0x07),
+                'b' => Some(0x08),
+                'f' => Some(0x0c),
+                'v' => Some(0x0b),
+                '\\' => Some(b'\\'),
+                _ => None,
+            };
+            if let Some(byte) = simple {
+                out.push(byte);
+                continue;
+            }
+            if e == quote {
+                push(&mut out, e);
+                continue;
+            }
+            let (digits, base, max): (usize, u32, u32) = match e {
+                '0'..='7' => (3, 8, 255),
+                'x' => (2, 16, 255),
+                'u' => (4, 16, 0x10FFFF),
+                'U' => (8, 16, 0x10FFFF),
                 other => {
-                    return Err(LexError {
-                        pos: start,
-                        message: format!("unknown escape sequence {other:?}"),
-                    });
+                    return Err(fail(format!(
+                        "unknown escape sequence {}",
+                        go_sharp_u(other)
+                    )));
                 }
+            };
+            let mut value: u32 = 0;
+            // An octal escape's first digit is the one already read.
+            let mut first = (base == 8).then_some(e);
+            for _ in 0..digits {
+                let d = match first.take() {
+                    Some(d) => d,
+                    None => match chars.next() {
+                        Some((_, d)) => d,
+                        None => return Err(fail("escape sequence not terminated".into())),
+                    },
+                };
+                let Some(v) = d.to_digit(base) else {
+                    return Err(fail(format!(
+                        "illegal character {} in escape sequence",
+                        go_sharp_u(d)
+                    )));
+                };
+                value = value * base + v;
+            }
+            if value > max || (0xD800..0xE000).contains(&value) {
+                return Err(fail(
+                    "escape sequence is an invalid Unicode code point".into(),
+                ));
+            }
+            if matches!(e, 'u' | 'U') {
+                push(&mut out, char::from_u32(value).unwrap_or('\u{FFFD}'));
+            } else {
+                out.push(value as u8);
             }
             continue;
         }
         push(&mut out, c);
     }
-    Err(LexError {
-        pos: start,
-        message: "unterminated quoted string".into(),
-    })
+    Err(fail(if quote == '`' {
+        "unterminated raw string".into()
+    } else {
+        "unterminated quoted string".into()
+    }))
 }
 
 #[cfg(test)]
@@ -396,7 +655,14 @@ mod tests {
     use super::*;
 
     fn toks(s: &str) -> Vec<Tok> {
-        lex(s).unwrap().into_iter().map(|t| t.tok).collect()
+        lex(s).into_iter().map(|t| t.tok).collect()
+    }
+
+    fn error(s: &str) -> String {
+        match lex(s).pop().map(|t| t.tok) {
+            Some(Tok::Error(m)) => m,
+            other => panic!("{s:?} lexed to the end: {other:?}"),
+        }
     }
 
     #[test]
@@ -470,18 +736,11 @@ mod tests {
 
     #[test]
     fn errors() {
-        assert!(lex("\"open").unwrap_err().message.contains("unterminated"));
-        assert!(
-            lex("5x")
-                .unwrap_err()
-                .message
-                .contains("bad number or duration")
-        );
-        assert!(
-            lex("a $ b")
-                .unwrap_err()
-                .message
-                .contains("unexpected character")
-        );
+        assert_eq!(error("\"open"), "unterminated quoted string");
+        assert_eq!(error("5x"), "bad number or duration syntax: \"5\"");
+        assert_eq!(error("a $ b"), "unexpected character: '$'");
+        assert_eq!(error("sum(rate(x[5m])"), "unclosed left parenthesis");
+        assert_eq!(error("x[5m"), "unclosed left bracket");
+        assert_eq!(error("x{a"), "unexpected end of input inside braces");
     }
 }

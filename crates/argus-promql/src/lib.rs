@@ -21,4 +21,4 @@ pub mod promqltest;
 
 pub use ast::Expr;
 pub use engine::{Engine, EngineOptions, EvalError, QueryStats, Queryable, Selection, Value};
-pub use parser::{Features, ParseError, parse, parse_with};
+pub use parser::{Features, ParseError, parse, parse_metric_selector, parse_with};

@@ -196,19 +196,67 @@ impl Features {
 /// Parses a PromQL expression accepting only the experimental syntax and functions that
 /// `features` enables, with Prometheus's messages for the rest.
 pub fn parse_with(input: &str, features: Features) -> Result<Expr, ParseError> {
-    let tokens = lex(input).map_err(|e| error_at(input, e.pos, e.message))?;
+    parse_inner(input, features, false)
+}
+
+/// A series selector of the HTTP API's `match[]` (Prometheus's `ParseMetricSelector`): its
+/// matchers, which may all match the empty string (the API checks that itself).
+pub fn parse_metric_selector(input: &str) -> Result<Vec<Matcher>, ParseError> {
+    match parse_inner(input, Features::ALL, true)? {
+        Expr::Vector(v) if v.offset_ms == 0 && v.offset_expr.is_none() && v.at.is_none() => {
+            Ok(v.matchers)
+        }
+        _ => Err(error_at(
+            input,
+            0,
+            format!(
+                "{} is not a series selector",
+                argus_model::gofmt::quote(input)
+            ),
+        )),
+    }
+}
+
+fn parse_inner(input: &str, features: Features, empty_ok: bool) -> Result<Expr, ParseError> {
+    let tokens = lex(input);
+    if tokens[0].tok == Tok::Eof {
+        return Err(error_at(input, 0, "no expression found in input".into()));
+    }
+    // Where the lexer stopped with an error, if it did (always the last token).
+    let lex_error = match tokens.last() {
+        Some(Token {
+            tok: Tok::Error(m),
+            start,
+            ..
+        }) => Some((tokens.len() - 1, *start, m.clone())),
+        _ => None,
+    };
     let mut p = Parser {
         input,
         tokens,
         pos: 0,
-        empty_selector_ok: false,
+        empty_selector_ok: empty_ok,
         duration_expr_at: None,
+        op_pos: Default::default(),
     };
-    let expr = p.expr(0)?;
-    if p.peek() != &Tok::Eof {
-        return Err(p.unexpected(""));
-    }
-    check(input, &expr)?;
+    let parsed = p.expr(0).and_then(|e| {
+        if p.peek() == &Tok::Eof {
+            Ok(e)
+        } else {
+            Err(p.unexpected(""))
+        }
+    });
+    let expr = match parsed {
+        Ok(e) => e,
+        // Prometheus lexes as its parser asks for items, and its parser reads one item past
+        // a syntax error before reporting it: an error the parser meets at the lexer's error
+        // or just before it is reported as the lexer's.
+        Err(e) => match lex_error {
+            Some((k, pos, message)) if p.pos + 1 >= k => return Err(error_at(input, pos, message)),
+            _ => return Err(e),
+        },
+    };
+    check(input, &p.op_pos, &expr)?;
     if !features.duration_expr
         && let Some(at) = p.duration_expr_at
     {
@@ -301,6 +349,9 @@ struct Parser<'a> {
     /// Where the first duration expression (`[5m+1m]`, `offset step()`) starts, for the
     /// `promql-duration-expr` feature check.
     duration_expr_at: Option<usize>,
+    /// Each binary expression's operator offset, by the expression's span, for the type
+    /// checks Prometheus reports at the operator.
+    op_pos: std::collections::HashMap<(usize, usize), usize>,
 }
 
 fn binop(tok: &Tok) -> Option<BinOp> {
@@ -354,11 +405,29 @@ impl Parser<'_> {
     fn unexpected(&self, context: &str) -> ParseError {
         let t = self.token();
         let what = if context.is_empty() {
-            format!("unexpected {}", t.tok)
+            format!("unexpected {}", self.describe(t))
         } else {
-            format!("unexpected {} in {context}", t.tok)
+            format!("unexpected {} in {context}", self.describe(t))
         };
         self.err(t.start, what)
+    }
+
+    /// How Prometheus names an item in "unexpected …": numbers, durations and strings with
+    /// their source text (`number "2"`, `string "\"b\""`), the rest as [`Tok`] prints them.
+    fn describe(&self, t: &Token) -> String {
+        let kind = match t.tok {
+            Tok::Number(_) => "number",
+            Tok::Duration(_) => "duration",
+            Tok::Str(_) => "string",
+            _ => return t.tok.to_string(),
+        };
+        let src = self.input.get(t.start..t.end).unwrap_or("");
+        if src.chars().count() > 10 {
+            let head: String = src.chars().take(10).collect();
+            format!("{kind} {}...", argus_model::gofmt::quote(&head))
+        } else {
+            format!("{kind} {}", argus_model::gofmt::quote(src))
+        }
     }
 
     fn expect(&mut self, tok: Tok, context: &str) -> Result<Token, ParseError> {
@@ -381,12 +450,13 @@ impl Parser<'_> {
             if prec < min_prec {
                 break;
             }
-            self.next();
-            let (return_bool, matching) = self.bin_modifiers(op)?;
+            let op_tok = self.next();
+            let (return_bool, matching) = self.bin_modifiers(op, op_tok.start)?;
             // `^` is right-associative; the rest left-associative.
             let next_min = if op == BinOp::Pow { prec } else { prec + 1 };
             let rhs = self.expr(next_min)?;
             let span = lhs.span().to(rhs.span());
+            self.op_pos.insert((span.start, span.end), op_tok.start);
             lhs = Expr::Binary {
                 op,
                 lhs: Box::new(lhs),
@@ -399,13 +469,17 @@ impl Parser<'_> {
         Ok(lhs)
     }
 
-    fn bin_modifiers(&mut self, op: BinOp) -> Result<(bool, Option<VectorMatching>), ParseError> {
+    fn bin_modifiers(
+        &mut self,
+        op: BinOp,
+        op_start: usize,
+    ) -> Result<(bool, Option<VectorMatching>), ParseError> {
         let mut return_bool = false;
         if self.is_keyword("bool") {
-            let t = self.next();
+            self.next();
             if !op.is_comparison() {
                 return Err(self.err(
-                    t.start,
+                    op_start,
                     "bool modifier can only be used on comparison operators",
                 ));
             }
@@ -430,13 +504,8 @@ impl Parser<'_> {
             };
             if self.is_keyword("group_left") || self.is_keyword("group_right") {
                 let left = self.is_keyword("group_left");
-                let t = self.next();
-                if op.is_set() {
-                    return Err(self.err(
-                        t.start,
-                        "no grouping allowed for \"and\", \"or\", \"unless\" operations",
-                    ));
-                }
+                self.next();
+                // A set operation with grouping is refused by the type checks.
                 m.card = if left {
                     Cardinality::ManyToOne
                 } else {
@@ -509,7 +578,7 @@ impl Parser<'_> {
     }
 
     fn label_list(&mut self) -> Result<Vec<String>, ParseError> {
-        self.expect(Tok::LParen, "grouping opts")?;
+        self.expect(Tok::LParen, "grouping opts, expected \"(\"")?;
         let mut out = Vec::new();
         loop {
             match self.peek().clone() {
@@ -525,14 +594,14 @@ impl Parser<'_> {
                     self.next();
                     out.push(name);
                 }
-                _ => return Err(self.unexpected("grouping opts")),
+                _ => return Err(self.unexpected("grouping opts, expected label")),
             }
             match self.peek() {
                 Tok::Comma => {
                     self.next();
                 }
                 Tok::RParen => {}
-                _ => return Err(self.unexpected("grouping opts")),
+                _ => return Err(self.unexpected("grouping opts, expected \",\" or \")\"")),
             }
         }
     }
@@ -625,6 +694,7 @@ impl Parser<'_> {
                     },
                 )))
             }
+            Tok::Ident(word) if is_reserved(&word) => Err(self.unexpected("")),
             Tok::Ident(word) => {
                 self.next();
                 if let Some(op) = AggOp::from_name(&word)
@@ -637,7 +707,7 @@ impl Parser<'_> {
                 if *self.peek() == Tok::LParen {
                     return self.call(&word, t.start);
                 }
-                if binop(&Tok::Ident(word.clone())).is_some() || is_reserved(&word) {
+                if word.eq_ignore_ascii_case("atan2") {
                     return Err(self.err(t.start, format!("unexpected {}", Tok::Ident(word))));
                 }
                 let mut matchers = vec![Matcher::equal(
@@ -682,22 +752,14 @@ impl Parser<'_> {
                 }
                 return Ok((out, close.end));
             }
-            let name_tok = self.next();
-            let name = match name_tok.tok {
-                Tok::Ident(n) => n,
-                Tok::Str(n) => n,
-                Tok::Eof => {
-                    return Err(self.err(name_tok.start, "unexpected end of input inside braces"));
-                }
-                other => {
-                    return Err(self.err(
-                        name_tok.start,
-                        format!(
-                            "unexpected {other} in label matching, expected label matching operator"
-                        ),
-                    ));
+            let (name, quoted) = match self.peek().clone() {
+                Tok::Ident(n) => (n, false),
+                Tok::Str(n) => (n, true),
+                _ => {
+                    return Err(self.unexpected("label matching, expected identifier or \"}\""));
                 }
             };
+            self.next();
             let op = match self.peek() {
                 Tok::Assign => Some(MatchOp::Equal),
                 Tok::Neq => Some(MatchOp::NotEqual),
@@ -708,40 +770,22 @@ impl Parser<'_> {
             match op {
                 Some(op) => {
                     self.next();
+                    if !matches!(self.peek(), Tok::Str(_)) {
+                        return Err(self.unexpected("label matching, expected string"));
+                    }
                     let value_tok = self.next();
                     let Tok::Str(value) = value_tok.tok else {
-                        return Err(self.err(
-                            value_tok.start,
-                            format!(
-                                "unexpected {} in label matching, expected string",
-                                value_tok.tok
-                            ),
-                        ));
+                        unreachable!("checked to be a string")
                     };
-                    if metric.is_some() && name == argus_model::labels::METRIC_NAME {
-                        return Err(self.err(
-                            name_tok.start,
-                            format!(
-                                "metric name must not be set twice: {:?} or {:?}",
-                                metric.unwrap_or(""),
-                                value
-                            ),
-                        ));
-                    }
                     let m = Matcher::new(op, name, value)
                         .map_err(|e| self.err(value_tok.start, e.to_string()))?;
                     out.push(m);
                 }
+                // A bare quoted string is the metric name (UTF-8 names); a bare label name
+                // wants an operator.
+                None if quoted => out.push(Matcher::equal(argus_model::labels::METRIC_NAME, name)),
                 None => {
-                    // A bare quoted string is the metric name (UTF-8 names).
-                    if metric.is_some()
-                        || out
-                            .iter()
-                            .any(|m: &Matcher| m.name == argus_model::labels::METRIC_NAME)
-                    {
-                        return Err(self.err(name_tok.start, "metric name must not be set twice"));
-                    }
-                    out.push(Matcher::equal(argus_model::labels::METRIC_NAME, name));
+                    return Err(self.unexpected("label matching, expected label matching operator"));
                 }
             }
             match self.peek() {
@@ -749,11 +793,6 @@ impl Parser<'_> {
                     self.next();
                 }
                 Tok::RBrace => {}
-                Tok::Eof => {
-                    return Err(
-                        self.err(self.token().start, "unexpected end of input inside braces")
-                    );
-                }
                 _ => return Err(self.unexpected("label matching, expected \",\" or \"}\"")),
             }
         }
@@ -778,6 +817,9 @@ impl Parser<'_> {
             end = self.tokens[self.pos.saturating_sub(1)].end;
         }
         let wanted = if op.param_type().is_some() { 2 } else { 1 };
+        if args.is_empty() {
+            return Err(self.err(start, "no arguments for aggregate expression provided"));
+        }
         if args.len() != wanted {
             return Err(self.err(start, format!("wrong number of arguments for aggregate expression provided, expected {wanted}, got {}", args.len())));
         }
@@ -815,7 +857,13 @@ impl Parser<'_> {
                 if *self.peek() != Tok::Comma {
                     break;
                 }
-                self.next();
+                let comma = self.next();
+                if *self.peek() == Tok::RParen {
+                    return Err(self.err(
+                        comma.start,
+                        "trailing commas not allowed in function call args",
+                    ));
+                }
             }
         }
         let close = self.expect(Tok::RParen, context)?;
@@ -856,7 +904,12 @@ impl Parser<'_> {
         loop {
             if *self.peek() == Tok::LBracket {
                 let open = self.next();
-                let d = self.dur_expr(0)?;
+                if !self.starts_duration() {
+                    return Err(self.not_a_duration(
+                        "subquery or range selector, expected number, duration, step(), or range()",
+                    ));
+                }
+                let d = self.positive_duration()?;
                 self.note_duration_expr(&d, open.end);
                 let (range, range_expr) = Self::folded(d);
                 if *self.peek() == Tok::Colon {
@@ -864,13 +917,16 @@ impl Parser<'_> {
                     let (step, step_expr) = if *self.peek() == Tok::RBracket {
                         (None, None)
                     } else {
+                        if !self.starts_duration() {
+                            return Err(self.not_a_duration("subquery selector, expected number, duration, step(), range(), or \"]\""));
+                        }
                         let at = self.tokens[self.pos].start;
-                        let d = self.dur_expr(0)?;
+                        let d = self.positive_duration()?;
                         self.note_duration_expr(&d, at);
                         let (ms, e) = Self::folded(d);
                         (Some(ms), e)
                     };
-                    let close = self.expect(Tok::RBracket, "subquery selector")?;
+                    let close = self.expect(Tok::RBracket, "subquery selector, expected \"]\"")?;
                     let span = expr.span().to(Span {
                         start: open.start,
                         end: close.end,
@@ -888,7 +944,8 @@ impl Parser<'_> {
                     };
                     continue;
                 }
-                let close = self.expect(Tok::RBracket, "matrix selector")?;
+                let close =
+                    self.expect(Tok::RBracket, "subquery or range, expected \":\" or \"]\"")?;
                 match expr {
                     Expr::Vector(selector)
                         if selector.offset_ms == 0
@@ -906,16 +963,21 @@ impl Parser<'_> {
                             span,
                         };
                     }
-                    Expr::Vector(_) => {
-                        return Err(
-                            self.err(open.start, "no offset or @ modifiers allowed before range")
-                        );
-                    }
-                    other => {
+                    Expr::Vector(selector) => {
+                        let which = if selector.offset_ms != 0 || selector.offset_expr.is_some() {
+                            "offset"
+                        } else {
+                            "@"
+                        };
                         return Err(self.err(
-                            other.span().start,
-                            "ranges only allowed for vector selectors",
+                            open.start,
+                            format!("no {which} modifiers allowed before range"),
                         ));
+                    }
+                    _ => {
+                        return Err(
+                            self.err(open.start, "ranges only allowed for vector selectors")
+                        );
                     }
                 }
                 continue;
@@ -932,6 +994,10 @@ impl Parser<'_> {
                 // One signed primary: `offset 5m`, `offset -(1m*2)`, `offset step()`; any
                 // arithmetic after it applies to the selector's result.
                 let negative = self.sign();
+                if !self.starts_duration() {
+                    return Err(self
+                        .not_a_duration("offset, expected number, duration, step(), or range()"));
+                }
                 let primary = self.dur_primary("offset")?;
                 self.note_duration_expr(&primary, t.end);
                 let d = if negative {
@@ -940,16 +1006,17 @@ impl Parser<'_> {
                     primary
                 };
                 let (ms, e) = Self::folded(d);
-                expr = self.set_offset(expr, ms, e, t.start)?;
+                let start = expr.span().start;
+                expr = self.set_offset(expr, ms, e, start)?;
                 continue;
             }
             if *self.peek() == Tok::At {
-                let t = self.next();
+                self.next();
                 let at = match self.peek().clone() {
                     Tok::Ident(w) if (w == "start" || w == "end") => {
                         self.next();
-                        self.expect(Tok::LParen, "@ modifier")?;
-                        self.expect(Tok::RParen, "@ modifier")?;
+                        self.expect(Tok::LParen, "@, expected timestamp")?;
+                        self.expect(Tok::RParen, "@, expected timestamp")?;
                         if w == "start" {
                             AtModifier::Start
                         } else {
@@ -965,18 +1032,63 @@ impl Parser<'_> {
                             _ => return Err(self.err(n.start, "unexpected token in @ modifier")),
                         };
                         let secs = if negative { -secs } else { secs };
-                        if !secs.is_finite() {
-                            return Err(self.err(n.start, "timestamp out of bounds for @ modifier"));
+                        if !secs.is_finite() || secs >= i64::MAX as f64 || secs <= i64::MIN as f64 {
+                            return Err(self.err(
+                                expr.span().start,
+                                format!(
+                                    "timestamp out of bounds for @ modifier: {}",
+                                    go_fixed(secs)
+                                ),
+                            ));
                         }
                         AtModifier::Timestamp((secs * 1000.0).round() as i64)
                     }
-                    _ => return Err(self.unexpected("@ modifier")),
+                    _ => return Err(self.unexpected("@, expected timestamp")),
                 };
-                expr = self.set_at(expr, at, t.start)?;
+                let start = expr.span().start;
+                expr = self.set_at(expr, at, start)?;
                 continue;
             }
             return Ok(expr);
         }
+    }
+
+    /// Whether the next token can start a duration: a number, a duration, a sign, `(`, or
+    /// `step()`/`range()`/`min_of(`/`max_of(` (Prometheus reports the rest in the context).
+    fn starts_duration(&self) -> bool {
+        match self.peek() {
+            Tok::Number(_) | Tok::Duration(_) | Tok::LParen | Tok::Add | Tok::Sub => true,
+            Tok::Ident(w) => {
+                matches!(
+                    w.to_ascii_lowercase().as_str(),
+                    "step" | "range" | "min_of" | "max_of"
+                ) && self
+                    .tokens
+                    .get(self.pos + 1)
+                    .is_some_and(|t| t.tok == Tok::LParen)
+            }
+            _ => false,
+        }
+    }
+
+    /// The error for a token that cannot start a duration; a bare `step` or `range` is
+    /// reported at the token after it, where Prometheus's parser finds no `(`.
+    fn not_a_duration(&mut self, context: &str) -> ParseError {
+        if matches!(self.peek(), Tok::Ident(w) if matches!(w.to_ascii_lowercase().as_str(), "step" | "range"))
+        {
+            self.next();
+        }
+        self.unexpected(context)
+    }
+
+    /// A range's or a step's duration: a constant one must be above zero.
+    fn positive_duration(&mut self) -> Result<DurExpr, ParseError> {
+        let at = self.token().start;
+        let d = self.dur_expr(0)?;
+        if d.is_const() && d.millis(0, 0) <= 0 {
+            return Err(self.err(at, "duration must be greater than 0"));
+        }
+        Ok(d)
     }
 
     /// Remembers where the first duration that is an expression rather than a literal is.
@@ -1023,9 +1135,16 @@ impl Parser<'_> {
             if prec < min_prec {
                 break;
             }
-            self.next();
+            let op_tok = self.next();
             let next_min = if op == BinOp::Pow { prec } else { prec + 1 };
             let rhs = self.dur_expr(next_min)?;
+            if matches!(rhs, DurExpr::Num(v) | DurExpr::Lit(v) if v == 0.0) {
+                match op {
+                    BinOp::Div => return Err(self.err(op_tok.start, "division by zero")),
+                    BinOp::Mod => return Err(self.err(op_tok.start, "modulo by zero")),
+                    _ => {}
+                }
+            }
             lhs = DurExpr::Bin(op, Box::new(lhs), Box::new(rhs));
         }
         Ok(lhs)
@@ -1033,7 +1152,10 @@ impl Parser<'_> {
 
     fn dur_primary(&mut self, what: &str) -> Result<DurExpr, ParseError> {
         let t = self.next();
+        // Go's time.Duration holds at most 2^63 nanoseconds.
+        let out_of_range = |v: f64| v.abs() > (1u64 << 63) as f64 / 1e9;
         match t.tok {
+            Tok::Number(v) if out_of_range(v) => Err(self.err(t.start, "duration out of range")),
             Tok::Number(v) => Ok(DurExpr::Num(v)),
             Tok::Duration(ms) => Ok(DurExpr::Lit(ms as f64 / 1000.0)),
             Tok::LParen => {
@@ -1192,23 +1314,60 @@ impl Parser<'_> {
     }
 }
 
+/// Go's `%f` of a float (`+Inf`, `NaN`, six decimals otherwise).
+fn go_fixed(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v:.6}")
+    }
+}
+
+/// Keywords that are not metric names either (`by`, `offset`, `and`, … are).
 fn is_reserved(word: &str) -> bool {
     matches!(
         word.to_ascii_lowercase().as_str(),
-        "by" | "without" | "on" | "ignoring" | "group_left" | "group_right" | "bool" | "offset"
+        "on" | "ignoring" | "group_left" | "group_right" | "bool"
     )
 }
 
 /// Type checks, as Prometheus's `checkAST`.
-fn check(input: &str, expr: &Expr) -> Result<(), ParseError> {
+fn check(
+    input: &str,
+    op_pos: &std::collections::HashMap<(usize, usize), usize>,
+    expr: &Expr,
+) -> Result<(), ParseError> {
     let err = |span: Span, msg: String| Err(error_at(input, span.start, msg));
     match expr {
-        Expr::Number { .. } | Expr::String { .. } | Expr::Vector(_) | Expr::Matrix { .. } => Ok(()),
-        Expr::Paren { expr, .. } => check(input, expr),
+        Expr::Number { .. } | Expr::String { .. } => Ok(()),
+        Expr::Vector(v) | Expr::Matrix { selector: v, .. } => {
+            // The name outside the braces is the first matcher; another one on `__name__`
+            // sets it twice.
+            if let Some(name) = &v.name
+                && let Some(m) = v
+                    .matchers
+                    .iter()
+                    .skip(1)
+                    .find(|m| m.name == argus_model::labels::METRIC_NAME)
+            {
+                return err(
+                    v.span,
+                    format!(
+                        "metric name must not be set twice: {} or {}",
+                        argus_model::gofmt::quote(name),
+                        argus_model::gofmt::quote(&m.value)
+                    ),
+                );
+            }
+            Ok(())
+        }
+        Expr::Paren { expr, .. } => check(input, op_pos, expr),
         Expr::Unary {
             expr: inner, span, ..
         } => {
-            check(input, inner)?;
+            check(input, op_pos, inner)?;
             match inner.value_type() {
                 ValueType::Scalar | ValueType::Vector => Ok(()),
                 t => err(
@@ -1223,13 +1382,13 @@ fn check(input: &str, expr: &Expr) -> Result<(), ParseError> {
         Expr::Subquery {
             expr: inner, span, ..
         } => {
-            check(input, inner)?;
+            check(input, op_pos, inner)?;
             if inner.value_type() != ValueType::Vector {
                 return err(
                     *span,
                     format!(
                         "subquery is only allowed on instant vector, got {} instead",
-                        inner.value_type().name()
+                        inner.value_type().go_name()
                     ),
                 );
             }
@@ -1243,32 +1402,61 @@ fn check(input: &str, expr: &Expr) -> Result<(), ParseError> {
             return_bool,
             span,
         } => {
-            check(input, lhs)?;
-            check(input, rhs)?;
+            check(input, op_pos, lhs)?;
+            check(input, op_pos, rhs)?;
             let (lt, rt) = (lhs.value_type(), rhs.value_type());
-            for t in [lt, rt] {
-                if t != ValueType::Scalar && t != ValueType::Vector {
-                    return err(
-                        *span,
-                        "binary expression must contain only scalar and instant vector types"
-                            .into(),
-                    );
-                }
-            }
+            // Prometheus reports these at the operator.
+            let at_op = |msg: String| {
+                let pos = op_pos
+                    .get(&(span.start, span.end))
+                    .copied()
+                    .unwrap_or(span.start);
+                Err(error_at(input, pos, msg))
+            };
             if *return_bool && !op.is_comparison() {
-                return err(
-                    *span,
-                    "bool modifier can only be used on comparison operators".into(),
-                );
+                return at_op("bool modifier can only be used on comparison operators".into());
             }
             if op.is_comparison()
                 && lt == ValueType::Scalar
                 && rt == ValueType::Scalar
                 && !return_bool
             {
+                return at_op("comparisons between scalars must use BOOL modifier".into());
+            }
+            if let Some(m) = matching
+                && m.on
+                && let Some(l) = m.labels.iter().find(|l| m.include.contains(l))
+            {
+                return at_op(format!(
+                    "label {l:?} must not occur in ON and GROUP clause at once"
+                ));
+            }
+            if lt != ValueType::Scalar && lt != ValueType::Vector {
+                return err(
+                    lhs.span(),
+                    "binary expression must contain only scalar and instant vector types".into(),
+                );
+            }
+            if rt != ValueType::Scalar && rt != ValueType::Vector {
+                return err(
+                    rhs.span(),
+                    "binary expression must contain only scalar and instant vector types".into(),
+                );
+            }
+            if lt != ValueType::Vector || rt != ValueType::Vector {
+                if matching.as_ref().is_some_and(|m| !m.labels.is_empty()) {
+                    return err(
+                        *span,
+                        "vector matching only allowed between instant vectors".into(),
+                    );
+                }
+            } else if op.is_set()
+                && let Some(m) = matching
+                && matches!(m.card, Cardinality::OneToMany | Cardinality::ManyToOne)
+            {
                 return err(
                     *span,
-                    "comparisons between scalars must use BOOL modifier".into(),
+                    format!("no grouping allowed for {:?} operation", op.as_str()),
                 );
             }
             if op.is_set() && (lt == ValueType::Scalar || rt == ValueType::Scalar) {
@@ -1280,35 +1468,6 @@ fn check(input: &str, expr: &Expr) -> Result<(), ParseError> {
                     ),
                 );
             }
-            if matching.is_some()
-                && (lt == ValueType::Scalar || rt == ValueType::Scalar)
-                && !op.is_set()
-            {
-                let m = matching.as_ref();
-                if m.is_some_and(|m| {
-                    !m.labels.is_empty() || m.on || m.card != Cardinality::OneToOne
-                }) {
-                    return err(
-                        *span,
-                        "vector matching only allowed between instant vectors".into(),
-                    );
-                }
-            }
-            if let Some(m) = matching
-                && m.on
-                && m.include.iter().any(|l| m.labels.contains(l))
-            {
-                let l = m
-                    .include
-                    .iter()
-                    .find(|l| m.labels.contains(l))
-                    .cloned()
-                    .unwrap_or_default();
-                return err(
-                    *span,
-                    format!("label {l:?} must not occur in ON and GROUP clause at once"),
-                );
-            }
             Ok(())
         }
         Expr::Aggregate {
@@ -1318,7 +1477,7 @@ fn check(input: &str, expr: &Expr) -> Result<(), ParseError> {
             span,
             ..
         } => {
-            check(input, inner)?;
+            check(input, op_pos, inner)?;
             if inner.value_type() != ValueType::Vector {
                 return err(
                     *span,
@@ -1329,7 +1488,7 @@ fn check(input: &str, expr: &Expr) -> Result<(), ParseError> {
                 );
             }
             if let (Some(want), Some(p)) = (op.param_type(), param) {
-                check(input, p)?;
+                check(input, op_pos, p)?;
                 if p.value_type() != want {
                     return err(
                         p.span(),
@@ -1355,23 +1514,41 @@ fn check(input: &str, expr: &Expr) -> Result<(), ParseError> {
                 n
             };
             let variadic = func.optional < 0;
-            if args.len() < min || (!variadic && args.len() > n) {
-                let expected = if func.optional > 0 || variadic {
-                    min
-                } else {
-                    n
-                };
-                return err(
+            let count = |bound: &str, k: usize| {
+                err(
                     *span,
                     format!(
-                        "expected {expected} argument(s) in call to {:?}, got {}",
+                        "expected {bound}{k} argument(s) in call to {:?}, got {}",
                         func.name,
                         args.len()
                     ),
-                );
+                )
+            };
+            if func.optional == 0 {
+                if args.len() != n {
+                    return count("", n);
+                }
+            } else if args.len() < min {
+                return count("at least ", min);
+            } else if !variadic && args.len() > n {
+                return count("at most ", n);
+            }
+            if func.name == "info"
+                && let Some(labels) = args.get(1)
+            {
+                match labels {
+                    Expr::Vector(v) if v.name.is_some() => {
+                        return err(
+                            labels.span(),
+                            "expected label selectors only, got vector selector instead".into(),
+                        );
+                    }
+                    Expr::Vector(_) => {}
+                    _ => return err(labels.span(), "expected label selectors only".into()),
+                }
             }
             for (i, arg) in args.iter().enumerate() {
-                check(input, arg)?;
+                check(input, op_pos, arg)?;
                 let want = func.args[i.min(n.saturating_sub(1))];
                 if arg.value_type() != want {
                     return err(
@@ -1392,3 +1569,5 @@ fn check(input: &str, expr: &Expr) -> Result<(), ParseError> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod upstream_errors;

@@ -185,7 +185,10 @@ fn parse_metric(line: &str) -> Result<(Labels, &str), String> {
         pairs.push(("__name__".into(), name.to_string()));
     }
     if has_braces {
-        let tokens = lex(&metric[name_end..]).map_err(|e| format!("{}: {}", metric, e.message))?;
+        let tokens = lex(&metric[name_end..]);
+        if let Some(Tok::Error(m)) = tokens.last().map(|t| &t.tok) {
+            return Err(format!("{metric}: {m}"));
+        }
         let mut i = 1; // skip '{'
         while i < tokens.len() {
             match &tokens[i].tok {

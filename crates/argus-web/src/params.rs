@@ -63,44 +63,61 @@ impl Params {
             .collect()
     }
 
-    /// `start`/`end`-style time: missing means `default`.
+    /// `time` or a `start`/`end` of a lookup (series, labels, exemplars): missing means
+    /// `default`. A bad value is refused as Prometheus's `parseTimeParam` words it, which
+    /// `query_range`'s own `start`/`end` (read by [`crate::query::range_params`]) do not use.
     pub fn time(&self, key: &str, default: i64) -> Result<i64, ApiError> {
         match self.get(key) {
             None | Some("") => Ok(default),
             Some(v) => argus_model::time::parse_api_time(v).map_err(|_| {
                 ApiError::bad_data(format!(
-                    "invalid parameter \"{key}\": cannot parse \"{v}\" to a valid timestamp"
+                    "invalid parameter \"{key}\": invalid time value for '{key}': cannot parse \"{v}\" to a valid timestamp"
                 ))
             }),
         }
     }
 
     /// `match[]` selectors, each parsed (by the PromQL parser, as Prometheus does) into
-    /// matchers.
-    pub fn matchers(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
-        self.get_all("match[]")
+    /// matchers; a set whose matchers all match the empty string is refused. The error is
+    /// Prometheus's `parseMatchersParam` message, which `/api/v1/series` prefixes with the
+    /// parameter's name ([`Self::matchers`]) and the label endpoints report as it is.
+    pub fn matcher_sets(&self) -> Result<Vec<Vec<Matcher>>, String> {
+        let sets = self
+            .get_all("match[]")
             .into_iter()
-            .map(|s| match argus_promql::parse(s) {
-                Ok(argus_promql::Expr::Vector(v)) => Ok(v.matchers),
-                Ok(_) => Err(ApiError::bad_data(format!(
-                    "invalid parameter \"match[]\": {s:?} is not a series selector"
-                ))),
-                Err(e) => Err(ApiError::bad_data(format!(
-                    "invalid parameter \"match[]\": {e}"
-                ))),
-            })
-            .collect()
+            .map(|s| argus_promql::parse_metric_selector(s).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if sets.iter().any(|set| set.iter().all(|m| m.matches_empty())) {
+            return Err("match[] must contain at least one non-empty matcher".into());
+        }
+        Ok(sets)
     }
 
-    /// `limit`: 0 or missing means no limit.
+    /// [`Self::matcher_sets`], refused as `invalid parameter "match[]": …`.
+    pub fn matchers(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
+        self.matcher_sets()
+            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))
+    }
+
+    /// `limit` (Prometheus's `parseLimitParam`): 0 or missing means no limit.
     pub fn limit(&self) -> Result<usize, ApiError> {
+        let invalid = |e: String| ApiError::bad_data(format!("invalid parameter \"limit\": {e}"));
         match self.get("limit") {
             None | Some("") => Ok(0),
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if n >= 0 => Ok(n as usize),
-                Ok(_) => Err(ApiError::bad_data("limit must be non-negative".into())),
-                Err(_) => Err(ApiError::bad_data(format!(
-                    "cannot parse \"limit\" to a valid limit: strconv.ParseInt: parsing \"{v}\": invalid syntax"
+                Ok(_) => Err(invalid("limit must be non-negative".into())),
+                Err(e) => Err(invalid(format!(
+                    "strconv.Atoi: parsing {}: {}",
+                    argus_model::gofmt::quote(v),
+                    if matches!(
+                        e.kind(),
+                        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow
+                    ) {
+                        "value out of range"
+                    } else {
+                        "invalid syntax"
+                    }
                 ))),
             },
         }

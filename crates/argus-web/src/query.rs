@@ -180,17 +180,23 @@ pub fn with_stats(
 }
 
 pub fn success_raw(data: &str) -> Response {
-    success_annotated(data, &Default::default(), "")
+    success_annotated(data, &Default::default(), "", false)
 }
 
 /// A success envelope with the query's warnings and infos (positions rendered against the
 /// query text), each list left out when empty, as Prometheus does.
+/// A success with the query's annotations; `truncated` adds Prometheus's warning for a
+/// result cut to the request's `limit`.
 pub fn success_annotated(
     data: &str,
     annos: &argus_promql::annotations::Annotations,
     query: &str,
+    truncated: bool,
 ) -> Response {
-    let (warnings, infos) = annos.render(query);
+    let (mut warnings, infos) = annos.render(query);
+    if truncated {
+        warnings.push("results truncated due to limit".to_string());
+    }
     let list = |items: &[String]| {
         items
             .iter()
@@ -267,13 +273,30 @@ pub fn engine_for(
     max_timeout_ms: i64,
 ) -> Result<(Engine, CancelOnDrop), ApiError> {
     let mut opts = base.clone();
-    if let Some(lookback) = duration_param(p, "lookback_delta")? {
-        opts.lookback_ms = lookback;
-    }
+    // Read in Prometheus's order, so a request wrong in two ways is told of the same one.
     let timeout = match duration_param(p, "timeout")? {
         Some(t) if t > 0 => t.min(max_timeout_ms),
         _ => max_timeout_ms,
     };
+    let lookback = duration_param(p, "lookback_delta").map_err(|e| {
+        // Prometheus words this one without the parameter's name.
+        let v = p.get("lookback_delta").unwrap_or("");
+        let why = if e.message.ends_with("It overflows int64") {
+            format!(
+                "cannot parse {} to a valid duration. It overflows int64",
+                argus_model::gofmt::quote(v)
+            )
+        } else {
+            format!(
+                "cannot parse {} to a valid duration",
+                argus_model::gofmt::quote(v)
+            )
+        };
+        ApiError::bad_data(format!("error parsing lookback delta duration: {why}"))
+    })?;
+    if let Some(lookback) = lookback {
+        opts.lookback_ms = lookback;
+    }
     opts.deadline =
         Some(std::time::Instant::now() + std::time::Duration::from_millis(timeout.max(0) as u64));
     let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -317,7 +340,7 @@ pub fn range_params(p: &Params) -> Result<(i64, i64, i64), ApiError> {
         }
     };
     if step <= 0 {
-        return Err(ApiError::bad_data("zero or negative query resolution step widths are not accepted. Try a positive integer".into()));
+        return Err(ApiError::bad_data("invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer".into()));
     }
     if (end - start) / step > MAX_POINTS {
         return Err(ApiError::bad_data("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into()));

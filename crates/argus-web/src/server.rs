@@ -258,15 +258,17 @@ fn params(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
     p
 }
 
+/// `start` and `end` of a lookup; Prometheus does not refuse an end before the start here
+/// (the answer is empty).
 fn range(p: &Params) -> Result<(i64, i64), ApiError> {
     let start = p.time("start", MIN_TIME_MS)?;
     let end = p.time("end", MAX_TIME_MS)?;
-    if end < start {
-        return Err(ApiError::bad_data(
-            "invalid parameter \"end\": end timestamp must not be before start time".into(),
-        ));
-    }
     Ok((start, end))
+}
+
+/// `match[]` of the label endpoints, refused with Prometheus's bare message.
+fn label_matchers(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+    p.matcher_sets().map_err(ApiError::bad_data)
 }
 
 async fn series(
@@ -276,12 +278,12 @@ async fn series(
     body: Bytes,
 ) -> ApiResult {
     let p = params(q, &headers, &body);
-    let sets = p.matchers()?;
-    if sets.is_empty() {
+    if p.get_all("match[]").is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided".into()));
     }
-    let (start, end) = range(&p)?;
     let limit = p.limit()?;
+    let (start, end) = range(&p)?;
+    let sets = p.matchers()?;
     let db = s.db.clone();
     let mut all = blocking(move || {
         let q = db.querier(start, end);
@@ -307,9 +309,9 @@ async fn labels(
     body: Bytes,
 ) -> ApiResult {
     let p = params(q, &headers, &body);
-    let sets = p.matchers()?;
-    let (start, end) = range(&p)?;
     let limit = p.limit()?;
+    let (start, end) = range(&p)?;
+    let sets = label_matchers(&p)?;
     let db = s.db.clone();
     let names = blocking(move || {
         let q = db.querier(start, end);
@@ -349,9 +351,9 @@ async fn label_values(
     if !valid_label_name(&name) {
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
-    let sets = p.matchers()?;
-    let (start, end) = range(&p)?;
     let limit = p.limit()?;
+    let (start, end) = range(&p)?;
+    let sets = label_matchers(&p)?;
     let db = s.db.clone();
     let values = blocking(move || {
         let q = db.querier(start, end);
@@ -586,13 +588,13 @@ async fn remote_write(State(s): State<Shared>, headers: HeaderMap, body: Bytes) 
 }
 
 /// Runs one query on a blocking thread under the concurrency limit, with the request's
-/// timeout and cancel-on-disconnect guard.
+/// timeout and cancel-on-disconnect guard (`engine_for`, built before the query is parsed, as
+/// Prometheus reads the parameters in that order).
 async fn run_query<T: Send + 'static>(
     s: &AppState,
-    p: &Params,
+    (engine, _cancel): (argus_promql::Engine, crate::query::CancelOnDrop),
     eval: impl FnOnce(&argus_promql::Engine, &Db) -> Result<T, argus_promql::EvalError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let (engine, _cancel) = crate::query::engine_for(p, &s.engine, s.query_timeout_ms)?;
     let _slot = s
         .query_slots
         .acquire()
@@ -615,22 +617,39 @@ async fn query(
     body: Bytes,
 ) -> ApiResult {
     let p = params(q, &headers, &body);
-    let expr = crate::query::parse_query(&p, s.promql_features)?;
+    let limit = p.limit()?;
     let t = p.time("time", argus_model::time::now_ms())?;
+    let engine = crate::query::engine_for(&p, &s.engine, s.query_timeout_ms)?;
+    let expr = crate::query::parse_query(&p, s.promql_features)?;
     let began = std::time::Instant::now();
-    let ((value, annos), figures) = run_query(&s, &p, move |engine, db| {
+    let ((mut value, annos), figures) = run_query(&s, engine, move |engine, db| {
         let queued = began.elapsed();
         engine
             .instant_annotated(db, &expr, t)
             .map(|r| (r, (queued, engine.stats())))
     })
     .await?;
+    let truncated = match &mut value {
+        argus_promql::Value::Vector(v) => truncate(v, limit),
+        argus_promql::Value::Matrix(m) => truncate(m, limit),
+        _ => false,
+    };
     let data = crate::query::with_stats(crate::query::result_json(&value), &p, figures, began);
     Ok(crate::query::success_annotated(
         &data,
         &annos,
         p.get("query").unwrap_or(""),
+        truncated,
     ))
+}
+
+/// Keeps the first `limit` items (0: all); true if any were dropped.
+fn truncate<T>(items: &mut Vec<T>, limit: usize) -> bool {
+    let cut = limit > 0 && items.len() > limit;
+    if cut {
+        items.truncate(limit);
+    }
+    cut
 }
 
 async fn query_range(
@@ -640,21 +659,25 @@ async fn query_range(
     body: Bytes,
 ) -> ApiResult {
     let p = params(q, &headers, &body);
-    let expr = crate::query::parse_query(&p, s.promql_features)?;
+    let limit = p.limit()?;
     let (start, end, step) = crate::query::range_params(&p)?;
+    let engine = crate::query::engine_for(&p, &s.engine, s.query_timeout_ms)?;
+    let expr = crate::query::parse_query(&p, s.promql_features)?;
     let began = std::time::Instant::now();
-    let ((series, annos), figures) = run_query(&s, &p, move |engine, db| {
+    let ((mut series, annos), figures) = run_query(&s, engine, move |engine, db| {
         let queued = began.elapsed();
         engine
             .range_annotated(db, &expr, start, end, step)
             .map(|r| (r, (queued, engine.stats())))
     })
     .await?;
+    let truncated = truncate(&mut series, limit);
     let data = crate::query::with_stats(crate::query::matrix_json(&series), &p, figures, began);
     Ok(crate::query::success_annotated(
         &data,
         &annos,
         p.get("query").unwrap_or(""),
+        truncated,
     ))
 }
 

@@ -134,7 +134,7 @@ fn optional_limit(p: &Params, key: &str) -> Result<Option<usize>, ApiError> {
         Some(v) => v
             .parse::<i64>()
             .map(|n| usize::try_from(n).ok())
-            .map_err(|_| ApiError::bad_data(format!("invalid {key}: {v:?}"))),
+            .map_err(|_| ApiError::bad_data(format!("{key} must be a number"))),
     }
 }
 

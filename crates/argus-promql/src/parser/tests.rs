@@ -126,7 +126,8 @@ fn shapes() {
 #[test]
 fn errors_read_like_prometheus() {
     let cases = [
-        ("sum(", "1:5: parse error: unexpected end of input"),
+        ("sum(x) +", "1:9: parse error: unexpected end of input"),
+        ("sum(", "1:5: parse error: unclosed left parenthesis"),
         ("foo{", "unexpected end of input inside braces"),
         (
             "rate(x)",
@@ -167,7 +168,10 @@ fn errors_read_like_prometheus() {
             "clamp(x, 1)",
             "expected 3 argument(s) in call to \"clamp\", got 2",
         ),
-        ("a\n  + )", "2:5: parse error: unexpected \")\""),
+        (
+            "a\n  + )",
+            "2:6: parse error: unexpected right parenthesis ')'",
+        ),
         (
             "a[5m] anchored smoothed",
             "anchored and smoothed modifiers cannot be used together",

@@ -113,16 +113,16 @@ fn instant_and_range_queries_answer_like_prometheus() {
     assert_eq!(status, 400);
     assert_eq!(
         body,
-        r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error: unexpected end of input"}"#
+        r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis"}"#
     );
     let (status, body) = raw(
         &argus,
         &format!("/api/v1/query_range?query=x&start={t}&end={t}&step=0"),
     );
     assert_eq!(status, 400);
-    assert!(
-        body.contains("zero or negative query resolution step widths are not accepted"),
-        "{body}"
+    assert_eq!(
+        body,
+        r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer"}"#
     );
     let (status, body) = raw(
         &argus,
@@ -287,7 +287,7 @@ fn format_parse_query_and_config_endpoints() {
     assert_eq!(status, 400);
     assert_eq!(
         body,
-        r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error: unexpected end of input"}"#
+        r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis"}"#
     );
 
     let (status, body) = raw(
@@ -453,4 +453,158 @@ fn native_histograms_from_remote_write() {
     });
     assert_eq!(resp.status(), 400);
     assert!(resp.text().unwrap().contains("invalid schema"));
+}
+
+/// What a query is asked with besides its expression is read in Prometheus's order and
+/// refused in its words (`limit`, `time`, `timeout`, `lookback_delta`, then the query;
+/// for a range `start`, `end`, `step` come before the timeout), and `limit` cuts the answer
+/// to its first series with Prometheus's warning.
+#[test]
+fn query_parameters_are_read_and_refused_as_prometheus_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
+    let base = 1_700_000_000_000i64;
+    assert_eq!(
+        argus
+            .write(&WriteRequest {
+                timeseries: two_counters(base)
+            })
+            .status(),
+        204
+    );
+    let t = (base + 600_000) / 1000;
+
+    let (status, body) = raw(
+        &argus,
+        &format!("/api/v1/query?query=reqs_total&time={t}&limit=1"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"reqs_total","instance":"a","job":"j"},"value":[1700000600,"40"]}]},"warnings":["results truncated due to limit"]}"#
+    );
+    let (_, body) = raw(
+        &argus,
+        &format!("/api/v1/query?query=reqs_total&time={t}&limit=2"),
+    );
+    assert!(!body.contains("warnings"), "{body}");
+    let (_, body) = raw(
+        &argus,
+        &format!(
+            "/api/v1/query_range?query=reqs_total&start={}&end={t}&step=300&limit=1",
+            t - 300
+        ),
+    );
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"reqs_total","instance":"a","job":"j"},"values":[[1700000300,"20"],[1700000600,"40"]]}]},"warnings":["results truncated due to limit"]}"#
+    );
+    // A lookup whose end is before its start is answered, empty.
+    let (status, body) = raw(&argus, "/api/v1/series?match[]=reqs_total&start=10&end=1");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"status":"success","data":[]}"#)
+    );
+
+    // A range query's parameters with some replaced (`""` as a value leaves it empty).
+    let range = |more: &str| {
+        let mut p: Vec<(String, String)> = vec![
+            ("query".into(), "reqs_total".into()),
+            ("start".into(), (t - 60).to_string()),
+            ("end".into(), t.to_string()),
+            ("step".into(), "15".into()),
+        ];
+        for kv in more.split('&').filter(|kv| !kv.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap();
+            match p.iter_mut().find(|(name, _)| name == k) {
+                Some(entry) => entry.1 = v.to_string(),
+                None => p.push((k.to_string(), v.to_string())),
+            }
+        }
+        let q: Vec<String> = p.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("/api/v1/query_range?{}", q.join("&"))
+    };
+    let cases = [
+        (
+            "/api/v1/query?query=up&time=soon".to_string(),
+            r#"invalid parameter "time": invalid time value for 'time': cannot parse "soon" to a valid timestamp"#,
+        ),
+        (
+            "/api/v1/query?query=up&limit=abc".to_string(),
+            r#"invalid parameter "limit": strconv.Atoi: parsing "abc": invalid syntax"#,
+        ),
+        (
+            "/api/v1/query?query=up&limit=-1".to_string(),
+            r#"invalid parameter "limit": limit must be non-negative"#,
+        ),
+        (
+            "/api/v1/query?query=up&lookback_delta=abc".to_string(),
+            r#"error parsing lookback delta duration: cannot parse "abc" to a valid duration"#,
+        ),
+        (
+            "/api/v1/query?query=sum(&time=soon&timeout=x".to_string(),
+            r#"invalid parameter "time": invalid time value for 'time': cannot parse "soon" to a valid timestamp"#,
+        ),
+        (
+            "/api/v1/query?query=sum(&timeout=x&lookback_delta=y".to_string(),
+            r#"invalid parameter "timeout": cannot parse "x" to a valid duration"#,
+        ),
+        (
+            "/api/v1/query?query=sum(&lookback_delta=y".to_string(),
+            r#"error parsing lookback delta duration: cannot parse "y" to a valid duration"#,
+        ),
+        (
+            range("&step=0s&query=sum("),
+            r#"invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer"#,
+        ),
+        (
+            range("&limit=x&start="),
+            r#"invalid parameter "limit": strconv.Atoi: parsing "x": invalid syntax"#,
+        ),
+        (
+            range("&timeout=x&query=sum("),
+            r#"invalid parameter "timeout": cannot parse "x" to a valid duration"#,
+        ),
+        (
+            "/api/v1/series?match[]=up{".to_string(),
+            r#"invalid parameter "match[]": 1:4: parse error: unexpected end of input inside braces"#,
+        ),
+        (
+            "/api/v1/series?match[]=%7Bjob%3D~%22.*%22%7D".to_string(),
+            r#"invalid parameter "match[]": match[] must contain at least one non-empty matcher"#,
+        ),
+        (
+            "/api/v1/series?match[]=up&start=yesterday".to_string(),
+            r#"invalid parameter "start": invalid time value for 'start': cannot parse "yesterday" to a valid timestamp"#,
+        ),
+        (
+            "/api/v1/series?match[]=up{&limit=some".to_string(),
+            r#"invalid parameter "limit": strconv.Atoi: parsing "some": invalid syntax"#,
+        ),
+        (
+            "/api/v1/labels?match[]=up{".to_string(),
+            "1:4: parse error: unexpected end of input inside braces",
+        ),
+        (
+            "/api/v1/label/job/values?match[]=%7B%7D".to_string(),
+            "match[] must contain at least one non-empty matcher",
+        ),
+        (
+            "/api/v1/labels?limit=some&start=x".to_string(),
+            r#"invalid parameter "limit": strconv.Atoi: parsing "some": invalid syntax"#,
+        ),
+        (
+            "/api/v1/metadata?limit=abc".to_string(),
+            "limit must be a number",
+        ),
+    ];
+    for (path, want) in cases {
+        let (status, body) = raw(&argus, &path);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (status, v["errorType"].as_str(), v["error"].as_str()),
+            (400, Some("bad_data"), Some(want)),
+            "{path}"
+        );
+    }
 }

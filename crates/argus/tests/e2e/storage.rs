@@ -379,7 +379,7 @@ fn api_answers_like_prometheus() {
     let v: serde_json::Value = r.json().unwrap();
     assert_eq!(
         v["error"],
-        r#"invalid parameter "start": cannot parse "yesterday" to a valid timestamp"#
+        r#"invalid parameter "start": invalid time value for 'start': cannot parse "yesterday" to a valid timestamp"#
     );
 
     let tsdb = argus.get_json("/api/v1/status/tsdb");
