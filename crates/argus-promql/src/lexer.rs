@@ -149,6 +149,8 @@ struct LexState {
     /// comes next (Prometheus's `lexDurationExpr`).
     duration_expr: bool,
     got_colon: bool,
+    /// A number or duration was lexed since the `[`.
+    got_duration: bool,
 }
 
 /// The query's tokens, ending in [`Tok::Eof`], or in [`Tok::Error`] where Prometheus's lexer
@@ -297,6 +299,7 @@ fn lex_into(input: &str, out: &mut Vec<Token>) -> Result<(), LexError> {
                         st.bracket_open = true;
                         st.duration_expr = true;
                         st.got_colon = false;
+                        st.got_duration = false;
                         (Tok::LBracket, 1)
                     }
                     ']' => {
@@ -321,6 +324,23 @@ fn lex_into(input: &str, out: &mut Vec<Token>) -> Result<(), LexError> {
                     ':' if st.bracket_open => {
                         if st.got_colon && !st.duration_expr {
                             return fail(i, "unexpected colon ':'".into());
+                        }
+                        if st.duration_expr && (!st.got_duration || st.got_colon) {
+                            // Prometheus's `lexDurationExpr` emits the colon, then stops.
+                            out.push(Token {
+                                tok: Tok::Colon,
+                                start: i,
+                                end: i + 1,
+                            });
+                            return fail(
+                                i + 1,
+                                if st.got_colon {
+                                    "unexpected repeated colon in duration expression"
+                                } else {
+                                    "unexpected colon before duration in duration expression"
+                                }
+                                .into(),
+                            );
                         }
                         st.got_colon = true;
                         (Tok::Colon, 1)
@@ -386,6 +406,9 @@ fn lex_into(input: &str, out: &mut Vec<Token>) -> Result<(), LexError> {
                 },
             }
         };
+        if st.bracket_open && matches!(tok, Tok::Number(_) | Tok::Duration(_)) {
+            st.got_duration = true;
+        }
         if st.bracket_open {
             // An operand ends the duration-expression state; an operator, `(`, `,` or `:`
             // starts it again (so `[5m:step()]` and `[1m+step()]` lex their keywords).
@@ -742,5 +765,32 @@ mod tests {
         assert_eq!(error("sum(rate(x[5m])"), "unclosed left parenthesis");
         assert_eq!(error("x[5m"), "unclosed left bracket");
         assert_eq!(error("x{a"), "unexpected end of input inside braces");
+        assert_eq!(
+            error("x[:]"),
+            "unexpected colon before duration in duration expression"
+        );
+        assert_eq!(
+            error("x[5m::]"),
+            "unexpected repeated colon in duration expression"
+        );
+        assert_eq!(error("x[1m:1m:1m]"), "unexpected colon ':'");
+        assert_eq!(error("1 == 1 =~ 2"), "unexpected character after '=': '~'");
+        assert_eq!(
+            error("foo{a!}"),
+            "unexpected character after '!' inside braces: '}'"
+        );
+        assert_eq!(error("'\\q'"), "unknown escape sequence U+0071 'q'");
+        assert_eq!(error("`abc"), "unterminated raw string");
+        assert_eq!(error("0755 09z"), "bad number or duration syntax: \"09\"");
+        // Numbers as Go reads them: octal with a leading zero, `_` between digits.
+        assert_eq!(
+            toks("0755 1_000 0x_1F"),
+            vec![
+                Tok::Number(493.0),
+                Tok::Number(1000.0),
+                Tok::Number(31.0),
+                Tok::Eof
+            ]
+        );
     }
 }

@@ -138,6 +138,7 @@ pub fn router(mut state: AppState) -> Router {
         .fold(Router::new(), |r, (path, m)| r.route(path, m))
         .nest(API_V1, api)
         .route_layer(axum::middleware::from_fn_with_state(http, instrument))
+        .fallback(api_not_found)
         .with_state(state)
 }
 

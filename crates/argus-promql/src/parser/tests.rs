@@ -159,7 +159,26 @@ fn errors_read_like_prometheus() {
             "offset may not be set multiple times",
         ),
         ("(x)[5m]", "ranges only allowed for vector selectors"),
-        ("x{a=~\"(\"}", "invalid regular expression"),
+        (
+            "x{a=~\"(\"}",
+            "1:3: parse error: error parsing regexp: missing closing ): `(`",
+        ),
+        (
+            "x{a!~\"a)\"}",
+            "1:3: parse error: error parsing regexp: unexpected ): `a)`",
+        ),
+        (
+            "x{a=~\"b[c\"}",
+            "1:3: parse error: error parsing regexp: missing closing ]: `[c`",
+        ),
+        (
+            "x{a=~\"a[]b\"}",
+            "1:3: parse error: error parsing regexp: missing closing ]: `[]b`",
+        ),
+        (
+            "x{a=~\"\\\\\"}",
+            "1:3: parse error: error parsing regexp: trailing backslash at end of expression: ``",
+        ),
         (
             "1 and 2",
             "set operator \"and\" not allowed in binary scalar expression",

@@ -499,6 +499,11 @@ fn query_parameters_are_read_and_refused_as_prometheus_does() {
         body,
         r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"reqs_total","instance":"a","job":"j"},"values":[[1700000300,"20"],[1700000600,"40"]]}]},"warnings":["results truncated due to limit"]}"#
     );
+    // A path Prometheus does not serve is answered as Go's `http.NotFound` answers it.
+    assert_eq!(
+        raw(&argus, "/api/v2/query"),
+        (404, "404 page not found\n".to_string())
+    );
     // A lookup whose end is before its start is answered, empty.
     let (status, body) = raw(&argus, "/api/v1/series?match[]=reqs_total&start=10&end=1");
     assert_eq!(
