@@ -404,10 +404,15 @@ impl Parser<'_> {
 
     fn unexpected(&self, context: &str) -> ParseError {
         let t = self.token();
+        let what = match &t.tok {
+            // Inside braces Prometheus lexes every word as a plain identifier, keywords too.
+            Tok::Ident(w) if context.starts_with("label matching") => format!("identifier {w:?}"),
+            _ => self.describe(t),
+        };
         let what = if context.is_empty() {
-            format!("unexpected {}", self.describe(t))
+            format!("unexpected {what}")
         } else {
-            format!("unexpected {} in {context}", self.describe(t))
+            format!("unexpected {what} in {context}")
         };
         self.err(t.start, what)
     }

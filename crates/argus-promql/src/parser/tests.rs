@@ -128,6 +128,14 @@ fn errors_read_like_prometheus() {
     let cases = [
         ("sum(x) +", "1:9: parse error: unexpected end of input"),
         ("sum(", "1:5: parse error: unclosed left parenthesis"),
+        (
+            "foo{a=\"b\" by}",
+            "1:11: parse error: unexpected identifier \"by\" in label matching, expected \",\" or \"}\"",
+        ),
+        (
+            "sum by (a) (x) by (b)",
+            "1:16: parse error: unexpected <by>",
+        ),
         ("foo{", "unexpected end of input inside braces"),
         (
             "rate(x)",
