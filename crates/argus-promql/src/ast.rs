@@ -89,6 +89,9 @@ pub enum DurExpr {
     Bin(BinOp, Box<DurExpr>, Box<DurExpr>),
     MinOf(Box<DurExpr>, Box<DurExpr>),
     MaxOf(Box<DurExpr>, Box<DurExpr>),
+    /// A range's or step's whole expression that depends on the query (`step()`,
+    /// `range()`), with its place in the query for the error when it comes out non-positive.
+    Spanned(Span, Box<DurExpr>),
 }
 
 impl DurExpr {
@@ -96,7 +99,7 @@ impl DurExpr {
     pub fn eval(&self, step: f64, range: f64) -> f64 {
         match self {
             DurExpr::Num(v) | DurExpr::Lit(v) => *v,
-            DurExpr::Paren(e) => e.eval(step, range),
+            DurExpr::Paren(e) | DurExpr::Spanned(_, e) => e.eval(step, range),
             DurExpr::Step => step,
             DurExpr::Range => range,
             DurExpr::Neg(e) => -e.eval(step, range),
@@ -121,7 +124,7 @@ impl DurExpr {
         match self {
             DurExpr::Num(_) | DurExpr::Lit(_) => true,
             DurExpr::Step | DurExpr::Range => false,
-            DurExpr::Neg(e) | DurExpr::Paren(e) => e.is_const(),
+            DurExpr::Neg(e) | DurExpr::Paren(e) | DurExpr::Spanned(_, e) => e.is_const(),
             DurExpr::Bin(_, a, b) | DurExpr::MinOf(a, b) | DurExpr::MaxOf(a, b) => {
                 a.is_const() && b.is_const()
             }
@@ -541,6 +544,32 @@ impl Expr {
     }
 
     /// The direct sub-expressions (a selector has none).
+    /// Prometheus's check as it prepares a query (`durationVisitor`): a range or a subquery
+    /// step that depends on the query's step or range must come out above zero, as
+    /// `start:end: duration must be greater than 0` (byte offsets of the expression).
+    pub fn check_durations(&self, step_ms: i64, range_ms: i64) -> Result<(), String> {
+        let positive = |d: Option<&DurExpr>| match d {
+            Some(DurExpr::Spanned(span, e)) if e.millis(step_ms, range_ms) <= 0 => Err(format!(
+                "{}:{}: duration must be greater than 0",
+                span.start, span.end
+            )),
+            _ => Ok(()),
+        };
+        match self {
+            Expr::Matrix { range_expr, .. } => positive(range_expr.as_ref())?,
+            Expr::Subquery {
+                dur_exprs: Some(d), ..
+            } => {
+                positive(d[0].as_ref())?;
+                positive(d[1].as_ref())?;
+            }
+            _ => {}
+        }
+        self.children()
+            .into_iter()
+            .try_for_each(|c| c.check_durations(step_ms, range_ms))
+    }
+
     pub fn children(&self) -> Vec<&Expr> {
         match self {
             Expr::Subquery { expr, .. } | Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => {

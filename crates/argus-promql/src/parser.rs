@@ -916,9 +916,10 @@ impl Parser<'_> {
                         "subquery or range selector, expected number, duration, step(), or range()",
                     ));
                 }
+                let at = self.token().start;
                 let d = self.positive_duration()?;
                 self.note_duration_expr(&d, open.end);
-                let (range, range_expr) = Self::folded(d);
+                let (range, range_expr) = self.folded_since(d, at);
                 if *self.peek() == Tok::Colon {
                     self.next();
                     let (step, step_expr) = if *self.peek() == Tok::RBracket {
@@ -930,7 +931,7 @@ impl Parser<'_> {
                         let at = self.tokens[self.pos].start;
                         let d = self.positive_duration()?;
                         self.note_duration_expr(&d, at);
-                        let (ms, e) = Self::folded(d);
+                        let (ms, e) = self.folded_since(d, at);
                         (Some(ms), e)
                     };
                     let close = self.expect(Tok::RBracket, "subquery selector, expected \"]\"")?;
@@ -1112,6 +1113,21 @@ impl Parser<'_> {
             DurExpr::Num(_) | DurExpr::Lit(_) => (e.millis(0, 0), None),
             e if e.is_const() => (e.millis(0, 0), Some(e)),
             e => (0, Some(e)),
+        }
+    }
+
+    /// [`Self::folded`] for a range or a step: an expression that depends on the query keeps
+    /// its place in the query (from `at` to the last token read) for the check at query time.
+    fn folded_since(&self, e: DurExpr, at: usize) -> (i64, Option<DurExpr>) {
+        match Self::folded(e) {
+            (ms, Some(e)) if !e.is_const() => {
+                let end = self.tokens[self.pos.saturating_sub(1)].end;
+                (
+                    ms,
+                    Some(DurExpr::Spanned(Span { start: at, end }, Box::new(e))),
+                )
+            }
+            other => other,
         }
     }
 

@@ -181,6 +181,7 @@ fn write_dur_expr(out: &mut String, e: &DurExpr) {
             }
         }
         DurExpr::Num(v) => out.push_str(&gofmt::format_f(*v)),
+        DurExpr::Spanned(_, inner) => write_dur_expr(out, inner),
         DurExpr::Paren(inner) => {
             out.push('(');
             write_dur_expr(out, inner);

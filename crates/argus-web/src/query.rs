@@ -313,6 +313,17 @@ pub fn parse_query(
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))
 }
 
+/// Prometheus's check of durations that depend on the query (`foo[step()]` in an instant
+/// query, where the step is 0), refused as it refuses them when preparing the query.
+pub fn check_durations(
+    expr: &argus_promql::Expr,
+    step_ms: i64,
+    range_ms: i64,
+) -> Result<(), ApiError> {
+    expr.check_durations(step_ms, range_ms)
+        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))
+}
+
 /// Checks `start`, `end`, `step` of a range query; returns them in milliseconds.
 pub fn range_params(p: &Params) -> Result<(i64, i64, i64), ApiError> {
     let time = |key: &str| -> Result<i64, ApiError> {

@@ -622,6 +622,7 @@ async fn query(
     let t = p.time("time", argus_model::time::now_ms())?;
     let engine = crate::query::engine_for(&p, &s.engine, s.query_timeout_ms)?;
     let expr = crate::query::parse_query(&p, s.promql_features)?;
+    crate::query::check_durations(&expr, 0, 0)?;
     let began = std::time::Instant::now();
     let ((mut value, annos), figures) = run_query(&s, engine, move |engine, db| {
         let queued = began.elapsed();
@@ -664,6 +665,7 @@ async fn query_range(
     let (start, end, step) = crate::query::range_params(&p)?;
     let engine = crate::query::engine_for(&p, &s.engine, s.query_timeout_ms)?;
     let expr = crate::query::parse_query(&p, s.promql_features)?;
+    crate::query::check_durations(&expr, step, end - start)?;
     let began = std::time::Instant::now();
     let ((mut series, annos), figures) = run_query(&s, engine, move |engine, db| {
         let queued = began.elapsed();
@@ -805,7 +807,8 @@ async fn query_exemplars(
         .map_err(|e| ApiError::bad_data(e.to_string()))?;
     let sets = expr.selector_matchers();
     if sets.is_empty() {
-        return Ok(crate::query::success_raw("null"));
+        // Prometheus's handler returns no data here, which its API answers with 204.
+        return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let db = s.db.clone();
     let found = blocking(move || db.exemplars.select(start, end, &sets)).await?;

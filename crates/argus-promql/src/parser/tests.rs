@@ -349,3 +349,31 @@ fn string_escapes_are_go_bytes() {
     );
     assert!(parse(r#""\xc""#).is_err());
 }
+
+/// Durations that depend on the query keep their place for Prometheus's check as it
+/// prepares the query; constant ones are checked while parsing.
+#[test]
+fn query_dependent_durations_are_checked_per_query() {
+    let e = parse("foo[step()]").unwrap();
+    assert_eq!(
+        e.check_durations(0, 0),
+        Err("4:10: duration must be greater than 0".to_string())
+    );
+    assert_eq!(e.check_durations(15_000, 60_000), Ok(()));
+    let e = parse("max_over_time(foo[5m:step()-step()])").unwrap();
+    assert_eq!(
+        e.check_durations(15_000, 60_000),
+        Err("21:34: duration must be greater than 0".to_string())
+    );
+    let e = parse("rate(foo[-step()])").unwrap();
+    assert_eq!(
+        e.check_durations(15_000, 0),
+        Err("9:16: duration must be greater than 0".to_string())
+    );
+    // Printed as written.
+    assert_eq!(
+        crate::printer::canonical(&parse("foo[-step()]").unwrap()),
+        "foo[-step()]"
+    );
+    assert!(parse("foo[0s]").is_err());
+}

@@ -333,9 +333,28 @@ fn experimental_promql_needs_enable_feature() {
     drop(plain);
     let dir = tempfile::tempdir().unwrap();
     let enabled = ArgusBuilder::new(&dir.path().join("data"))
-        .flag("--enable-feature=no-such-feature,promql-experimental-functions")
+        .flag("--enable-feature=no-such-feature,promql-experimental-functions,promql-duration-expr")
         .start();
     let (status, body) = raw(&enabled, &q);
+    assert_eq!(status, 200, "{body}");
+    // A duration that depends on the query is checked as Prometheus prepares the query: an
+    // instant query's step is 0, a range query's is not.
+    let step_range = urlencode("max_over_time(up[step()])");
+    let (status, body) = raw(
+        &enabled,
+        &format!("/api/v1/query?query={step_range}&time=100"),
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            400,
+            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 17:23: duration must be greater than 0"}"#
+        )
+    );
+    let (status, body) = raw(
+        &enabled,
+        &format!("/api/v1/query_range?query={step_range}&start=0&end=100&step=10"),
+    );
     assert_eq!(status, 200, "{body}");
     assert!(
         enabled
@@ -498,6 +517,11 @@ fn query_parameters_are_read_and_refused_as_prometheus_does() {
     assert_eq!(
         body,
         r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"reqs_total","instance":"a","job":"j"},"values":[[1700000300,"20"],[1700000600,"40"]]}]},"warnings":["results truncated due to limit"]}"#
+    );
+    // Exemplars of a query without a selector: no data, which Prometheus answers with 204.
+    assert_eq!(
+        raw(&argus, "/api/v1/query_exemplars?query=1"),
+        (204, String::new())
     );
     // A path Prometheus does not serve is answered as Go's `http.NotFound` answers it.
     assert_eq!(
