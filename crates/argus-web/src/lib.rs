@@ -14,4 +14,4 @@ pub mod query;
 pub mod server;
 pub mod targets;
 
-pub use server::{AppState, BuildInfo, Lifecycle, QueryMemory, router};
+pub use server::{AppState, BuildInfo, CorsOrigin, Lifecycle, QueryMemory, router};

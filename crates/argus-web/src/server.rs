@@ -60,6 +60,8 @@ pub struct AppState {
     pub flags: BTreeMap<String, String>,
     pub build: BuildInfo,
     pub enable_lifecycle: bool,
+    /// `--web.cors.origin`: the origins the API answers browsers from.
+    pub cors_origin: CorsOrigin,
     pub enable_admin: bool,
     pub enable_remote_write: bool,
     pub write_limits: argus_remote::WriteLimits,
@@ -130,16 +132,79 @@ pub fn router(mut state: AppState) -> Router {
         .collect();
     let http = HttpMetrics::register(&mut state.registry, patterns.iter().map(String::as_str));
     let state = Arc::new(state);
+    let cors = state.cors_origin.clone();
     let api = api
         .into_iter()
         .fold(Router::new(), |r, (path, m)| r.route(path, m))
-        .fallback(api_not_found);
+        .fallback(api_not_found)
+        .layer(axum::middleware::from_fn_with_state(cors, cors_layer));
     top.into_iter()
         .fold(Router::new(), |r, (path, m)| r.route(path, m))
         .nest(API_V1, api)
         .route_layer(axum::middleware::from_fn_with_state(http, instrument))
         .fallback(api_not_found)
         .with_state(state)
+}
+
+/// `--web.cors.origin`, fully anchored as Prometheus anchors it (`^(?:RE)$`).
+#[derive(Clone, Debug)]
+pub struct CorsOrigin {
+    regex: regex::Regex,
+    /// The default `.*`, answered with `Access-Control-Allow-Origin: *`.
+    any: bool,
+}
+
+impl CorsOrigin {
+    pub fn new(pattern: &str) -> Result<Self, argus_model::Error> {
+        Ok(Self {
+            regex: argus_model::regex_go::compile_anchored(pattern)?,
+            any: pattern == ".*",
+        })
+    }
+}
+
+/// Prometheus's `httputil.SetCORS` on every API answer to a request with an `Origin`, and
+/// its `OPTIONS /api/v1/*path` route: 204 for a browser's preflight.
+async fn cors_layer(
+    State(cors): State<CorsOrigin>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let mut response = if request.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    if let Some(origin) = origin {
+        let h = response.headers_mut();
+        for (name, value) in [
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "Accept, Authorization, Content-Type, Origin",
+            ),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"),
+            (header::ACCESS_CONTROL_EXPOSE_HEADERS, "Date"),
+            (header::VARY, "Origin"),
+        ] {
+            h.insert(name, header::HeaderValue::from_static(value));
+        }
+        if cors.any {
+            h.insert(
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                header::HeaderValue::from_static("*"),
+            );
+        } else if cors.regex.is_match(&origin)
+            && let Ok(v) = header::HeaderValue::from_str(&origin)
+        {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+    }
+    response
 }
 
 /// Where the HTTP API v1 is served.

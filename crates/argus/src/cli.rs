@@ -80,6 +80,10 @@ pub struct ServerArgs {
     #[arg(long = "web.enable-remote-write-receiver")]
     pub enable_remote_write_receiver: bool,
 
+    /// Regex for CORS origin. It is fully anchored. Example: 'https?://(domain1|domain2)\.com'
+    #[arg(long = "web.cors.origin", default_value = ".*")]
+    pub cors_origin: String,
+
     /// Enable shutdown and reload via HTTP request (/-/quit, /-/reload).
     #[arg(long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
@@ -167,6 +171,7 @@ impl ServerArgs {
             self.enable_remote_write_receiver.to_string(),
         );
         put("web.enable-lifecycle", self.enable_lifecycle.to_string());
+        put("web.cors.origin", self.cors_origin.clone());
         put("web.enable-admin-api", self.enable_admin_api.to_string());
         put("storage.tsdb.path", self.tsdb_path.display().to_string());
         put(

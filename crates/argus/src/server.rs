@@ -292,6 +292,8 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
             go_version: "none (argus is written in Rust)".to_string(),
         },
         enable_lifecycle: args.enable_lifecycle,
+        cors_origin: argus_web::CorsOrigin::new(&args.cors_origin)
+            .with_context(|| format!("--web.cors.origin {:?}", args.cors_origin))?,
         enable_admin: args.enable_admin_api,
         enable_remote_write: args.enable_remote_write_receiver,
         write_limits,

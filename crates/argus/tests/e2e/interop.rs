@@ -879,11 +879,19 @@ fn exemplars_from_openmetrics_match_prometheus() {
         argus.metric("prometheus_tsdb_exemplar_exemplars_in_storage"),
         Some(4.0)
     );
-    // No selector: null, as Prometheus.
-    assert_eq!(
-        exemplars(&argus_base, "1 + 1"),
-        Some(serde_json::Value::Null)
-    );
+    // No selector: no data, which both answer with 204 and an empty body.
+    let no_selector = |base: &str| {
+        let r = client()
+            .get(format!(
+                "{base}/api/v1/query_exemplars?query={}",
+                urlencode("1 + 1")
+            ))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(no_selector(&argus_base), (204, String::new()));
+    assert_eq!(no_selector(&argus_base), no_selector(&prom));
 }
 
 /// Prometheus 2.42 scrapes OpenMetrics exemplars and remote-writes them

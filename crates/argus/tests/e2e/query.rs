@@ -637,3 +637,65 @@ fn query_parameters_are_read_and_refused_as_prometheus_does() {
         );
     }
 }
+
+/// Browsers are answered as Prometheus answers them (`--web.cors.origin`, default `.*`):
+/// CORS headers on API answers to a request with an `Origin`, 204 for a preflight `OPTIONS`,
+/// and `Access-Control-Allow-Origin` only for a matching origin when the flag narrows it.
+#[test]
+fn cors_as_prometheus_sets_it() {
+    let get = |argus: &Argus, method: reqwest::Method, origin: &str| {
+        let r = client()
+            .request(method, argus.url("/api/v1/query?query=1"))
+            .header("Origin", origin)
+            .send()
+            .unwrap();
+        let h = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        (
+            r.status().as_u16(),
+            h("access-control-allow-origin"),
+            h("access-control-allow-methods"),
+            h("access-control-allow-headers"),
+        )
+    };
+    let methods = Some("GET, POST, OPTIONS".to_string());
+    let headers = Some("Accept, Authorization, Content-Type, Origin".to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
+    assert_eq!(
+        get(&argus, reqwest::Method::GET, "https://any.example"),
+        (200, Some("*".into()), methods.clone(), headers.clone())
+    );
+    assert_eq!(
+        get(&argus, reqwest::Method::OPTIONS, "https://any.example"),
+        (204, Some("*".into()), methods.clone(), headers.clone())
+    );
+    // Without an Origin, no CORS headers.
+    let r = client()
+        .get(argus.url("/api/v1/query?query=1"))
+        .send()
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    drop(argus);
+
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data"))
+        .flag(r"--web.cors.origin=https?://good\.example")
+        .start();
+    assert_eq!(
+        get(&argus, reqwest::Method::GET, "https://good.example"),
+        (
+            200,
+            Some("https://good.example".into()),
+            methods.clone(),
+            headers.clone()
+        )
+    );
+    assert_eq!(
+        get(&argus, reqwest::Method::GET, "https://good.example.evil"),
+        (200, None, methods, headers)
+    );
+}
