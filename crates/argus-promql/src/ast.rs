@@ -89,8 +89,8 @@ pub enum DurExpr {
     Bin(BinOp, Box<DurExpr>, Box<DurExpr>),
     MinOf(Box<DurExpr>, Box<DurExpr>),
     MaxOf(Box<DurExpr>, Box<DurExpr>),
-    /// A range's or step's whole expression that depends on the query (`step()`,
-    /// `range()`), with its place in the query for the error when it comes out non-positive.
+    /// A range's or step's whole expression (not a plain literal), with its place in the
+    /// query for the error when it comes out at or below zero.
     Spanned(Span, Box<DurExpr>),
 }
 
@@ -545,7 +545,7 @@ impl Expr {
 
     /// The direct sub-expressions (a selector has none).
     /// Prometheus's check as it prepares a query (`durationVisitor`): a range or a subquery
-    /// step that depends on the query's step or range must come out above zero, as
+    /// step given as an expression (`[5m-step()]`, `[-2^2]`) must come out above zero, as
     /// `start:end: duration must be greater than 0` (byte offsets of the expression).
     pub fn check_durations(&self, step_ms: i64, range_ms: i64) -> Result<(), String> {
         let positive = |d: Option<&DurExpr>| match d {

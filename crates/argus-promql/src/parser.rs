@@ -1089,11 +1089,17 @@ impl Parser<'_> {
         self.unexpected(context)
     }
 
-    /// A range's or a step's duration: a constant one must be above zero.
+    /// A range's or a step's duration. A literal (signs included, as Prometheus folds them
+    /// into it) must be above zero; an expression is checked when the query is prepared
+    /// ([`Expr::check_durations`]), as Prometheus checks it.
     fn positive_duration(&mut self) -> Result<DurExpr, ParseError> {
         let at = self.token().start;
         let d = self.dur_expr(0)?;
-        if d.is_const() && d.millis(0, 0) <= 0 {
+        let mut literal = &d;
+        while let DurExpr::Neg(inner) = literal {
+            literal = inner;
+        }
+        if matches!(literal, DurExpr::Num(_) | DurExpr::Lit(_)) && d.millis(0, 0) <= 0 {
             return Err(self.err(at, "duration must be greater than 0"));
         }
         Ok(d)
@@ -1116,11 +1122,11 @@ impl Parser<'_> {
         }
     }
 
-    /// [`Self::folded`] for a range or a step: an expression that depends on the query keeps
-    /// its place in the query (from `at` to the last token read) for the check at query time.
+    /// [`Self::folded`] for a range or a step: an expression keeps its place in the query
+    /// (from `at` to the last token read) for the check when the query is prepared.
     fn folded_since(&self, e: DurExpr, at: usize) -> (i64, Option<DurExpr>) {
         match Self::folded(e) {
-            (ms, Some(e)) if !e.is_const() => {
+            (ms, Some(e)) => {
                 let end = self.tokens[self.pos.saturating_sub(1)].end;
                 (
                     ms,

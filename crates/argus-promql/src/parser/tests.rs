@@ -376,4 +376,12 @@ fn query_dependent_durations_are_checked_per_query() {
         "foo[-step()]"
     );
     assert!(parse("foo[0s]").is_err());
+    assert!(parse("foo[-1]").is_err());
+    // A constant expression is checked with the query, as Prometheus checks it.
+    let e = parse("foo[0+-2^2]").unwrap();
+    assert_eq!(
+        e.check_durations(15_000, 60_000),
+        Err("4:10: duration must be greater than 0".to_string())
+    );
+    assert_eq!(parse("foo[2m*15]").unwrap().check_durations(0, 0), Ok(()));
 }
