@@ -57,7 +57,7 @@ impl Duration {
     /// `not a valid duration string: "5m1h"`, `unknown unit "hs" in duration "5y1hs"`,
     /// `duration out of range`.
     pub fn parse(s: &str) -> Result<Self> {
-        let fail = |m: String| Error::InvalidDuration(m);
+        let fail = Error::InvalidDuration;
         let invalid = || fail(format!("not a valid duration string: {s:?}"));
         match s {
             "0" => return Ok(Self::default()),

@@ -30,6 +30,14 @@ fn sign(v: f64) -> &'static str {
     if v.is_sign_negative() { "-" } else { "" }
 }
 
+/// Go's `%f` (`strconv.FormatFloat(v, 'f', 6, 64)`): six decimals, `+Inf`, `NaN`.
+pub fn format_f6(v: f64) -> String {
+    match special(v) {
+        Some(s) => s.to_string(),
+        None => format!("{v:.6}"),
+    }
+}
+
 /// `strconv.FormatFloat(v, 'f', -1, 64)`.
 pub fn format_f(v: f64) -> String {
     if let Some(s) = special(v) {
@@ -139,34 +147,50 @@ pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if (RAW_BYTE_BASE..=RAW_BYTE_BASE + 0xff).contains(&(c as u32)) => {
-                out.push_str(&format!("\\x{:02x}", c as u32 - RAW_BYTE_BASE));
-            }
-            c if c.is_control() => {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
+        push_escaped(&mut out, c, '"');
     }
     out.push('"');
     out
+}
+
+/// Go's `strconv.QuoteRune` (`%q` of a rune): `'x'`, with the same escapes as [`quote`].
+pub fn quote_rune(c: char) -> String {
+    let mut out = String::from("'");
+    push_escaped(&mut out, c, '\'');
+    out.push('\'');
+    out
+}
+
+/// `c` as Go writes it inside a literal delimited by `delim`.
+fn push_escaped(out: &mut String, c: char, delim: char) {
+    match c {
+        c if c == delim => {
+            out.push('\\');
+            out.push(c);
+        }
+        '\\' => out.push_str("\\\\"),
+        '\x07' => out.push_str("\\a"),
+        '\x08' => out.push_str("\\b"),
+        '\x0c' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\x0b' => out.push_str("\\v"),
+        c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        }
+        c if (RAW_BYTE_BASE..=RAW_BYTE_BASE + 0xff).contains(&(c as u32)) => {
+            out.push_str(&format!("\\x{:02x}", c as u32 - RAW_BYTE_BASE));
+        }
+        c if c.is_control() => {
+            if (c as u32) < 0x10000 {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            } else {
+                out.push_str(&format!("\\U{:08x}", c as u32));
+            }
+        }
+        c => out.push(c),
+    }
 }
 
 #[cfg(test)]
@@ -227,6 +251,26 @@ mod tests {
     fn quote_like_go() {
         assert_eq!(quote("a\"b\\c\n"), r#""a\"b\\c\n""#);
         assert_eq!(quote("\x01é"), "\"\\x01é\"");
+        assert_eq!(quote("'"), r#""'""#);
+        // strconv.QuoteRune: the single quote is the one escaped.
+        assert_eq!(quote_rune('\''), r"'\''");
+        assert_eq!(quote_rune('"'), r#"'"'"#);
+        assert_eq!(quote_rune('\\'), r"'\\'");
+        assert_eq!(quote_rune('\n'), r"'\n'");
+        assert_eq!(quote_rune('\u{FFFD}'), "'\u{FFFD}'");
+        assert_eq!(quote_rune('}'), "'}'");
+    }
+
+    #[test]
+    fn percent_f_like_go() {
+        assert_eq!(format_f6(f64::INFINITY), "+Inf");
+        assert_eq!(format_f6(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_f6(f64::NAN), "NaN");
+        assert_eq!(
+            format_f6(9223372036854775808.0),
+            "9223372036854775808.000000"
+        );
+        assert_eq!(format_f6(-1.5), "-1.500000");
     }
 
     proptest! {

@@ -543,7 +543,6 @@ impl Expr {
         }
     }
 
-    /// The direct sub-expressions (a selector has none).
     /// Prometheus's check as it prepares a query (`durationVisitor`): a range or a subquery
     /// step given as an expression (`[5m-step()]`, `[-2^2]`) must come out above zero, as
     /// `start:end: duration must be greater than 0` (byte offsets of the expression).
@@ -570,6 +569,7 @@ impl Expr {
             .try_for_each(|c| c.check_durations(step_ms, range_ms))
     }
 
+    /// The direct sub-expressions (a selector has none).
     pub fn children(&self) -> Vec<&Expr> {
         match self {
             Expr::Subquery { expr, .. } | Expr::Paren { expr, .. } | Expr::Unary { expr, .. } => {

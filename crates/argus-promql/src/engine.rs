@@ -1378,9 +1378,10 @@ impl Engine {
     }
 
     /// What every series handed over to [`Self::stream_aggregate`], [`Self::stream_topk`]
-    /// or [`Self::stream_direct`] passes first: the deadline and cancel checks ([`Self::check_visit`]), histogram
-    /// samples (which need the selector read whole) and the sample limit, counting `n` more
-    /// samples read out of `budget`. `Some` says how the read stops.
+    /// or [`Self::stream_direct`] passes first: the deadline and cancel checks
+    /// ([`Self::check_visit`]), histogram samples (which need the selector read whole) and
+    /// the sample limit, counting `n` more samples read out of `budget`. `Some` says how the
+    /// read stops.
     fn visit_checks(
         &self,
         visited: &mut usize,

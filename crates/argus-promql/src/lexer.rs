@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use argus_model::gofmt;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Tok {
     Ident(String),
@@ -121,23 +123,6 @@ fn is_ident_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == ':'
 }
 
-/// Go's `%q` of one character, as Prometheus's lexer quotes it in its messages.
-pub fn go_quote_rune(c: char) -> String {
-    match c {
-        '\'' => r"'\''".to_string(),
-        '\\' => r"'\\'".to_string(),
-        '\x07' => r"'\a'".to_string(),
-        '\x08' => r"'\b'".to_string(),
-        '\x0c' => r"'\f'".to_string(),
-        '\n' => r"'\n'".to_string(),
-        '\r' => r"'\r'".to_string(),
-        '\t' => r"'\t'".to_string(),
-        '\x0b' => r"'\v'".to_string(),
-        c if (c as u32) < 0x20 || c as u32 == 0x7f => format!(r"'\x{:02x}'", c as u32),
-        c => format!("'{c}'"),
-    }
-}
-
 /// Where the lexer is, as Prometheus's state machine tracks it: the errors it reports depend
 /// on it (`unclosed left parenthesis`, `unexpected character inside braces: '*'`, …).
 #[derive(Default)]
@@ -173,6 +158,14 @@ fn lex_into(input: &str, out: &mut Vec<Token>) -> Result<(), LexError> {
     let mut i = 0;
     let mut st = LexState::default();
     let fail = |pos: usize, message: String| Err(LexError { pos, message });
+    // Prometheus's messages that quote the character at fault, as Go's `%q` does.
+    let fail_at = |pos: usize, what: &str, c: Option<char>| {
+        let c = gofmt::quote_rune(c.unwrap_or('\u{FFFD}'));
+        Err(LexError {
+            pos,
+            message: format!("{what}: {c}"),
+        })
+    };
     loop {
         let Some(c) = input[i..].chars().next() else {
             if st.brace_open {
@@ -220,13 +213,7 @@ fn lex_into(input: &str, out: &mut Vec<Token>) -> Result<(), LexError> {
                     Some('~') => (Tok::NeqRegex, 2),
                     Some('=') => (Tok::Neq, 2),
                     other => {
-                        return fail(
-                            i,
-                            format!(
-                                "unexpected character after '!' inside braces: {}",
-                                go_quote_rune(other.unwrap_or('\u{FFFD}'))
-                            ),
-                        );
+                        return fail_at(i, "unexpected character after '!' inside braces", other);
                     }
                 },
                 '{' => return fail(i, "unexpected left brace '{'".into()),
@@ -242,15 +229,7 @@ fn lex_into(input: &str, out: &mut Vec<Token>) -> Result<(), LexError> {
                     }
                     (Tok::Ident(input[i..j].to_string()), j - i)
                 }
-                other => {
-                    return fail(
-                        i,
-                        format!(
-                            "unexpected character inside braces: {}",
-                            go_quote_rune(other)
-                        ),
-                    );
-                }
+                other => return fail_at(i, "unexpected character inside braces", Some(other)),
             }
         } else {
             let two = input.get(i..i + 2).unwrap_or("");
@@ -263,15 +242,7 @@ fn lex_into(input: &str, out: &mut Vec<Token>) -> Result<(), LexError> {
                 ">/" => (Tok::TrimLower, 2),
                 "=~" => return fail(i, "unexpected character after '=': '~'".into()),
                 _ => match c {
-                    '!' => {
-                        return fail(
-                            i,
-                            format!(
-                                "unexpected character after '!': {}",
-                                go_quote_rune(next.unwrap_or('\u{FFFD}'))
-                            ),
-                        );
-                    }
+                    '!' => return fail_at(i, "unexpected character after '!'", next),
                     '(' => {
                         st.paren_depth += 1;
                         (Tok::LParen, 1)
@@ -351,13 +322,7 @@ fn lex_into(input: &str, out: &mut Vec<Token>) -> Result<(), LexError> {
                         (Tok::Colon, 1)
                     }
                     '"' | '\'' | '`' if st.bracket_open && st.duration_expr => {
-                        return fail(
-                            i,
-                            format!(
-                                "unexpected character in duration expression: {}",
-                                go_quote_rune(c)
-                            ),
-                        );
+                        return fail_at(i, "unexpected character in duration expression", Some(c));
                     }
                     '"' | '\'' | '`' => {
                         let (s, len) = lex_string(input, i)?;
@@ -370,10 +335,8 @@ fn lex_into(input: &str, out: &mut Vec<Token>) -> Result<(), LexError> {
                         lex_number(input, i)?
                     }
                     c if st.bracket_open && !st.duration_expr && is_ident_start(c) => {
-                        return fail(
-                            i,
-                            format!("unexpected character: {}, expected ':'", go_quote_rune(c)),
-                        );
+                        let c = gofmt::quote_rune(c);
+                        return fail(i, format!("unexpected character: {c}, expected ':'"));
                     }
                     c if is_ident_start(c) => {
                         let mut j = i;
@@ -392,24 +355,18 @@ fn lex_into(input: &str, out: &mut Vec<Token>) -> Result<(), LexError> {
                         }
                     }
                     other if st.bracket_open && st.duration_expr => {
-                        return fail(
+                        return fail_at(
                             i,
-                            format!(
-                                "unexpected character in duration expression: {}",
-                                go_quote_rune(other)
-                            ),
+                            "unexpected character in duration expression",
+                            Some(other),
                         );
                     }
-                    other => {
-                        return fail(i, format!("unexpected character: {}", go_quote_rune(other)));
-                    }
+                    other => return fail_at(i, "unexpected character", Some(other)),
                 },
             }
         };
-        if st.bracket_open && matches!(tok, Tok::Number(_) | Tok::Duration(_)) {
-            st.got_duration = true;
-        }
         if st.bracket_open {
+            st.got_duration |= matches!(tok, Tok::Number(_) | Tok::Duration(_));
             // An operand ends the duration-expression state; an operator, `(`, `,` or `:`
             // starts it again (so `[5m:step()]` and `[1m+step()]` lex their keywords).
             st.duration_expr = matches!(

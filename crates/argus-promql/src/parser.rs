@@ -1045,7 +1045,7 @@ impl Parser<'_> {
                                 expr.span().start,
                                 format!(
                                     "timestamp out of bounds for @ modifier: {}",
-                                    go_fixed(secs)
+                                    argus_model::gofmt::format_f6(secs)
                                 ),
                             ));
                         }
@@ -1398,17 +1398,6 @@ fn unclosed_class(pattern: &str) -> Option<usize> {
         i += 1;
     }
     open
-}
-
-/// Go's `%f` of a float (`+Inf`, `NaN`, six decimals otherwise).
-fn go_fixed(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else {
-        format!("{v:.6}")
-    }
 }
 
 /// Keywords that are not metric names either (`by`, `offset`, `and`, … are).

@@ -184,9 +184,8 @@ pub fn success_raw(data: &str) -> Response {
 }
 
 /// A success envelope with the query's warnings and infos (positions rendered against the
-/// query text), each list left out when empty, as Prometheus does.
-/// A success with the query's annotations; `truncated` adds Prometheus's warning for a
-/// result cut to the request's `limit`.
+/// query text), each list left out when empty, as Prometheus does; `truncated` adds
+/// Prometheus's warning for a result cut to the request's `limit`.
 pub fn success_annotated(
     data: &str,
     annos: &argus_promql::annotations::Annotations,
@@ -242,27 +241,33 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Prometheus's `parseDuration` for API parameters: float seconds or a duration string.
-pub fn duration_param(p: &Params, key: &str) -> Result<Option<i64>, ApiError> {
-    let Some(v) = p.get(key).filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
+/// Prometheus's `parseDuration` for API parameters: float seconds or a duration string, in
+/// milliseconds; the error is its message (`cannot parse "x" to a valid duration`).
+fn parse_api_duration(v: &str) -> Result<i64, String> {
+    let quoted = argus_model::gofmt::quote(v);
     if let Ok(secs) = v.parse::<f64>() {
         let ms = secs * 1000.0;
         if !ms.is_finite() || ms.abs() > i64::MAX as f64 / 2.0 {
-            return Err(ApiError::bad_data(format!(
-                "invalid parameter \"{key}\": cannot parse \"{v}\" to a valid duration. It overflows int64"
-            )));
+            return Err(format!(
+                "cannot parse {quoted} to a valid duration. It overflows int64"
+            ));
         }
-        return Ok(Some(ms.round() as i64));
+        return Ok(ms.round() as i64);
     }
     argus_model::Duration::parse(v)
-        .map(|d| Some(d.as_millis()))
-        .map_err(|_| {
-            ApiError::bad_data(format!(
-                "invalid parameter \"{key}\": cannot parse \"{v}\" to a valid duration"
-            ))
+        .map(|d| d.as_millis())
+        .map_err(|_| format!("cannot parse {quoted} to a valid duration"))
+}
+
+/// A duration parameter (missing or empty: `None`), refused as `invalid parameter "key": …`.
+pub fn duration_param(p: &Params, key: &str) -> Result<Option<i64>, ApiError> {
+    p.get(key)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            parse_api_duration(v)
+                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"{key}\": {e}")))
         })
+        .transpose()
 }
 
 /// The engine for one request: `lookback_delta`, and a deadline from the `timeout`
@@ -278,24 +283,11 @@ pub fn engine_for(
         Some(t) if t > 0 => t.min(max_timeout_ms),
         _ => max_timeout_ms,
     };
-    let lookback = duration_param(p, "lookback_delta").map_err(|e| {
-        // Prometheus words this one without the parameter's name.
-        let v = p.get("lookback_delta").unwrap_or("");
-        let why = if e.message.ends_with("It overflows int64") {
-            format!(
-                "cannot parse {} to a valid duration. It overflows int64",
-                argus_model::gofmt::quote(v)
-            )
-        } else {
-            format!(
-                "cannot parse {} to a valid duration",
-                argus_model::gofmt::quote(v)
-            )
-        };
-        ApiError::bad_data(format!("error parsing lookback delta duration: {why}"))
-    })?;
-    if let Some(lookback) = lookback {
-        opts.lookback_ms = lookback;
+    // Prometheus words this one without the parameter's name.
+    if let Some(v) = p.get("lookback_delta").filter(|v| !v.is_empty()) {
+        opts.lookback_ms = parse_api_duration(v).map_err(|e| {
+            ApiError::bad_data(format!("error parsing lookback delta duration: {e}"))
+        })?;
     }
     opts.deadline =
         Some(std::time::Instant::now() + std::time::Duration::from_millis(timeout.max(0) as u64));

@@ -6,9 +6,7 @@
 //! and so are `start()` and `end()`, which that copy refuses and the newer upstream test
 //! scripts in ../shared/promql-tests call as functions.
 //!
-//! `STILL_DIFFERENT` names the cases argus does not word as Prometheus does yet, with the
-//! reason; the test fails when one of them starts to match (so the list only shrinks) or when
-//! any other case differs.
+//! Every case matches; the test fails, listing them, when any case differs.
 
 use super::parse;
 
@@ -509,9 +507,6 @@ const CASES: &[(&str, usize, &str)] = &[
     ("foo[5s s 5s]", 7, "unexpected character: 's', expected ':'"),
 ];
 
-/// Cases argus words differently from Prometheus for now, with why.
-const STILL_DIFFERENT: &[(&str, &str)] = &[];
-
 /// `line:col: parse error: message`, as Prometheus's `ParseErr.Error()` prints its first error.
 fn upstream(input: &str, start: usize, message: &str) -> String {
     let before = &input[..start];
@@ -551,20 +546,13 @@ fn parse_errors_are_worded_as_prometheus_words_them() {
     for (input, start, message) in &generated {
         let want = upstream(input, *start, message);
         let got = argus(input);
-        let listed = STILL_DIFFERENT.iter().any(|(i, _)| i == input);
-        match (got == want, listed) {
-            (true, true) => differ.push(format!(
-                "{input:?} now matches; take it off STILL_DIFFERENT"
-            )),
-            (false, false) => differ.push(format!(
-                "{:?}\n   want {want}\n   got  {got}",
-                if input.len() > 80 {
-                    &input[..80]
-                } else {
-                    input
-                }
-            )),
-            _ => {}
+        if got != want {
+            let shown = if input.len() > 80 {
+                &input[..80]
+            } else {
+                input
+            };
+            differ.push(format!("{shown:?}\n   want {want}\n   got  {got}"));
         }
     }
     assert!(
