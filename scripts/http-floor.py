@@ -37,6 +37,22 @@ def get(url):
     return (time.perf_counter() - t0) * 1000
 
 
+def query_url(base, expr, t):
+    return base + "/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": t})
+
+
+def parse_servers(specs):
+    """NAME=URL@TIME arguments as (name, base URL, time); loopback servers only."""
+    out = []
+    for spec in specs:
+        name, rest = spec.split("=", 1)
+        base, t = rest.rsplit("@", 1)
+        if not base.startswith(("http://127.", "http://localhost")):
+            raise SystemExit(f"{spec}: loopback servers only")
+        out.append((name, base, t))
+    return out
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,14 +81,10 @@ def main():
                         raise
                     time.sleep(0.05)
             servers = []
-            for spec in args.servers:
-                name, rest = spec.split("=", 1)
-                base, t = rest.rsplit("@", 1)
-                if not base.startswith(("http://127.", "http://localhost")):
-                    raise SystemExit(f"{spec}: loopback servers only")
+            for name, base, t in parse_servers(args.servers):
 
                 def q(expr, base=base, t=t):
-                    return base + "/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": t})
+                    return query_url(base, expr, t)
 
                 tests = {"floor": floor_url, "healthy": base + "/-/healthy", "vector1": q("vector(1)"), "lookup": q(LOOKUP)}
                 servers.append((name, q(HEAVY), tests, {k: [] for k in tests}))
