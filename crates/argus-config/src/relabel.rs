@@ -54,9 +54,11 @@ pub struct RelabelConfig {
 }
 
 impl RelabelConfig {
-    /// Prometheus's `relabel.Config.Validate` checks.
+    /// Prometheus's `relabel.Config.Validate` checks, after the regex (which Prometheus compiles
+    /// while decoding the YAML, so a bad one is reported first, in Go's words).
     pub fn validate(&self) -> Result<(), String> {
         use RelabelAction::*;
+        argus_model::regex_go::compile_wrapped(&self.regex).map_err(|e| e.to_string())?;
         let action = format!("{:?}", self.action).to_lowercase();
         if self.modulus == 0 && self.action == HashMod {
             return Err("relabel configuration for hashmod requires non-zero modulus".into());
@@ -91,7 +93,6 @@ impl RelabelConfig {
                 "{action} action requires only 'regex', and no other fields"
             ));
         }
-        argus_model::regex_go::compile_anchored(&self.regex).map_err(|e| e.to_string())?;
         Ok(())
     }
 }

@@ -927,7 +927,7 @@ fn call_inner(
             let repl = string(&next()?)?.to_string();
             let src = string(&next()?)?.to_string();
             let re_text = string(&next()?)?.to_string();
-            let re = argus_model::regex_go::compile_anchored(&re_text).map_err(|_| {
+            let re = argus_model::regex_go::compile_wrapped(&re_text).map_err(|_| {
                 EvalError::Execution(format!(
                     "invalid regular expression in label_replace(): {re_text}"
                 ))

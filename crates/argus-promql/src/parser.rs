@@ -785,7 +785,7 @@ impl Parser<'_> {
                         unreachable!("checked to be a string")
                     };
                     let m = Matcher::new(op, name, value)
-                        .map_err(|e| self.err(name_start, matcher_error(e)))?;
+                        .map_err(|e| self.err(name_start, e.to_string()))?;
                     out.push(m);
                 }
                 // A bare quoted string is the metric name (UTF-8 names); a bare label name
@@ -1341,63 +1341,6 @@ impl Parser<'_> {
             _ => return Err(self.err(pos, "@ modifier must be preceded by an instant vector selector or range vector selector or a subquery")),
         })
     }
-}
-
-/// A matcher that does not compile, in Prometheus's words where Go's regexp parser words the
-/// error alike (`error parsing regexp: missing closing ): `(``); argus's own otherwise.
-fn matcher_error(e: argus_model::Error) -> String {
-    let argus_model::Error::InvalidRegex { regex, reason } = &e else {
-        return e.to_string();
-    };
-    let go = |code: &str, expr: &str| format!("error parsing regexp: {code}: `{expr}`");
-    if reason.starts_with("unclosed group") {
-        go("missing closing )", regex)
-    } else if reason.starts_with("unopened group") {
-        go("unexpected )", regex)
-    } else if reason.starts_with("trailing backslash") {
-        go("trailing backslash at end of expression", "")
-    } else if reason.starts_with("unclosed character class")
-        && let Some(at) = unclosed_class(regex)
-    {
-        go("missing closing ]", &regex[at..])
-    } else {
-        e.to_string()
-    }
-}
-
-/// Where the character class that is never closed starts (Go reports the pattern from there).
-fn unclosed_class(pattern: &str) -> Option<usize> {
-    let b = pattern.as_bytes();
-    let mut i = 0;
-    let mut open = None;
-    while i < b.len() {
-        match (open, b[i]) {
-            (_, b'\\') => i += 1,
-            (None, b'[') => {
-                open = Some(i);
-                // `]` right after `[` or `[^` is a literal.
-                i += 1;
-                if b.get(i) == Some(&b'^') {
-                    i += 1;
-                }
-                if b.get(i) == Some(&b']') {
-                    i += 1;
-                }
-                continue;
-            }
-            (Some(_), b'[') if b.get(i + 1) == Some(&b':') => {
-                // A POSIX class `[:alpha:]` inside a class.
-                if let Some(end) = pattern[i + 2..].find(":]") {
-                    i += end + 4;
-                    continue;
-                }
-            }
-            (Some(_), b']') => open = None,
-            _ => {}
-        }
-        i += 1;
-    }
-    open
 }
 
 /// Keywords that are not metric names either (`by`, `offset`, `and`, … are).

@@ -28,7 +28,7 @@ pub struct Relabel {
 impl Relabel {
     pub fn compile(config: &RelabelConfig) -> Result<Self> {
         config.validate().map_err(Error::Config)?;
-        let regex = argus_model::regex_go::compile_anchored(&config.regex)
+        let regex = argus_model::regex_go::compile_wrapped(&config.regex)
             .map_err(|e| Error::Config(e.to_string()))?;
         Ok(Self {
             source_labels: config.source_labels.clone(),

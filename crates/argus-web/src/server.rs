@@ -157,7 +157,7 @@ pub struct CorsOrigin {
 impl CorsOrigin {
     pub fn new(pattern: &str) -> Result<Self, argus_model::Error> {
         Ok(Self {
-            regex: argus_model::regex_go::compile_anchored(pattern)?,
+            regex: argus_model::regex_go::compile_wrapped(pattern)?,
             any: pattern == ".*",
         })
     }

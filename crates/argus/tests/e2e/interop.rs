@@ -932,3 +932,124 @@ fn remote_written_exemplars_match_prometheus() {
     });
     assert_eq!(ours, theirs);
 }
+
+/// What `label_replace` answers for `pattern` on a label holding `input`: the status, the error
+/// if any, and whether the pattern matched (the label `m` set).
+fn regex_answer(base: &str, pattern: &str, input: &str) -> Option<serde_json::Value> {
+    let quote = |s: &str| serde_json::to_string(s).unwrap();
+    let query = format!(
+        "label_replace(label_replace(vector(1), \"x\", {}, \"\", \"\"), \"m\", \"yes\", \"x\", {})",
+        quote(input),
+        quote(pattern)
+    );
+    let url = format!("{base}/api/v1/query?time=100&query={}", urlencode(&query));
+    let v: serde_json::Value = client().get(url).send().ok()?.json().ok()?;
+    Some(serde_json::json!({
+        "status": v["status"],
+        "error": v["error"],
+        "matched": v["data"]["result"][0]["metric"]["m"] == "yes",
+    }))
+}
+
+/// Regexes are Go's everywhere in Prometheus, and argus runs them on Rust's engine after
+/// reading them by Go's rules (`argus_model::regex_go`). The real Prometheus's `label_replace`
+/// decides here, pattern by pattern, what matches and what is refused; argus must agree. The
+/// patterns are where the two syntaxes part ways. No input holds a newline: `.` matches one in
+/// Prometheus 3 (and argus) but not in 2.42's `label_replace`.
+#[test]
+fn regexes_match_what_go_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (argus, _prom, prom) = start_both(dir.path(), "global:\n  scrape_interval: 1h\n", &[]);
+    wait_for(
+        Duration::from_secs(60),
+        "Prometheus to answer queries",
+        || regex_answer(&prom, "a", "a").filter(|a| a["status"] == "success"),
+    );
+    let cases: &[(&str, &[&str])] = &[
+        ("a{", &["a{", "a"]),
+        ("foo{bar}", &["foo{bar}"]),
+        ("x{,2}", &["x{,2}", "xx", ""]),
+        ("x{01}", &["x{01}", "x"]),
+        ("a{2}", &["aa", "a"]),
+        ("a{1,2}", &["aaa", "aa"]),
+        ("a{2,}", &["aaaa", "a"]),
+        (r"\d+", &["123", "١٢٣"]),
+        (r"\w+", &["héllo", "hello_1"]),
+        (r"\s", &["\u{a0}", "\t", "\u{b}"]),
+        (r"\bfoo\b", &["foo"]),
+        (r"\Qa.b\E", &["a.b", "axb"]),
+        (r"[\d]+", &["42", "x"]),
+        (r"[^\d]", &["x", "5"]),
+        (r"[\D]", &["5", "x"]),
+        ("[[:alpha:]]+", &["abc", "a1"]),
+        ("[[:^alpha:]]", &["1", "a"]),
+        ("[[:word:]]+", &["a_1", "a-1"]),
+        ("[a&&b]", &["&", "a"]),
+        ("[a~~b]", &["~"]),
+        ("[--/]", &[".", "-"]),
+        ("[a[b]", &["[", "b"]),
+        ("[]a]", &["]", "a"]),
+        ("[^]a]", &["]", "b"]),
+        ("[a-]", &["-", "b"]),
+        ("(?i)FOO", &["foo", "FoO"]),
+        ("a(?i)b", &["aB", "AB"]),
+        ("(?i:a)b", &["AB", "Ab"]),
+        ("((?i)a)b", &["AB", "Ab"]),
+        ("(?i)[a-c]", &["B", "d"]),
+        ("(?i)[^a]", &["A", "b"]),
+        ("(?U)a+", &["aa"]),
+        ("a*(?i)*", &["aaa", ""]),
+        ("a+(?i)?", &["", "a"]),
+        (r"\012", &["\n"]),
+        (r"\0", &["\0"]),
+        (r"\08", &["\u{0}8"]),
+        (r"\x41\x{42}", &["AB"]),
+        (r"\_", &["_"]),
+        (r"\pL+", &["héllo", "h1"]),
+        (r"\p{Greek}", &["α", "a"]),
+        (r"\P{Greek}", &["α", "a"]),
+        (r"[\p{Lu}\d]+", &["A1", "a1"]),
+        ("(?P<x>a)(?P<x>b)", &["ab"]),
+        ("(?P<1a>x)", &["x"]),
+        ("^*a", &["a"]),
+        ("(?m)^a$", &["a"]),
+        ("a|", &["", "a", "b"]),
+        ("()", &[""]),
+        ("a)|(b", &["a", "ab", "b", "c"]),
+        // Refused by Go.
+        ("(", &["x"]),
+        ("a**", &["x"]),
+        ("x{1001}", &["x"]),
+        ("(x{100}){11}", &["x"]),
+        ("x{2,1}", &["x"]),
+        (r"\C", &["x"]),
+        (r"\1", &["x"]),
+        (r"\e", &["x"]),
+        (r"\Z", &["x"]),
+        (r"\x{zz}", &["x"]),
+        (r"[\b]", &["x"]),
+        ("[z-a]", &["x"]),
+        ("[a--b]", &["x"]),
+        ("[[:foo:]]", &["x"]),
+        (r"\p{Foo}", &["x"]),
+        ("(?P<>a)", &["x"]),
+        ("(?P=n)", &["x"]),
+        ("(?x)a", &["x"]),
+        ("(?!a)", &["x"]),
+        ("*", &["x"]),
+        ("{2}", &["x"]),
+    ];
+    let mut differ = Vec::new();
+    for (pattern, inputs) in cases {
+        for input in *inputs {
+            let ours = regex_answer(&argus.url(""), pattern, input).expect("argus answers");
+            let go = regex_answer(&prom, pattern, input).expect("Prometheus answers");
+            if ours != go {
+                differ.push(format!(
+                    "{pattern:?} on {input:?}: argus {ours}, Prometheus {go}"
+                ));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
