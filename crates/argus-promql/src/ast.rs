@@ -131,6 +131,50 @@ impl DurExpr {
         }
     }
 
+    /// Seconds as Prometheus computes them when it prepares a query (`durationVisitor`): a
+    /// division or modulo by zero there is an error at that operation's place in the query
+    /// (`7:15: division by zero`; the parser wraps each `/` and `%` in [`DurExpr::Spanned`]).
+    pub fn checked(&self, step: f64, range: f64) -> Result<f64, String> {
+        let two = |a: &DurExpr, b: &DurExpr| -> Result<(f64, f64), String> {
+            Ok((a.checked(step, range)?, b.checked(step, range)?))
+        };
+        Ok(match self {
+            DurExpr::Spanned(span, inner) => match &**inner {
+                DurExpr::Bin(op @ (BinOp::Div | BinOp::Mod), a, b) => {
+                    let (a, b) = two(a, b)?;
+                    if b == 0.0 {
+                        let what = if *op == BinOp::Div {
+                            "division"
+                        } else {
+                            "modulo"
+                        };
+                        return Err(format!("{}:{}: {what} by zero", span.start, span.end));
+                    }
+                    if *op == BinOp::Div { a / b } else { a % b }
+                }
+                inner => inner.checked(step, range)?,
+            },
+            DurExpr::Paren(e) => e.checked(step, range)?,
+            DurExpr::Neg(e) => -e.checked(step, range)?,
+            DurExpr::MinOf(a, b) => {
+                let (a, b) = two(a, b)?;
+                a.min(b)
+            }
+            DurExpr::MaxOf(a, b) => {
+                let (a, b) = two(a, b)?;
+                a.max(b)
+            }
+            DurExpr::Bin(op, a, b) => {
+                let (a, b) = two(a, b)?;
+                DurExpr::Bin(*op, Box::new(DurExpr::Num(a)), Box::new(DurExpr::Num(b)))
+                    .eval(step, range)
+            }
+            DurExpr::Num(_) | DurExpr::Lit(_) | DurExpr::Step | DurExpr::Range => {
+                self.eval(step, range)
+            }
+        })
+    }
+
     /// Milliseconds.
     pub fn millis(&self, step_ms: i64, range_ms: i64) -> i64 {
         let secs = self.eval(step_ms as f64 / 1000.0, range_ms as f64 / 1000.0);
@@ -543,24 +587,44 @@ impl Expr {
         }
     }
 
-    /// Prometheus's check as it prepares a query (`durationVisitor`): a range or a subquery
-    /// step given as an expression (`[5m-step()]`, `[-2^2]`) must come out above zero, as
-    /// `start:end: duration must be greater than 0` (byte offsets of the expression).
+    /// Prometheus's check as it prepares a query (`durationVisitor`), in its order (a node's
+    /// own expressions before its children's; a subquery's offset, step, then range): a range
+    /// or a subquery step given as an expression (`[5m-step()]`, `[-2^2]`) must come out above
+    /// zero, as `start:end: duration must be greater than 0` (byte offsets of the expression);
+    /// no duration expression may divide by zero or come out beyond 2^63 seconds.
     pub fn check_durations(&self, step_ms: i64, range_ms: i64) -> Result<(), String> {
-        let positive = |d: Option<&DurExpr>| match d {
-            Some(DurExpr::Spanned(span, e)) if e.millis(step_ms, range_ms) <= 0 => Err(format!(
-                "{}:{}: duration must be greater than 0",
-                span.start, span.end
-            )),
-            _ => Ok(()),
+        let (step, range) = (step_ms as f64 / 1000.0, range_ms as f64 / 1000.0);
+        let check = |d: Option<&DurExpr>, positive: bool| -> Result<(), String> {
+            let Some(d) = d else { return Ok(()) };
+            let secs = d.checked(step, range)?;
+            let DurExpr::Spanned(span, _) = d else {
+                return Ok(());
+            };
+            let problem = if secs <= 0.0 && positive {
+                "duration must be greater than 0"
+            } else if !(i64::MIN as f64..=i64::MAX as f64).contains(&secs) && !secs.is_nan() {
+                "duration is out of range"
+            } else {
+                return Ok(());
+            };
+            Err(format!("{}:{}: {problem}", span.start, span.end))
         };
         match self {
-            Expr::Matrix { range_expr, .. } => positive(range_expr.as_ref())?,
+            Expr::Vector(v) => check(v.offset_expr.as_ref(), false)?,
+            Expr::Matrix {
+                range_expr,
+                selector,
+                ..
+            } => {
+                check(range_expr.as_ref(), true)?;
+                check(selector.offset_expr.as_ref(), false)?;
+            }
             Expr::Subquery {
                 dur_exprs: Some(d), ..
             } => {
-                positive(d[0].as_ref())?;
-                positive(d[1].as_ref())?;
+                check(d[2].as_ref(), false)?;
+                check(d[1].as_ref(), true)?;
+                check(d[0].as_ref(), true)?;
             }
             _ => {}
         }

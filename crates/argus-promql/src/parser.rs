@@ -237,6 +237,7 @@ fn parse_inner(input: &str, features: Features, empty_ok: bool) -> Result<Expr, 
         pos: 0,
         empty_selector_ok: empty_ok,
         duration_expr_at: None,
+        dur_span: Span { start: 0, end: 0 },
         op_pos: Default::default(),
     };
     let parsed = p.expr(0).and_then(|e| {
@@ -352,6 +353,9 @@ struct Parser<'a> {
     /// Each binary expression's operator offset, by the expression's span, for the type
     /// checks Prometheus reports at the operator.
     op_pos: std::collections::HashMap<(usize, usize), usize>,
+    /// Where the duration expression parsed last lies, as Prometheus places it: operands'
+    /// places merged, parentheses left out.
+    dur_span: Span,
 }
 
 fn binop(tok: &Tok) -> Option<BinOp> {
@@ -916,10 +920,9 @@ impl Parser<'_> {
                         "subquery or range selector, expected number, duration, step(), or range()",
                     ));
                 }
-                let at = self.token().start;
                 let d = self.positive_duration()?;
                 self.note_duration_expr(&d, open.end);
-                let (range, range_expr) = self.folded_since(d, at);
+                let (range, range_expr) = self.folded_spanned(d);
                 if *self.peek() == Tok::Colon {
                     self.next();
                     let (step, step_expr) = if *self.peek() == Tok::RBracket {
@@ -931,7 +934,7 @@ impl Parser<'_> {
                         let at = self.tokens[self.pos].start;
                         let d = self.positive_duration()?;
                         self.note_duration_expr(&d, at);
-                        let (ms, e) = self.folded_since(d, at);
+                        let (ms, e) = self.folded_spanned(d);
                         (Some(ms), e)
                     };
                     let close = self.expect(Tok::RBracket, "subquery selector, expected \"]\"")?;
@@ -1122,23 +1125,19 @@ impl Parser<'_> {
         }
     }
 
-    /// [`Self::folded`] for a range or a step: an expression keeps its place in the query
-    /// (from `at` to the last token read) for the check when the query is prepared.
-    fn folded_since(&self, e: DurExpr, at: usize) -> (i64, Option<DurExpr>) {
+    /// [`Self::folded`] for a range or a step just parsed: an expression keeps its place in
+    /// the query for the check when the query is prepared.
+    fn folded_spanned(&self, e: DurExpr) -> (i64, Option<DurExpr>) {
         match Self::folded(e) {
-            (ms, Some(e)) => {
-                let end = self.tokens[self.pos.saturating_sub(1)].end;
-                (
-                    ms,
-                    Some(DurExpr::Spanned(Span { start: at, end }, Box::new(e))),
-                )
-            }
+            (ms, Some(e)) => (ms, Some(DurExpr::Spanned(self.dur_span, Box::new(e)))),
             other => other,
         }
     }
 
     /// Duration arithmetic (numbers are seconds), by precedence climbing.
     fn dur_expr(&mut self, min_prec: u8) -> Result<DurExpr, ParseError> {
+        let start = self.token().start;
+        let signed = matches!(self.peek(), Tok::Sub | Tok::Add);
         let mut lhs = match self.peek() {
             Tok::Sub => {
                 self.next();
@@ -1149,6 +1148,15 @@ impl Parser<'_> {
                 self.dur_expr(BinOp::Pow.precedence())?
             }
             _ => self.dur_primary("duration expression")?,
+        };
+        // A sign's expression starts at the sign.
+        let mut span = if signed {
+            Span {
+                start,
+                end: self.dur_span.end,
+            }
+        } else {
+            self.dur_span
         };
         loop {
             let op = match self.peek() {
@@ -1174,15 +1182,28 @@ impl Parser<'_> {
                     _ => {}
                 }
             }
+            span.end = self.dur_span.end;
             lhs = DurExpr::Bin(op, Box::new(lhs), Box::new(rhs));
+            if matches!(op, BinOp::Div | BinOp::Mod) {
+                // Its place, for a division by zero found when the query is prepared.
+                lhs = DurExpr::Spanned(span, Box::new(lhs));
+            }
         }
+        self.dur_span = span;
         Ok(lhs)
     }
 
+    /// A number, duration, parenthesized expression, `step()`, `range()`, `min_of(…)` or
+    /// `max_of(…)`; sets [`Parser::dur_span`] (a parenthesized one's is its content's,
+    /// `min_of`'s runs from its first argument to its second, as Prometheus places them).
     fn dur_primary(&mut self, what: &str) -> Result<DurExpr, ParseError> {
         let t = self.next();
         // Go's time.Duration holds at most 2^63 nanoseconds.
         let out_of_range = |v: f64| v.abs() > (1u64 << 63) as f64 / 1e9;
+        self.dur_span = Span {
+            start: t.start,
+            end: t.end,
+        };
         match t.tok {
             Tok::Number(v) if out_of_range(v) => Err(self.err(t.start, "duration out of range")),
             Tok::Number(v) => Ok(DurExpr::Num(v)),
@@ -1195,7 +1216,8 @@ impl Parser<'_> {
             Tok::Ident(w) if *self.peek() == Tok::LParen => match w.to_ascii_lowercase().as_str() {
                 "step" | "range" => {
                     self.next();
-                    self.expect(Tok::RParen, "duration expression")?;
+                    let close = self.expect(Tok::RParen, "duration expression")?;
+                    self.dur_span.end = close.end;
                     Ok(if w.eq_ignore_ascii_case("step") {
                         DurExpr::Step
                     } else {
@@ -1205,8 +1227,10 @@ impl Parser<'_> {
                 "min_of" | "max_of" => {
                     self.next();
                     let a = self.dur_expr(0)?;
+                    let start = self.dur_span.start;
                     self.expect(Tok::Comma, "duration expression")?;
                     let b = self.dur_expr(0)?;
+                    self.dur_span.start = start;
                     self.expect(Tok::RParen, "duration expression")?;
                     Ok(if w.eq_ignore_ascii_case("min_of") {
                         DurExpr::MinOf(Box::new(a), Box::new(b))

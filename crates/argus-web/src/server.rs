@@ -12,7 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, any, get, post};
+use axum::routing::{MethodRouter, get, post};
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
@@ -86,44 +86,87 @@ pub struct AppState {
 type Shared = Arc<AppState>;
 
 pub fn router(mut state: AppState) -> Router {
+    // Each route with the methods Prometheus registers for it (see `methods`).
     let api: Vec<(&str, MethodRouter<Shared>)> = vec![
-        ("/write", post(remote_write)),
-        ("/query", get(query).post(query)),
-        ("/query_range", get(query_range).post(query_range)),
-        ("/series", get(series).post(series)),
-        ("/labels", get(labels).post(labels)),
-        ("/label/{name}/values", get(label_values)),
-        ("/status/buildinfo", get(buildinfo)),
-        ("/status/flags", get(flags)),
-        ("/status/tsdb", get(tsdb_status)),
-        ("/status/runtimeinfo", get(runtimeinfo)),
-        ("/status/config", get(status_config)),
-        ("/format_query", get(format_query).post(format_query)),
-        ("/parse_query", get(parse_query).post(parse_query)),
-        ("/metadata", get(metadata)),
-        ("/targets", get(targets)),
-        ("/targets/metadata", get(targets_metadata)),
-        ("/scrape_pools", get(scrape_pools)),
+        ("/write", methods(post(remote_write), &["POST"])),
+        ("/query", methods(get(query).post(query), &["GET", "POST"])),
+        (
+            "/query_range",
+            methods(get(query_range).post(query_range), &["GET", "POST"]),
+        ),
+        (
+            "/series",
+            methods(
+                get(series).post(series).delete(drop_series),
+                &["DELETE", "GET", "POST"],
+            ),
+        ),
+        (
+            "/labels",
+            methods(get(labels).post(labels), &["GET", "POST"]),
+        ),
+        ("/label/{name}/values", methods(get(label_values), &["GET"])),
+        ("/status/buildinfo", methods(get(buildinfo), &["GET"])),
+        ("/status/flags", methods(get(flags), &["GET"])),
+        ("/status/tsdb", methods(get(tsdb_status), &["GET"])),
+        ("/status/runtimeinfo", methods(get(runtimeinfo), &["GET"])),
+        ("/status/config", methods(get(status_config), &["GET"])),
+        (
+            "/format_query",
+            methods(get(format_query).post(format_query), &["GET", "POST"]),
+        ),
+        (
+            "/parse_query",
+            methods(get(parse_query).post(parse_query), &["GET", "POST"]),
+        ),
+        ("/metadata", methods(get(metadata), &["GET"])),
+        ("/targets", methods(get(targets), &["GET"])),
+        (
+            "/targets/metadata",
+            methods(get(targets_metadata), &["GET"]),
+        ),
+        ("/scrape_pools", methods(get(scrape_pools), &["GET"])),
         (
             "/query_exemplars",
-            get(query_exemplars).post(query_exemplars),
+            methods(get(query_exemplars).post(query_exemplars), &["GET", "POST"]),
         ),
-        ("/admin/tsdb/snapshot", post(snapshot).put(snapshot)),
+        (
+            "/admin/tsdb/snapshot",
+            methods(post(snapshot).put(snapshot), &["POST", "PUT"]),
+        ),
         (
             "/admin/tsdb/delete_series",
-            post(delete_series).put(delete_series),
+            methods(post(delete_series).put(delete_series), &["POST", "PUT"]),
         ),
         (
             "/admin/tsdb/clean_tombstones",
-            post(clean_tombstones).put(clean_tombstones),
+            methods(
+                post(clean_tombstones).put(clean_tombstones),
+                &["POST", "PUT"],
+            ),
         ),
     ];
     let top: Vec<(&str, MethodRouter<Shared>)> = vec![
-        ("/-/healthy", get(healthy).head(healthy)),
-        ("/-/ready", get(ready).head(ready)),
-        ("/-/reload", any(reload)),
-        ("/-/quit", any(quit)),
-        ("/metrics", get(metrics)),
+        (
+            "/-/healthy",
+            methods(get(healthy).head(healthy), &["GET", "HEAD"]),
+        ),
+        (
+            "/-/ready",
+            methods(get(ready).head(ready), &["GET", "HEAD"]),
+        ),
+        (
+            "/-/reload",
+            methods(
+                get(reload).post(reload).put(reload),
+                &["GET", "POST", "PUT"],
+            ),
+        ),
+        (
+            "/-/quit",
+            methods(get(quit).post(quit).put(quit), &["GET", "POST", "PUT"]),
+        ),
+        ("/metrics", methods(get(metrics), &["GET"])),
     ];
     let patterns: Vec<String> = top
         .iter()
@@ -132,21 +175,28 @@ pub fn router(mut state: AppState) -> Router {
         .collect();
     let http = HttpMetrics::register(&mut state.registry, patterns.iter().map(String::as_str));
     let state = Arc::new(state);
+    // Each route goes to the router as one service (see `methods`).
+    let add = |r: Router<Shared>, (path, m): (&str, MethodRouter<Shared>)| {
+        r.route(
+            path,
+            axum::routing::any_service(m.with_state(state.clone())),
+        )
+    };
     let cors = state.cors_origin.clone();
     let api = api
         .into_iter()
-        .fold(Router::new(), |r, (path, m)| r.route(path, m))
+        .fold(Router::new(), add)
         .fallback(api_not_found)
         .layer(axum::middleware::from_fn_with_state(cors, cors_layer));
     top.into_iter()
-        .fold(Router::new(), |r, (path, m)| r.route(path, m))
+        .fold(Router::new(), add)
         .nest(API_V1, api)
         .route_layer(axum::middleware::from_fn_with_state(http, instrument))
         .fallback(api_not_found)
         .with_state(state)
 }
 
-/// `--web.cors.origin`, fully anchored as Prometheus anchors it (`^(?:RE)$`).
+/// `--web.cors.origin`, fully anchored as Prometheus anchors it (`^(?s:RE)$`).
 #[derive(Clone, Debug)]
 pub struct CorsOrigin {
     regex: regex::Regex,
@@ -296,7 +346,56 @@ async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Response {
 }
 
 async fn api_not_found() -> Response {
-    (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
+    go_http_error(StatusCode::NOT_FOUND, "404 page not found\n")
+}
+
+/// An answer as Go's `http.Error` writes it.
+fn go_http_error(status: StatusCode, text: &'static str) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+/// A route as Prometheus's router (httprouter) serves it: the methods `served` (which must be
+/// the ones `route` was given), `OPTIONS` answered 200 with the `Allow` list, and any other
+/// method refused with `405 Method Not Allowed` and that list. `HEAD` is refused too unless
+/// served: axum would answer it with the `GET` handler. `router` hands each route to the
+/// router as one service, so that layers (CORS) see every method before it is dispatched and
+/// answers they make themselves (the API's `OPTIONS` 204) carry no `Allow`, as Prometheus's
+/// do not.
+fn methods(route: MethodRouter<Shared>, served: &[&str]) -> MethodRouter<Shared> {
+    let mut allow: Vec<&str> = served.iter().copied().chain(["OPTIONS"]).collect();
+    allow.sort_unstable();
+    let allow = header::HeaderValue::from_str(&allow.join(", ")).expect("method names are ASCII");
+    let refuse = move |method: Method| {
+        let allow = allow.clone();
+        async move {
+            let mut response = if method == Method::OPTIONS {
+                StatusCode::OK.into_response()
+            } else {
+                go_http_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n")
+            };
+            response.headers_mut().insert(header::ALLOW, allow);
+            response
+        }
+    };
+    let route = if served.contains(&"HEAD") {
+        route
+    } else {
+        route.head(refuse.clone())
+    };
+    route.fallback(refuse)
+}
+
+/// `DELETE /api/v1/series`, which Prometheus registers and does not implement.
+async fn drop_series() -> ApiResult {
+    Err(ApiError::internal("not implemented".to_string()))
 }
 
 /// Runs blocking storage work off the async workers.

@@ -384,4 +384,46 @@ fn query_dependent_durations_are_checked_per_query() {
         Err("4:10: duration must be greater than 0".to_string())
     );
     assert_eq!(parse("foo[2m*15]").unwrap().check_durations(0, 0), Ok(()));
+    // Division and modulo by zero, at the operation's place; offsets too (they may be
+    // negative); a subquery's offset first, then its step, then its range.
+    let cases = [
+        ("foo[1m/step()]", 0, "4:13: division by zero"),
+        ("foo[1m/(1-1)]", 15_000, "4:11: division by zero"),
+        (
+            "foo[5m + 1m % (step()-step())]",
+            15_000,
+            "9:28: modulo by zero",
+        ),
+        ("foo offset (1m/step())", 0, "12:21: division by zero"),
+        ("foo[5m] offset -(1m/step())", 0, "17:26: division by zero"),
+        (
+            "max_over_time(foo[1m/step():1m] offset (2m/step()))",
+            0,
+            "40:49: division by zero",
+        ),
+        (
+            "max_over_time(foo[step()/step():step()])",
+            0,
+            "32:38: duration must be greater than 0",
+        ),
+        (
+            "foo[step()*2^1e3]",
+            15_000,
+            "4:16: duration is out of range",
+        ),
+    ];
+    for (query, step_ms, want) in cases {
+        let e = parse(query).unwrap();
+        assert_eq!(
+            e.check_durations(step_ms, 0),
+            Err(want.to_string()),
+            "{query}"
+        );
+    }
+    assert_eq!(
+        parse("foo offset -(step()/2)")
+            .unwrap()
+            .check_durations(15_000, 0),
+        Ok(())
+    );
 }

@@ -1053,3 +1053,86 @@ fn regexes_match_what_go_matches() {
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
+
+/// How a server answers `method` on `path`: the status, and for refusals (404, 405) and
+/// `OPTIONS` also the `Allow`, `Content-Type` and `X-Content-Type-Options` headers and the body.
+fn method_answer(base: &str, method: &str, path: &str) -> String {
+    let response = client()
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{base}{path}"),
+        )
+        .send()
+        .unwrap_or_else(|e| panic!("{method} {base}{path}: {e}"));
+    let status = response.status().as_u16();
+    if ![404, 405].contains(&status) && method != "OPTIONS" {
+        return status.to_string();
+    }
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let headers = ["allow", "content-type", "x-content-type-options"].map(header);
+    format!("{status} {headers:?} {:?}", response.text().unwrap())
+}
+
+/// Methods a path does not serve are refused as Prometheus's router refuses them (405 with
+/// `Allow`, `HEAD` included unless served), and `OPTIONS` is answered as it answers it.
+#[test]
+fn http_methods_are_answered_as_prometheus_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "global:\n  scrape_interval: 1h\n";
+    // Both with the write receiver, admin API and lifecycle enabled (the harness's defaults).
+    let argus = ArgusBuilder::new(&dir.path().join("argus"))
+        .config(config)
+        .start();
+    let port = free_port();
+    let flags = [
+        "--web.enable-remote-write-receiver",
+        "--web.enable-admin-api",
+        "--web.enable-lifecycle",
+    ];
+    let _prom = start_prometheus(dir.path(), config, port, &flags);
+    let prom = format!("http://127.0.0.1:{port}");
+    wait_for(Duration::from_secs(60), "Prometheus to be ready", || {
+        client()
+            .get(format!("{prom}/-/ready"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    });
+    let paths = [
+        "/-/healthy",
+        "/-/ready",
+        "/-/reload",
+        "/metrics",
+        "/api/v1/query?query=1",
+        "/api/v1/query_range?query=1&start=0&end=60&step=15",
+        "/api/v1/series?match[]=up",
+        "/api/v1/labels",
+        "/api/v1/label/job/values",
+        "/api/v1/status/buildinfo",
+        "/api/v1/status/config",
+        "/api/v1/format_query?query=1",
+        "/api/v1/admin/tsdb/snapshot",
+        "/api/v1/write",
+        "/api/v1/nope",
+        "/nope",
+    ];
+    let mut differ = Vec::new();
+    for path in paths {
+        for method in ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            let ours = method_answer(&argus.url(""), method, path);
+            let theirs = method_answer(&prom, method, path);
+            if ours != theirs {
+                differ.push(format!(
+                    "{method} {path}: argus {ours}, Prometheus {theirs}"
+                ));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}

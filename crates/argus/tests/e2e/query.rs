@@ -351,6 +351,16 @@ fn experimental_promql_needs_enable_feature() {
             r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 17:23: duration must be greater than 0"}"#
         )
     );
+    // A division by zero there is named at the division.
+    let divided = urlencode("up offset (1m / step())");
+    assert_eq!(
+        raw(&enabled, &format!("/api/v1/query?query={divided}&time=100")),
+        (
+            400,
+            r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 11:22: division by zero"}"#
+                .to_string()
+        )
+    );
     let (status, body) = raw(
         &enabled,
         &format!("/api/v1/query_range?query={step_range}&start=0&end=100&step=10"),
