@@ -311,19 +311,16 @@ fn vector_vector(
     let one_to_many = m.card == Cardinality::OneToMany;
     let (many, one) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
     let mut one_by_sig: crate::engine::LabelsMap<&Sample> = Default::default();
-    let mut dup: crate::engine::LabelsMap<Vec<&Sample>> = Default::default();
     for s in &one {
         let sig = signature(&s.labels, m);
         if let Some(prev) = one_by_sig.insert(sig.clone(), s) {
-            dup.entry(sig).or_insert_with(|| vec![prev]).push(s);
+            // The first two series found with one signature, sorted, as Prometheus names them.
+            let side = if one_to_many { "left" } else { "right" };
+            return Err(EvalError::Execution(format!(
+                "found duplicate series for the match group {sig} on the {side} hand-side of the operation: {};many-to-many matching not allowed: matching labels must be unique on one side",
+                show_series(&[prev, s])
+            )));
         }
-    }
-    if let Some((sig, samples)) = dup.into_iter().next() {
-        let side = if one_to_many { "left" } else { "right" };
-        return Err(EvalError::Execution(format!(
-            "found duplicate series for the match group {sig} on the {side} hand-side of the operation: {};many-to-many matching not allowed: matching labels must be unique on one side",
-            show_series(&samples)
-        )));
     }
     let mut out = Vec::new();
     let mut matched_one: crate::engine::LabelsMap<usize> = Default::default();

@@ -200,20 +200,72 @@ pub fn parse_with(input: &str, features: Features) -> Result<Expr, ParseError> {
 }
 
 /// A series selector of the HTTP API's `match[]` (Prometheus's `ParseMetricSelector`): its
-/// matchers, which may all match the empty string (the API checks that itself).
+/// matchers, which may all match the empty string (the API checks that itself). As in
+/// Prometheus's grammar, the selector is a metric name (any word, keywords too), matchers in
+/// braces, or both, and whatever follows it is `unexpected …` there.
 pub fn parse_metric_selector(input: &str) -> Result<Vec<Matcher>, ParseError> {
-    match parse_inner(input, Features::ALL, true)? {
-        Expr::Vector(v) if v.offset_ms == 0 && v.offset_expr.is_none() && v.at.is_none() => {
-            Ok(v.matchers)
+    let tokens = lex(input);
+    let at = |k: usize| &tokens[k.min(tokens.len() - 1)];
+    let unexpected = |t: &Token| match &t.tok {
+        Tok::Error(message) => error_at(input, t.start, message.clone()),
+        _ => {
+            let p = Parser {
+                input,
+                tokens: vec![t.clone()],
+                pos: 0,
+                empty_selector_ok: true,
+                duration_expr_at: None,
+                dur_span: Span { start: 0, end: 0 },
+                op_pos: Default::default(),
+            };
+            p.unexpected("")
         }
-        _ => Err(error_at(
-            input,
-            0,
-            format!(
-                "{} is not a series selector",
-                argus_model::gofmt::quote(input)
-            ),
-        )),
+    };
+    let name = match &at(0).tok {
+        Tok::Ident(w) => Some(w.clone()),
+        _ => None,
+    };
+    let brace = usize::from(name.is_some());
+    if at(brace).tok != Tok::LBrace {
+        let Some(name) = name else {
+            return Err(unexpected(at(0)));
+        };
+        if at(1).tok != Tok::Eof {
+            return Err(unexpected(at(1)));
+        }
+        return Ok(vec![
+            Matcher::new(MatchOp::Equal, "__name__", name).expect("not a regex"),
+        ]);
+    }
+    // Braces hold no braces: the selector ends at the first `}`. Without one, the whole
+    // input is parsed for its error (unterminated braces or string).
+    let Some(close) = tokens.iter().position(|t| t.tok == Tok::RBrace) else {
+        parse_inner(input, Features::ALL, true)?;
+        return Err(unexpected(at(tokens.len() - 1)));
+    };
+    if at(close + 1).tok != Tok::Eof {
+        return Err(unexpected(at(close + 1)));
+    }
+    // A keyword as the name (`sum{…}`) is a name here; the expression parser reads the braces
+    // alone, with the name blanked out so that positions stay where they are.
+    let keyword = name.is_some() && {
+        let shown = at(0).tok.to_string();
+        !shown.starts_with("identifier") && !shown.starts_with("metric identifier")
+    };
+    let text = if keyword {
+        format!("{}{}", " ".repeat(at(0).end), &input[at(0).end..])
+    } else {
+        input.to_string()
+    };
+    match parse_inner(&text, Features::ALL, true)? {
+        Expr::Vector(v) => {
+            let mut matchers = v.matchers;
+            if keyword && let Some(name) = name {
+                matchers.push(Matcher::new(MatchOp::Equal, "__name__", name).expect("not a regex"));
+            }
+            Ok(matchers)
+        }
+        _ => unreachable!("a name and braces parse as a selector"),
     }
 }
 
@@ -1516,13 +1568,12 @@ fn check(
             op,
             expr: inner,
             param,
-            span,
             ..
         } => {
             check(input, op_pos, inner)?;
             if inner.value_type() != ValueType::Vector {
                 return err(
-                    *span,
+                    inner.span(),
                     format!(
                         "expected type instant vector in aggregation expression, got {}",
                         inner.value_type().name()

@@ -8,6 +8,7 @@ pub mod api;
 pub mod ast_json;
 pub mod exposition;
 pub mod http_metrics;
+pub mod lenient;
 pub mod params;
 pub mod process;
 pub mod query;

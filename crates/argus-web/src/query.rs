@@ -95,9 +95,11 @@ pub fn exemplars_json(found: &[(Labels, Vec<argus_tsdb::exemplars::Exemplar>)]) 
 /// The `data` object of a query response.
 pub fn result_json(value: &Value) -> String {
     match value {
+        // Prometheus's `Scalar.MarshalJSON` writes `strconv.FormatFloat(v, 'f', -1, 64)`:
+        // never an exponent (`0.0000001`), unlike sample values.
         Value::Scalar { t, v } => format!(
             "{{\"resultType\":\"scalar\",\"result\":{}}}",
-            point(*t, &api_float(*v))
+            point(*t, &argus_model::gofmt::format_f(*v))
         ),
         Value::String { t, v } => {
             format!("{{\"resultType\":\"string\",\"result\":{}}}", point(*t, v))
@@ -373,6 +375,17 @@ mod tests {
                 v: f64::INFINITY
             }),
             r#"{"resultType":"scalar","result":[1,"+Inf"]}"#
+        );
+        assert_eq!(
+            result_json(&Value::Scalar { t: 1000, v: 1e-7 }),
+            r#"{"resultType":"scalar","result":[1,"0.0000001"]}"#
+        );
+        assert_eq!(
+            result_json(&Value::Scalar {
+                t: 1000,
+                v: 2f64.powi(70)
+            }),
+            r#"{"resultType":"scalar","result":[1,"1180591620717411300000"]}"#
         );
         assert_eq!(
             result_json(&Value::String {

@@ -407,18 +407,22 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ApiError::internal(format!("task failed: {e}")))
 }
 
-/// Query-string parameters, plus the form body for POST requests.
+/// A form body's parameters, then the query string's, as Go's `Request.ParseForm` orders
+/// them: a parameter given in both is the body's (`FormValue` takes the first).
 fn params(query: Option<String>, headers: &HeaderMap, body: &Bytes) -> Params {
     let mut p = Params::default();
-    if let Some(q) = query {
-        p.extend_from_urlencoded(&q);
-    }
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        .is_some_and(|v| {
+            v.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
     if is_form && let Ok(text) = std::str::from_utf8(body) {
         p.extend_from_urlencoded(text);
+    }
+    if let Some(q) = query {
+        p.extend_from_urlencoded(&q);
     }
     p
 }

@@ -120,11 +120,8 @@ pub fn scrape_pools(manager: &ScrapeManager) -> Value {
 fn target_matchers(p: &Params) -> Result<Vec<Matcher>, ApiError> {
     match p.get("match_target") {
         None | Some("") => Ok(Vec::new()),
-        Some(s) => match argus_promql::parse(s) {
-            Ok(argus_promql::Expr::Vector(v)) => Ok(v.matchers),
-            Ok(_) => Err(ApiError::bad_data(format!("{s:?} is not a label selector"))),
-            Err(e) => Err(ApiError::bad_data(e.to_string())),
-        },
+        Some(s) => argus_promql::parser::parse_metric_selector(s)
+            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match_target\": {e}"))),
     }
 }
 

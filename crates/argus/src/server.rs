@@ -350,7 +350,7 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
         // The accept loop runs on a worker thread rather than this one, so a connection's
         // task starts on the thread that accepted it instead of waking another.
         let serving = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(argus_web::lenient::LenientListener(listener), app)
                 .with_graceful_shutdown(async move { shutdown.notified().await })
                 .await
         });

@@ -427,3 +427,57 @@ fn query_dependent_durations_are_checked_per_query() {
         Ok(())
     );
 }
+
+/// `match[]` is read by Prometheus's selector grammar: what follows the selector, or stands
+/// where one should be, is `unexpected` (checked against the Debian Prometheus).
+#[test]
+fn metric_selectors_are_read_by_the_selector_grammar() {
+    let cases = [
+        ("sum(m)", "1:4: parse error: unexpected \"(\""),
+        ("m offset 5m", "1:3: parse error: unexpected <offset>"),
+        ("m[5m]", "1:2: parse error: unexpected \"[\""),
+        ("1", "1:1: parse error: unexpected number \"1\""),
+        ("m + 1", "1:3: parse error: unexpected <op:+>"),
+        ("  ", "1:3: parse error: unexpected end of input"),
+        ("", "1:1: parse error: unexpected end of input"),
+        (
+            "m{",
+            "1:3: parse error: unexpected end of input inside braces",
+        ),
+        (
+            "m{a=\"b\"} x",
+            "1:10: parse error: unexpected identifier \"x\"",
+        ),
+    ];
+    for (input, want) in cases {
+        let got = parse_metric_selector(input)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(got, want, "{input:?}");
+    }
+    let names = |input: &str| -> Vec<String> {
+        parse_metric_selector(input)
+            .unwrap()
+            .iter()
+            .map(|m| m.to_string())
+            .collect()
+    };
+    assert_eq!(names("sum"), vec![r#"__name__="sum""#]);
+    assert_eq!(
+        names(r#"sum{a="b"}"#),
+        vec![r#"a="b""#, r#"__name__="sum""#]
+    );
+    assert_eq!(names(r#"{a="b"}"#), vec![r#"a="b""#]);
+    assert!(names(r#"m{a="b"}"#).contains(&r#"__name__="m""#.to_string()));
+}
+
+/// An aggregation's argument of the wrong type is reported at the argument, as Prometheus's
+/// `expectType` reports it (checked against the Debian Prometheus).
+#[test]
+fn aggregation_argument_types_are_reported_at_the_argument() {
+    assert_eq!(
+        parse("count(m[1m])").unwrap_err().to_string(),
+        "1:7: parse error: expected type instant vector in aggregation expression, got range vector"
+    );
+}

@@ -169,3 +169,15 @@ proptest::proptest! {
         proptest::prop_assert_eq!(results.len(), 2 * queries.len());
     }
 }
+
+/// A many-to-many error names the first two series found with one signature, sorted, as
+/// Prometheus does, however many more share it.
+#[test]
+fn many_to_many_errors_name_two_series() {
+    let script = "load 5m\n  dup{l=\"c\"} 1\n  dup{l=\"a\"} 2\n  dup{l=\"b\"} 3\n  one 4\n\n\
+eval instant at 0m one > on() dup\n  expect fail msg: found duplicate series for the match group {} on the right hand-side of the operation: [{__name__=\"dup\", l=\"a\"}, {__name__=\"dup\", l=\"b\"}];many-to-many matching not allowed: matching labels must be unique on one side\n\n\
+eval instant at 0m dup < on() group_right one\n  expect fail msg: found duplicate series for the match group {} on the left hand-side of the operation: [{__name__=\"dup\", l=\"a\"}, {__name__=\"dup\", l=\"b\"}];many-to-many matching not allowed: matching labels must be unique on one side\n";
+    let results = run_script(script).unwrap();
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(|r| r.failure.is_none()), "{results:?}");
+}

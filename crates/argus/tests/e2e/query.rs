@@ -709,3 +709,88 @@ fn cors_as_prometheus_sets_it() {
         (200, None, methods, headers)
     );
 }
+
+/// Sends `requests` on one connection as raw bytes and returns the raw answer.
+fn raw_exchange(argus: &Argus, requests: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let address = argus.url("").trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(requests).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Go's HTTP server takes raw `"`, `<`, `>`, `` ` `` and `#` in a request target, and clients
+/// send them (`curl -g '…/api/v1/query?query=up{job="x"}'`); argus answers such requests as it
+/// answers the encoded ones, also after a request with a body on the same connection.
+#[test]
+fn raw_quotes_in_request_targets_are_taken_as_go_takes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
+    let query = r#"label_replace(vector(1), "x", "<`>", "", "") # a comment"#;
+    let encoded = raw(
+        &argus,
+        &format!("/api/v1/query?time=100&query={}", urlencode(query)),
+    );
+    assert_eq!(encoded.0, 200, "{}", encoded.1);
+    let body = "query=vector(2)&time=100";
+    let exchange = format!(
+        "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}\
+         GET /api/v1/query?time=100&query={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        body.len(),
+        query.replace(' ', "%20")
+    );
+    let answer = raw_exchange(&argus, exchange.as_bytes());
+    let answers: Vec<&str> = answer.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 2, "{answer}");
+    assert!(
+        answers[0].starts_with("200 ") && answers[0].contains(r#""2""#),
+        "{answer}"
+    );
+    assert!(answers[1].starts_with("200 "), "{answer}");
+    assert!(
+        answers[1].ends_with(&encoded.1),
+        "{answer}\nwant {}",
+        encoded.1
+    );
+}
+
+/// A parameter given both in a POST form body and in the URL is the body's, as Go's
+/// `FormValue` reads it (checked against the Debian Prometheus); `match[]` takes both.
+#[test]
+fn form_body_parameters_come_before_the_query_string() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
+    let post = |path: &str, body: &str| {
+        let r = client()
+            .post(argus.url(path))
+            .header(
+                "Content-Type",
+                "Application/X-WWW-Form-Urlencoded; charset=utf-8",
+            )
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(
+        post("/api/v1/query?query=vector(1)&time=100", "query=vector(2)"),
+        (
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[100,"2"]}]}}"#
+                .to_string()
+        )
+    );
+    let (status, body) = post(
+        "/api/v1/series?match[]=up&start=0&end=1",
+        "match[]=nothing_here&start=0&end=1",
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (200, r#"{"status":"success","data":[]}"#)
+    );
+}
