@@ -208,18 +208,7 @@ pub fn parse_metric_selector(input: &str) -> Result<Vec<Matcher>, ParseError> {
     let at = |k: usize| &tokens[k.min(tokens.len() - 1)];
     let unexpected = |t: &Token| match &t.tok {
         Tok::Error(message) => error_at(input, t.start, message.clone()),
-        _ => {
-            let p = Parser {
-                input,
-                tokens: vec![t.clone()],
-                pos: 0,
-                empty_selector_ok: true,
-                duration_expr_at: None,
-                dur_span: Span { start: 0, end: 0 },
-                op_pos: Default::default(),
-            };
-            p.unexpected("")
-        }
+        _ => Parser::new(input, vec![t.clone()], true).unexpected(""),
     };
     let name = match &at(0).tok {
         Tok::Ident(w) => Some(w.clone()),
@@ -283,15 +272,7 @@ fn parse_inner(input: &str, features: Features, empty_ok: bool) -> Result<Expr, 
         }) => Some((tokens.len() - 1, *start, m.clone())),
         _ => None,
     };
-    let mut p = Parser {
-        input,
-        tokens,
-        pos: 0,
-        empty_selector_ok: empty_ok,
-        duration_expr_at: None,
-        dur_span: Span { start: 0, end: 0 },
-        op_pos: Default::default(),
-    };
+    let mut p = Parser::new(input, tokens, empty_ok);
     let parsed = p.expr(0).and_then(|e| {
         if p.peek() == &Tok::Eof {
             Ok(e)
@@ -408,7 +389,26 @@ struct Parser<'a> {
     /// Where the duration expression parsed last lies, as Prometheus places it: operands'
     /// places merged, parentheses left out.
     dur_span: Span,
+    /// How many [`Parser::expr`] and [`Parser::dur_expr`] calls are open.
+    nesting: usize,
+    /// An upper bound on the depth of the expressions finished since the innermost open
+    /// [`Parser::expr`] began (see [`MAX_DEPTH`]).
+    inner_depth: usize,
+    /// The depth of the duration expression parsed last.
+    dur_depth: usize,
 }
+
+/// How deep an expression may nest (operands of a chain of binary operators, arguments,
+/// parentheses, subqueries; duration expressions count on their own). Evaluating, printing
+/// and dropping a tree recurse along its depth, so a deeper one is refused while it is
+/// parsed, before it is built. Prometheus has no such limit (a Go stack grows to 1 GB).
+pub const MAX_DEPTH: usize = 3_000;
+
+/// The stack a thread needs to parse, check, evaluate, print and drop any expression the
+/// parser takes ([`MAX_DEPTH`] levels of the costliest kind need about 16 MiB in a release
+/// build and 48 MiB in a debug build). Threads of the `argus` binary that handle queries get
+/// this much; it is address space, used only as deep as a query goes.
+pub const STACK_SIZE: usize = 64 << 20;
 
 fn binop(tok: &Tok) -> Option<BinOp> {
     Some(match tok {
@@ -437,7 +437,22 @@ fn binop(tok: &Tok) -> Option<BinOp> {
     })
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(input: &'a str, tokens: Vec<Token>, empty_selector_ok: bool) -> Self {
+        Parser {
+            input,
+            tokens,
+            pos: 0,
+            empty_selector_ok,
+            duration_expr_at: None,
+            dur_span: Span { start: 0, end: 0 },
+            op_pos: Default::default(),
+            nesting: 0,
+            inner_depth: 0,
+            dur_depth: 0,
+        }
+    }
+
     fn peek(&self) -> &Tok {
         &self.tokens[self.pos.min(self.tokens.len() - 1)].tok
     }
@@ -505,7 +520,11 @@ impl Parser<'_> {
 
     /// Precedence climbing over binary operators.
     fn expr(&mut self, min_prec: u8) -> Result<Expr, ParseError> {
+        self.enter()?;
+        let outer = std::mem::take(&mut self.inner_depth);
         let mut lhs = self.unary()?;
+        // The operand's node above the deepest expression finished inside it.
+        let mut depth = self.inner_depth + 1;
         while let Some(op) = binop(self.peek()) {
             let prec = op.precedence();
             if prec < min_prec {
@@ -515,7 +534,10 @@ impl Parser<'_> {
             let (return_bool, matching) = self.bin_modifiers(op, op_tok.start)?;
             // `^` is right-associative; the rest left-associative.
             let next_min = if op == BinOp::Pow { prec } else { prec + 1 };
+            self.inner_depth = 0;
             let rhs = self.expr(next_min)?;
+            depth = 1 + depth.max(self.inner_depth);
+            self.check_depth(depth, op_tok.start)?;
             let span = lhs.span().to(rhs.span());
             self.op_pos.insert((span.start, span.end), op_tok.start);
             lhs = Expr::Binary {
@@ -527,7 +549,36 @@ impl Parser<'_> {
                 span,
             };
         }
+        self.check_depth(depth, lhs.span().start)?;
+        self.inner_depth = outer.max(depth);
+        self.nesting -= 1;
         Ok(lhs)
+    }
+
+    /// Counts one more open [`Parser::expr`] or [`Parser::dur_expr`], refusing what nests
+    /// deeper than [`MAX_DEPTH`] before the parser's own recursion goes there.
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.nesting += 1;
+        if self.nesting > MAX_DEPTH {
+            return Err(self.too_deep(self.token().start));
+        }
+        Ok(())
+    }
+
+    fn check_depth(&self, depth: usize, at: usize) -> Result<(), ParseError> {
+        if depth > MAX_DEPTH {
+            return Err(self.too_deep(at));
+        }
+        Ok(())
+    }
+
+    fn too_deep(&self, at: usize) -> ParseError {
+        self.err(
+            at,
+            format!(
+                "expression nests deeper than {MAX_DEPTH} levels, which argus does not evaluate"
+            ),
+        )
     }
 
     fn bin_modifiers(
@@ -766,6 +817,16 @@ impl Parser<'_> {
                     return self.aggregate(op, t.start);
                 }
                 if *self.peek() == Tok::LParen {
+                    // Keywords are not function names: `atan2` is an operator there, and the
+                    // others (`and`, `by`, `offset`, …) are metric names followed by a stray
+                    // `(`, as Prometheus's grammar reads them.
+                    let shown = t.tok.to_string();
+                    if shown == "<op:atan2>" {
+                        return Err(self.err(t.start, format!("unexpected {shown}")));
+                    }
+                    if shown.starts_with('<') {
+                        return Err(self.unexpected(""));
+                    }
                     return self.call(&word, t.start);
                 }
                 if word.eq_ignore_ascii_case("atan2") {
@@ -996,6 +1057,8 @@ impl Parser<'_> {
                     });
                     let dur_exprs = (range_expr.is_some() || step_expr.is_some())
                         .then(|| Box::new([range_expr, step_expr, None]));
+                    self.inner_depth += 1;
+                    self.check_depth(self.inner_depth, open.start)?;
                     expr = Expr::Subquery {
                         expr: Box::new(expr),
                         range_ms: range,
@@ -1188,6 +1251,7 @@ impl Parser<'_> {
 
     /// Duration arithmetic (numbers are seconds), by precedence climbing.
     fn dur_expr(&mut self, min_prec: u8) -> Result<DurExpr, ParseError> {
+        self.enter()?;
         let start = self.token().start;
         let signed = matches!(self.peek(), Tok::Sub | Tok::Add);
         let mut lhs = match self.peek() {
@@ -1201,6 +1265,7 @@ impl Parser<'_> {
             }
             _ => self.dur_primary("duration expression")?,
         };
+        let mut depth = self.dur_depth + usize::from(matches!(lhs, DurExpr::Neg(_)));
         // A sign's expression starts at the sign.
         let mut span = if signed {
             Span {
@@ -1227,6 +1292,14 @@ impl Parser<'_> {
             let op_tok = self.next();
             let next_min = if op == BinOp::Pow { prec } else { prec + 1 };
             let rhs = self.dur_expr(next_min)?;
+            // The operation, and the place kept above a division.
+            let levels = if matches!(op, BinOp::Div | BinOp::Mod) {
+                2
+            } else {
+                1
+            };
+            depth = levels + depth.max(self.dur_depth);
+            self.check_depth(depth, op_tok.start)?;
             if matches!(rhs, DurExpr::Num(v) | DurExpr::Lit(v) if v == 0.0) {
                 match op {
                     BinOp::Div => return Err(self.err(op_tok.start, "division by zero")),
@@ -1241,7 +1314,10 @@ impl Parser<'_> {
                 lhs = DurExpr::Spanned(span, Box::new(lhs));
             }
         }
+        self.check_depth(depth, start)?;
         self.dur_span = span;
+        self.dur_depth = depth;
+        self.nesting -= 1;
         Ok(lhs)
     }
 
@@ -1256,12 +1332,15 @@ impl Parser<'_> {
             start: t.start,
             end: t.end,
         };
+        self.dur_depth = 1;
         match t.tok {
             Tok::Number(v) if out_of_range(v) => Err(self.err(t.start, "duration out of range")),
             Tok::Number(v) => Ok(DurExpr::Num(v)),
             Tok::Duration(ms) => Ok(DurExpr::Lit(ms as f64 / 1000.0)),
             Tok::LParen => {
                 let e = self.dur_expr(0)?;
+                self.dur_depth += 1;
+                self.check_depth(self.dur_depth, t.start)?;
                 self.expect(Tok::RParen, "duration expression")?;
                 Ok(DurExpr::Paren(Box::new(e)))
             }
@@ -1279,9 +1358,11 @@ impl Parser<'_> {
                 "min_of" | "max_of" => {
                     self.next();
                     let a = self.dur_expr(0)?;
-                    let start = self.dur_span.start;
+                    let (start, a_depth) = (self.dur_span.start, self.dur_depth);
                     self.expect(Tok::Comma, "duration expression")?;
                     let b = self.dur_expr(0)?;
+                    self.dur_depth = 1 + a_depth.max(self.dur_depth);
+                    self.check_depth(self.dur_depth, t.start)?;
                     self.dur_span.start = start;
                     self.expect(Tok::RParen, "duration expression")?;
                     Ok(if w.eq_ignore_ascii_case("min_of") {

@@ -17,8 +17,25 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Longest request or header line followed; past it the connection is passed through.
-const MAX_LINE: usize = 64 * 1024;
+/// Longest request or header line followed (Go's server takes headers up to 1 MiB); past it
+/// the connection is passed through.
+const MAX_LINE: usize = 1024 * 1024;
+
+/// Longest request target hyper takes (the `http` crate keeps offsets in 16 bits). A longer
+/// `GET` of one of [`FORM_PATHS`] is handed on as a `POST` of its query as a form body, which
+/// those endpoints answer with the same meaning.
+const LONG_TARGET: usize = 60 * 1024;
+
+/// The endpoints that take their parameters from a `POST` form as from a `GET` query.
+const FORM_PATHS: [&[u8]; 7] = [
+    b"/api/v1/query",
+    b"/api/v1/query_range",
+    b"/api/v1/series",
+    b"/api/v1/labels",
+    b"/api/v1/query_exemplars",
+    b"/api/v1/format_query",
+    b"/api/v1/parse_query",
+];
 
 /// The listener `argus server` serves on: a TCP listener whose connections are read through
 /// [`LenientRequests`].
@@ -58,6 +75,9 @@ pub struct LenientRequests<S> {
     line: Vec<u8>,
     /// Bytes ready for the reader, from `done` on.
     ready: Vec<u8>,
+    /// The query of a long `GET` being handed on as a `POST`, sent as its body once the
+    /// headers end.
+    moved_query: Option<Vec<u8>>,
     done: usize,
     raw: Box<[u8]>,
 }
@@ -69,6 +89,7 @@ impl<S> LenientRequests<S> {
             state: State::Line,
             line: Vec::new(),
             ready: Vec::new(),
+            moved_query: None,
             done: 0,
             raw: vec![0; 64 * 1024].into_boxed_slice(),
         }
@@ -122,7 +143,15 @@ impl<S> LenientRequests<S> {
                     self.ready.extend_from_slice(line);
                     self.state = State::Through;
                 } else {
-                    encode_request_line(line, &mut self.ready);
+                    let mut encoded = Vec::new();
+                    encode_request_line(line, &mut encoded);
+                    match long_get_as_post(&encoded) {
+                        Some((post, query)) => {
+                            self.ready.extend_from_slice(&post);
+                            self.moved_query = Some(query);
+                        }
+                        None => self.ready.extend_from_slice(&encoded),
+                    }
                     self.state = State::Headers {
                         length: None,
                         chunked: false,
@@ -133,7 +162,36 @@ impl<S> LenientRequests<S> {
                 mut length,
                 mut chunked,
             } => {
-                self.ready.extend_from_slice(line);
+                if content.is_empty()
+                    && let Some(query) = self.moved_query.take()
+                {
+                    self.ready.extend_from_slice(
+                        format!(
+                            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+                            query.len()
+                        )
+                        .as_bytes(),
+                    );
+                    self.ready.extend_from_slice(line);
+                    self.ready.extend_from_slice(&query);
+                    // A GET that also had a body: hyper refuses the two lengths.
+                    self.state = if chunked || length.is_some_and(|n| n > 0) {
+                        State::Through
+                    } else {
+                        State::Line
+                    };
+                    return;
+                }
+                // The moved query's own headers replace a GET's empty body's.
+                let header_name = content.split(|&b| b == b':').next().unwrap_or_default();
+                let replaced = self.moved_query.is_some()
+                    && (header_name.eq_ignore_ascii_case(b"content-type")
+                        || header_name.eq_ignore_ascii_case(b"content-length")
+                            && String::from_utf8_lossy(&content[header_name.len() + 1..]).trim()
+                                == "0");
+                if !replaced {
+                    self.ready.extend_from_slice(line);
+                }
                 if content.is_empty() {
                     self.state = match (chunked, length) {
                         (true, _) => State::Through,
@@ -165,6 +223,25 @@ impl<S> LenientRequests<S> {
             State::Body(_) | State::Through => unreachable!("lines are gathered in line states"),
         }
     }
+}
+
+/// A request line of a `GET` of one of [`FORM_PATHS`] whose target is too long for hyper, as
+/// a `POST` of the target's path, with the query to send as the body.
+fn long_get_as_post(line: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let rest = line.strip_prefix(b"GET ")?;
+    let end = rest.iter().position(|&b| b == b' ')?;
+    let target = &rest[..end];
+    if target.len() <= LONG_TARGET {
+        return None;
+    }
+    let question = target.iter().position(|&b| b == b'?')?;
+    if !FORM_PATHS.contains(&&target[..question]) {
+        return None;
+    }
+    let mut post = b"POST ".to_vec();
+    post.extend_from_slice(&target[..question]);
+    post.extend_from_slice(&rest[end..]);
+    Some((post, target[question + 1..].to_vec()))
 }
 
 /// Copies a request line, percent-encoding the bytes of its target that Go's server takes as
@@ -365,6 +442,32 @@ GET /?q=\"a\" HTTP/1.1\r\n\r\nPOST /w HTTP/1.1\r\nTransfer-Encoding: chunked\r\n
             through(b"GET /l/\xff HTTP/1.1\r\n", 3),
             b"GET /l/%FF HTTP/1.1\r\n".to_vec()
         );
+    }
+
+    #[test]
+    fn long_gets_become_posts_of_their_query() {
+        let query = format!("query={}&time=1", "x".repeat(LONG_TARGET));
+        let input = format!(
+            "GET /api/v1/query?{query} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\nGET /?q=1 HTTP/1.1\r\n\r\n"
+        );
+        let want = format!(
+            "POST /api/v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{query}GET /?q=1 HTTP/1.1\r\n\r\n",
+            query.len()
+        );
+        for step in [1000, 100_000] {
+            assert_eq!(
+                String::from_utf8_lossy(&through(input.as_bytes(), step)),
+                want,
+                "step {step}"
+            );
+        }
+        // Short ones, long ones without a query and long ones elsewhere stay as they are.
+        let short = b"GET /api/v1/query?query=1 HTTP/1.1\r\n\r\n";
+        assert_eq!(through(short, 5), short.to_vec());
+        let no_query = format!("GET /{} HTTP/1.1\r\n\r\n", "x".repeat(LONG_TARGET + 1));
+        assert_eq!(through(no_query.as_bytes(), 4096), no_query.into_bytes());
+        let elsewhere = format!("GET /api/v1/label/a/values?{query} HTTP/1.1\r\n\r\n");
+        assert_eq!(through(elsewhere.as_bytes(), 4096), elsewhere.into_bytes());
     }
 
     #[test]

@@ -11,6 +11,24 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
+    // Queries (from flags, rule files, the API) are parsed and evaluated recursively: every
+    // thread that may do so gets the stack the deepest accepted expression needs.
+    match std::thread::Builder::new()
+        .name("main".into())
+        .stack_size(argus_promql::parser::STACK_SIZE)
+        .spawn(move || run(cli))
+    {
+        Ok(main) => main
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+        Err(e) => {
+            eprintln!("error: starting the main thread: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> std::process::ExitCode {
     match cli.command {
         cli::Command::Server(args) => server::run(*args),
         cli::Command::Tool(cli::ToolCommand::PromqlTest { files }) => promql_test(&files),

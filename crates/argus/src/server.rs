@@ -242,6 +242,8 @@ fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let shutdown = Arc::new(Notify::new());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Handlers parse queries; the blocking pool evaluates them (see STACK_SIZE).
+        .thread_stack_size(argus_promql::parser::STACK_SIZE)
         .build()
         .context("starting async runtime")?;
     let scrape = argus_scrape::ScrapeManager::new(

@@ -481,3 +481,18 @@ fn aggregation_argument_types_are_reported_at_the_argument() {
         "1:7: parse error: expected type instant vector in aggregation expression, got range vector"
     );
 }
+
+/// Keywords before `(` are not function names (checked against the Debian Prometheus).
+#[test]
+fn keywords_are_not_function_names() {
+    for (input, want) in [
+        ("atan2(m, 1)", "1:1: parse error: unexpected <op:atan2>"),
+        ("and(m)", "1:4: parse error: unexpected \"(\""),
+        ("offset(m)", "1:7: parse error: unexpected \"(\""),
+        ("by(m)", "1:3: parse error: unexpected \"(\""),
+    ] {
+        assert_eq!(parse(input).unwrap_err().to_string(), want, "{input}");
+    }
+    assert!(parse("and").is_ok());
+    assert!(parse("rate(m[1m])").is_ok());
+}

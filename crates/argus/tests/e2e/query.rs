@@ -794,3 +794,72 @@ fn form_body_parameters_come_before_the_query_string() {
         (200, r#"{"status":"success","data":[]}"#)
     );
 }
+
+/// A `GET` longer than hyper takes (64 KiB) is answered as Go's server answers it (up to
+/// 1 MiB of headers): as the same query.
+#[test]
+fn long_get_requests_are_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
+    let query: Vec<String> = (0..2500)
+        .map(|i| format!("label_replace(vector({i}), \"i\", \"{i}\", \"\", \"\")"))
+        .collect();
+    let query = format!("count({})", query.join(" or "));
+    let path = format!("/api/v1/query?time=100&query={}", urlencode(&query));
+    assert!(path.len() > 100_000);
+    let answer = raw_exchange(
+        &argus,
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    let want = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[100,"2500"]}]}}"#;
+    let head: String = answer.chars().take(300).collect();
+    assert!(
+        answer.starts_with("HTTP/1.1 200 ") && answer.ends_with(want),
+        "{head}"
+    );
+}
+
+/// Queries as deep as argus evaluates are answered; deeper ones are refused with a parse
+/// error (Prometheus, whose Go stacks grow, has no limit), and the server stays up.
+#[test]
+fn deep_queries_are_answered_or_refused_without_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
+    let post = |query: &str| {
+        let r = client()
+            .post(argus.url("/api/v1/query"))
+            .form(&[("query", query), ("time", "100")])
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    // 3000 levels: 2998 aggregations around `vector(7)` (the call and its number).
+    let nested = |k: usize| format!("{}vector(7){}", "sum(".repeat(k), ")".repeat(k));
+    assert_eq!(
+        post(&nested(2998)),
+        (
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[100,"7"]}]}}"#
+                .to_string()
+        )
+    );
+    let chain = vec!["vector(1)"; 2999].join(" + ");
+    let (status, body) = post(&chain);
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[100,"2999"]}]}}"#
+        )
+    );
+    for query in [nested(2999), vec!["vector(1)"; 3000].join(" + ")] {
+        let (status, body) = post(&query);
+        assert_eq!(status, 400, "{body}");
+        assert!(
+            body.starts_with(r#"{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:"#)
+                && body.ends_with(r#": parse error: expression nests deeper than 3000 levels, which argus does not evaluate"}"#),
+            "{body}"
+        );
+    }
+    assert_eq!(raw(&argus, "/-/healthy").0, 200);
+}
