@@ -13,6 +13,11 @@
 //!   class is a literal in Go, a nested class in Rust.
 //! - `\012` is octal in Go; `a**` and `x{1001}` are errors in Go.
 //! - Flags (`(?i)`, `(?U)`, …) apply to each piece as Go applies them.
+//! - Go refuses a pattern whose parsed tree is over 1000 high ("expression nests too
+//!   deeply"), counting the nodes Go builds (captures, repetitions, concatenations and
+//!   alternations, with runs of literals merged, nested concatenations and alternations
+//!   flattened and one-character alternatives made a class); Rust refuses 250 nested groups
+//!   of any kind. The height is modeled here and Rust's limit lifted.
 //!
 //! Unicode class names (`\p{Greek}`) are looked up by Rust's tables, which know every name
 //! Go knows and a few more (binary properties such as `\p{Alphabetic}`).
@@ -43,11 +48,15 @@ const INVALID_REPEAT_SIZE: &str = "invalid repeat count";
 const MISSING_BRACKET: &str = "missing closing ]";
 const MISSING_PAREN: &str = "missing closing )";
 const MISSING_REPEAT_ARGUMENT: &str = "missing argument to repetition operator";
+const NESTING_DEPTH: &str = "expression nests too deeply";
 const TRAILING_BACKSLASH: &str = "trailing backslash at end of expression";
 const UNEXPECTED_PAREN: &str = "unexpected )";
 
 /// Go's limit on one repetition count, and on the product of nested ones.
 const MAX_REPEAT: u64 = 1000;
+
+/// Go's limit on the height of a parsed pattern's tree (`maxHeight`).
+const MAX_HEIGHT: u32 = 1000;
 
 /// An empty class: matches nothing (a surrogate code point, which no string holds).
 const NOTHING: &str = r"[^\x{0}-\x{10FFFF}]";
@@ -62,13 +71,19 @@ const POSIX_CLASSES: [&str; 14] = [
 /// Translates a Go pattern (Perl syntax with `.` matching newlines, as Prometheus parses label
 /// matchers) into a Rust `regex` pattern that matches the same strings.
 pub fn translate(go: &str) -> std::result::Result<String, GoRegexError> {
-    Parser::new(go).run()
+    Parser::new(go).run().map(|(text, _)| text)
 }
 
 /// Compiles a label matcher's pattern fully anchored. Errors name the pattern as Prometheus 3's
-/// matchers do, which parse it alone first.
+/// matchers do, which parse it alone first and then compile it as `^(?s:PATTERN)$`, which
+/// is one level taller.
 pub fn compile_anchored(go: &str) -> Result<regex::Regex> {
-    let translated = translate(go).map_err(|e| invalid(go, e))?;
+    let (translated, content) = Parser::new(go).run().map_err(|e| invalid(go, e))?;
+    // `^`, the pattern's pieces and `$` in one concatenation.
+    if content.h + 1 > MAX_HEIGHT {
+        let wrapped = format!("^(?s:{go})$");
+        return Err(invalid(go, Parser::err(NESTING_DEPTH, &wrapped)));
+    }
     build(go, &format!(r"\A(?:{translated})\z"))
 }
 
@@ -91,6 +106,10 @@ fn invalid(go: &str, e: GoRegexError) -> Error {
 fn build(go: &str, rust: &str) -> Result<regex::Regex> {
     regex::RegexBuilder::new(rust)
         .size_limit(64 << 20)
+        // Go bounds a pattern by its tree's height, checked while translating; groups that
+        // make no node there (`(?:(?:a))`) nest freely. Rust's parser keeps its stack on the
+        // heap, and only the nodes Go counts reach the recursive compiler.
+        .nest_limit(u32::MAX)
         .build()
         .map_err(|e| Error::InvalidRegex {
             regex: go.to_string(),
@@ -131,6 +150,76 @@ struct Frame {
     /// One entry per piece of the current concatenation; the last is what a repetition
     /// operator applies to. Empty at the group's start and after `|`.
     items: Vec<u64>,
+    /// The current concatenation's pieces as Go's tree holds them (runs of literals merged),
+    /// for Go's height limit.
+    shapes: Vec<Shape>,
+    /// The tallest finished alternative, once there was a `|`.
+    alt_height: Option<u32>,
+    /// Whether every finished alternative matches one character (Go makes them one class).
+    alt_single: bool,
+    /// Whether the group captures (a node in Go's tree) or only groups.
+    capture: bool,
+}
+
+/// What a piece adds to a concatenation in Go's tree: `n` nodes, the tallest `h` high (a
+/// non-capturing group's concatenation adds its pieces, as Go flattens it).
+#[derive(Clone, Copy)]
+struct Shape {
+    h: u32,
+    n: u32,
+    /// For a run of literals (which Go merges into one node): its case folding, its length
+    /// and the length of the piece added last, which a repetition applies to.
+    literal: Option<(bool, u32, u32)>,
+    /// A class or `.` (one character, as a one-rune literal).
+    class: bool,
+    /// A non-capturing group's alternation, whose alternatives Go hoists into an enclosing
+    /// alternation.
+    alternation: bool,
+}
+
+impl Shape {
+    const ATOM: Shape = Shape {
+        h: 1,
+        n: 1,
+        literal: None,
+        class: false,
+        alternation: false,
+    };
+    const CLASS: Shape = Shape {
+        class: true,
+        ..Shape::ATOM
+    };
+
+    /// Whether it matches exactly one character.
+    fn single(self) -> bool {
+        self.class || matches!(self.literal, Some((_, 1, _)))
+    }
+
+    /// The height of the piece as one node (a concatenation of several is one level more).
+    fn alone(self) -> u32 {
+        if self.n >= 2 { self.h + 1 } else { self.h }
+    }
+
+    /// The shape of a concatenation of `pieces`.
+    fn concat(pieces: &[Shape]) -> Shape {
+        match pieces {
+            [] => Shape::ATOM,
+            [one] => *one,
+            _ => Shape {
+                h: pieces.iter().map(|p| p.h).max().unwrap_or(1),
+                n: pieces.iter().map(|p| p.n).sum(),
+                ..Shape::ATOM
+            },
+        }
+    }
+
+    /// The height a concatenation of `pieces` adds as one alternative of an alternation.
+    fn alternative(pieces: &[Shape]) -> u32 {
+        match pieces {
+            [one] if one.alternation => one.h - 1,
+            _ => Shape::concat(pieces).alone(),
+        }
+    }
 }
 
 impl Frame {
@@ -142,7 +231,56 @@ impl Frame {
             last_repeated: false,
             alt_max: 1,
             items: Vec::new(),
+            shapes: Vec::new(),
+            alt_height: None,
+            alt_single: true,
+            capture: false,
         }
+    }
+
+    /// The group's content: its concatenation, or the alternation of its alternatives.
+    fn content(&self) -> Shape {
+        let Some(h) = self.alt_height else {
+            return Shape::concat(&self.shapes);
+        };
+        if self.alt_single && matches!(self.shapes[..], [one] if one.single()) {
+            // `a|b|[cd]` is the class `[a-d]`.
+            return Shape::CLASS;
+        }
+        Shape {
+            h: 1 + h.max(Shape::alternative(&self.shapes)),
+            alternation: true,
+            ..Shape::ATOM
+        }
+    }
+
+    /// The group as a piece of the enclosing concatenation.
+    fn shape(&self) -> Shape {
+        let content = self.content();
+        if self.capture {
+            Shape {
+                h: 1 + content.alone(),
+                ..Shape::ATOM
+            }
+        } else {
+            // A run of literals ending the group is pushed as one node.
+            Shape {
+                literal: content.literal.map(|(fold, run, _)| (fold, run, run)),
+                ..content
+            }
+        }
+    }
+
+    /// Adds a piece to the concatenation, merging runs of literals as Go does.
+    fn push_shape(&mut self, shape: Shape) {
+        if let (Some((fold, k, _)), Some(last)) = (shape.literal, self.shapes.last_mut())
+            && let Some((last_fold, run, _)) = last.literal
+            && fold == last_fold
+        {
+            last.literal = Some((fold, run + k, k));
+            return;
+        }
+        self.shapes.push(shape);
     }
 
     fn value(&self) -> u64 {
@@ -199,7 +337,8 @@ impl<'a> Parser<'a> {
         self.s[at..].chars().next().map(|c| (c, at + c.len_utf8()))
     }
 
-    fn run(mut self) -> std::result::Result<String, GoRegexError> {
+    /// The pattern in Rust syntax, and its content's shape in Go's tree.
+    fn run(mut self) -> std::result::Result<(String, Shape), GoRegexError> {
         // Where the previous piece's repetition operator started, if the previous piece was one.
         let mut last_repeat: Option<usize> = None;
         while self.i < self.s.len() {
@@ -215,6 +354,11 @@ impl<'a> Parser<'a> {
                     let frame = self.frames.last_mut().expect("a frame is always open");
                     frame.alt_max = frame.value();
                     frame.items.clear();
+                    let h = Shape::alternative(&frame.shapes);
+                    frame.alt_height = Some(frame.alt_height.unwrap_or(0).max(h));
+                    frame.alt_single &= matches!(frame.shapes[..], [one] if one.single());
+                    frame.shapes.clear();
+                    self.check_height(h)?;
                     self.out.push('|');
                     self.i += 1;
                 }
@@ -236,7 +380,10 @@ impl<'a> Parser<'a> {
                     } else {
                         "(?-s:.)"
                     };
-                    self.atom(text, 1);
+                    let at = self.out.len();
+                    self.out.push_str(text);
+                    self.push_piece(1, at, Shape::CLASS);
+                    self.i += 1;
                 }
                 b'[' => self.class()?,
                 op @ (b'*' | b'+' | b'?') => {
@@ -280,25 +427,40 @@ impl<'a> Parser<'a> {
         if self.frames.len() != 1 {
             return Err(Self::err(MISSING_PAREN, self.s));
         }
-        Ok(self.out)
+        let content = self.frames[0].content();
+        self.check_height(content.alone())?;
+        Ok((self.out, content))
+    }
+
+    /// Go's error for a tree taller than [`MAX_HEIGHT`], which names the whole pattern.
+    fn check_height(&self, h: u32) -> std::result::Result<(), GoRegexError> {
+        if h > MAX_HEIGHT {
+            return Err(Self::err(NESTING_DEPTH, self.s));
+        }
+        Ok(())
     }
 
     fn atom(&mut self, text: &str, len: usize) {
         let at = self.out.len();
         self.out.push_str(text);
-        self.push_piece(1, at);
+        self.push_piece(1, at, Shape::ATOM);
         self.i += len;
     }
 
-    fn push_piece(&mut self, value: u64, at: usize) {
+    fn push_piece(&mut self, value: u64, at: usize, shape: Shape) {
         let frame = self.frames.last_mut().expect("a frame is always open");
         frame.items.push(value);
         frame.last_at = at;
         frame.last_repeated = false;
+        frame.push_shape(shape);
     }
 
-    /// A piece in the current flags: `(?i:…)` around it when case folding is on.
+    /// A class in the current flags: `(?i:…)` around it when case folding is on.
     fn piece(&mut self, text: &str) {
+        self.shaped_piece(text, Shape::CLASS);
+    }
+
+    fn shaped_piece(&mut self, text: &str, shape: Shape) {
         let at = self.out.len();
         if self.flags.fold {
             self.out.push_str("(?i:");
@@ -307,12 +469,16 @@ impl<'a> Parser<'a> {
         } else {
             self.out.push_str(text);
         }
-        self.push_piece(1, at);
+        self.push_piece(1, at, shape);
     }
 
     fn literal(&mut self, c: char) {
         let text = char_text(c);
-        self.piece(&text);
+        let shape = Shape {
+            literal: Some((self.flags.fold, 1, 1)),
+            ..Shape::ATOM
+        };
+        self.shaped_piece(&text, shape);
     }
 
     fn open(&mut self, name: Option<&str>) {
@@ -331,7 +497,9 @@ impl<'a> Parser<'a> {
             }
             Some(_) => self.out.push('('),
         }
-        self.frames.push(Frame::new(self.flags, at));
+        let mut frame = Frame::new(self.flags, at);
+        frame.capture = true;
+        self.frames.push(frame);
     }
 
     fn close(&mut self) -> std::result::Result<(), GoRegexError> {
@@ -341,7 +509,9 @@ impl<'a> Parser<'a> {
         let frame = self.frames.pop().expect("checked above");
         self.flags = frame.saved;
         self.out.push(')');
-        self.push_piece(frame.value(), frame.open_at);
+        let shape = frame.shape();
+        self.check_height(shape.alone())?;
+        self.push_piece(frame.value(), frame.open_at, shape);
         Ok(())
     }
 
@@ -475,10 +645,29 @@ impl<'a> Parser<'a> {
         if non_greedy {
             self.out.push('?');
         }
-        self.frames
-            .last_mut()
-            .expect("a frame is always open")
-            .last_repeated = true;
+        let frame = self.frames.last_mut().expect("a frame is always open");
+        frame.last_repeated = true;
+        // The repetition is a node over the last piece; of a run of literals, over the piece
+        // added last.
+        let last = frame.shapes.last_mut().expect("a piece to repeat");
+        let h = match last.literal {
+            Some((fold, run, k)) if run > k => {
+                last.literal = Some((fold, run - k, run - k));
+                frame.shapes.push(Shape {
+                    h: 2,
+                    ..Shape::ATOM
+                });
+                2
+            }
+            _ => {
+                *last = Shape {
+                    h: 1 + last.alone(),
+                    ..Shape::ATOM
+                };
+                last.h
+            }
+        };
+        self.check_height(h)?;
         self.i = after;
         Ok(())
     }
@@ -979,6 +1168,51 @@ mod tests {
         let re = compile_wrapped("(?i)a.b").unwrap();
         assert!(re.is_match("A\nB"));
         assert!(!re.is_match("xA\nB"));
+    }
+
+    /// Go refuses a pattern whose tree is over 1000 high. Edges checked against the Debian
+    /// Prometheus (`label_replace`, which compiles `^(?:…)$`, one level more, like ours).
+    #[test]
+    fn go_refuses_trees_over_1000_high() {
+        let nested = |open: &str, inner: &str, close: &str, n: usize| {
+            format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+        };
+        for (open, inner, close, n) in [
+            ("(", "a", ")", 998),
+            ("(?:", "a", ")*", 998),
+            ("(x", "", ")", 499),
+            ("(ab*", "", ")", 498),
+            ("((?:ab)*", "", ")", 499),
+            ("(a|", "b", ")", 499),
+        ] {
+            let taken = nested(open, inner, close, n);
+            let refused = nested(open, inner, close, n + 1);
+            assert!(compile_wrapped(&taken).is_ok(), "{taken:.40}");
+            assert!(compile_anchored(&taken).is_ok(), "{taken:.40}");
+            let Err(Error::InvalidRegex { reason, .. }) = compile_wrapped(&refused) else {
+                panic!("{refused:.40} is taken");
+            };
+            assert_eq!(
+                reason,
+                format!("error parsing regexp: expression nests too deeply: `^(?s:{refused})$`")
+            );
+            // A matcher's pattern is parsed alone first, then wrapped: either may be too high.
+            let Err(Error::InvalidRegex { reason, .. }) = compile_anchored(&refused) else {
+                panic!("{refused:.40} is taken");
+            };
+            assert!(reason.starts_with("error parsing regexp: expression nests too deeply: `"));
+        }
+        // Alone, a pattern may be one level higher than wrapped.
+        let alone = nested("(", "a", ")", 999);
+        assert!(translate(&alone).is_ok());
+        assert!(translate(&format!("({alone})")).is_err());
+        // Groups that make no node nest without limit; one-character alternatives are a class.
+        for pattern in [
+            nested("(?:", "a", ")", 5000),
+            nested("(?:z|", "a", ")", 5000),
+        ] {
+            assert!(compile_wrapped(&pattern).unwrap().is_match("a"));
+        }
     }
 
     #[test]

@@ -1040,16 +1040,51 @@ fn regexes_match_what_go_matches() {
         ("{2}", &["x"]),
     ];
     let mut differ = Vec::new();
+    let mut compare = |pattern: &str, input: &str| {
+        let ours = regex_answer(&argus.url(""), pattern, input).expect("argus answers");
+        let go = regex_answer(&prom, pattern, input).expect("Prometheus answers");
+        if ours != go {
+            let shown: String = pattern.chars().take(60).collect();
+            differ.push(format!(
+                "{shown:?} on {input:?}: argus {ours}, Prometheus {go}"
+            ));
+        }
+        go["status"] == "success"
+    };
     for (pattern, inputs) in cases {
         for input in *inputs {
-            let ours = regex_answer(&argus.url(""), pattern, input).expect("argus answers");
-            let go = regex_answer(&prom, pattern, input).expect("Prometheus answers");
-            if ours != go {
-                differ.push(format!(
-                    "{pattern:?} on {input:?}: argus {ours}, Prometheus {go}"
-                ));
-            }
+            compare(pattern, input);
         }
+    }
+    // Go's limit on the height of a pattern's tree, at its edge: each shape `n` levels deep
+    // is taken and `n + 1` refused ("expression nests too deeply"), as Prometheus decides.
+    let nested = |open: &str, inner: &str, close: &str, n: usize| {
+        format!("{}{inner}{}", open.repeat(n), close.repeat(n))
+    };
+    let deep = [
+        ("(", "a", ")", 998, "a"),
+        ("(", "ab", ")", 998, "ab"),
+        ("(?:", "a", ")*", 998, "aa"),
+        ("(", "a", ")*", 499, "a"),
+        ("(x", "", ")", 499, "xx"),
+        ("(ab*", "", ")", 498, "ab"),
+        ("((?:ab)*", "", ")", 499, "abab"),
+        ("(a|", "b", ")", 499, "b"),
+        ("((?i)a", "b", ")", 499, "AB"),
+        ("(z|", "a", ")", 499, "z"),
+    ];
+    for (open, inner, close, n, input) in deep {
+        let taken = nested(open, inner, close, n);
+        let refused = nested(open, inner, close, n + 1);
+        assert!(compare(&taken, input), "{taken:.60} is taken");
+        assert!(!compare(&refused, input), "{refused:.60} is refused");
+    }
+    // Groups that make no node in Go's tree nest without limit.
+    for pattern in [
+        nested("(?:", "a", ")", 3000),
+        nested("(?:z|", "a", ")", 3000),
+    ] {
+        assert!(compare(&pattern, "a"), "{pattern:.60} is taken");
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
