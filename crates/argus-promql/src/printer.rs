@@ -23,15 +23,23 @@ pub fn canonical(expr: &Expr) -> String {
 /// Prometheus's `Prettify`: the canonical form, split over lines and indented by two spaces
 /// per level for nodes longer than 100 characters.
 pub fn pretty(expr: &Expr) -> String {
-    pretty_at(expr, 0)
+    let mut out = String::new();
+    pretty_into(&mut out, expr, 0);
+    out
 }
 
-fn indent(level: usize) -> String {
-    "  ".repeat(level)
+fn indent(out: &mut String, level: usize) {
+    for _ in 0..level {
+        out.push_str("  ");
+    }
 }
 
-fn pretty_at(expr: &Expr, level: usize) -> String {
-    let flat = canonical(expr);
+/// Appends `expr` pretty-printed at `level`. Each node is measured by printing it flat only
+/// until it passes [`MAX_LINE`], and everything is written into one buffer, so a deep query
+/// costs no more than its output.
+fn pretty_into(out: &mut String, expr: &Expr, level: usize) {
+    let mut flat = String::new();
+    write_expr_upto(&mut flat, expr, MAX_LINE);
     let split = flat.len() > MAX_LINE;
     match expr {
         Expr::Aggregate {
@@ -42,18 +50,17 @@ fn pretty_at(expr: &Expr, level: usize) -> String {
             without,
             ..
         } if split => {
-            let mut s = indent(level);
-            write_agg_op(&mut s, *op, grouping, *without);
-            s.push_str("(\n");
+            indent(out, level);
+            write_agg_op(out, *op, grouping, *without);
+            out.push_str("(\n");
             if let Some(p) = param {
-                s.push_str(&pretty_at(p, level + 1));
-                s.push_str(",\n");
+                pretty_into(out, p, level + 1);
+                out.push_str(",\n");
             }
-            s.push_str(&pretty_at(inner, level + 1));
-            s.push('\n');
-            s.push_str(&indent(level));
-            s.push(')');
-            s
+            pretty_into(out, inner, level + 1);
+            out.push('\n');
+            indent(out, level);
+            out.push(')');
         }
         Expr::Binary {
             op,
@@ -63,51 +70,60 @@ fn pretty_at(expr: &Expr, level: usize) -> String {
             return_bool,
             ..
         } if split => {
-            let mut s = pretty_at(lhs, level + 1);
-            s.push('\n');
-            s.push_str(&indent(level));
-            s.push_str(op.as_str());
+            pretty_into(out, lhs, level + 1);
+            out.push('\n');
+            indent(out, level);
+            out.push_str(op.as_str());
             if *return_bool {
-                s.push_str(" bool");
+                out.push_str(" bool");
             }
-            write_matching(&mut s, matching.as_ref());
-            s.push('\n');
-            s.push_str(&pretty_at(rhs, level + 1));
-            s
+            write_matching(out, matching.as_ref());
+            out.push('\n');
+            pretty_into(out, rhs, level + 1);
         }
         Expr::Call { func, args, .. } if split => {
-            let parts: Vec<String> = args.iter().map(|a| pretty_at(a, level + 1)).collect();
-            format!(
-                "{}{}(\n{}\n{})",
-                indent(level),
-                func.name,
-                parts.join(",\n"),
-                indent(level)
-            )
+            indent(out, level);
+            out.push_str(func.name);
+            out.push_str("(\n");
+            for (i, a) in args.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(",\n");
+                }
+                pretty_into(out, a, level + 1);
+            }
+            out.push('\n');
+            indent(out, level);
+            out.push(')');
         }
-        Expr::Paren { expr, .. } if split => format!(
-            "{}(\n{}\n{})",
-            indent(level),
-            pretty_at(expr, level + 1),
-            indent(level)
-        ),
+        Expr::Paren { expr, .. } if split => {
+            indent(out, level);
+            out.push_str("(\n");
+            pretty_into(out, expr, level + 1);
+            out.push('\n');
+            indent(out, level);
+            out.push(')');
+        }
         // As upstream: a subquery indents only through its inner expression.
         Expr::Subquery { expr: inner, .. } if split => {
-            let mut s = pretty_at(inner, level);
-            write_subquery_suffix(&mut s, expr);
-            s
+            pretty_into(out, inner, level);
+            write_subquery_suffix(out, expr);
         }
-        Expr::Subquery { .. } => flat,
+        Expr::Subquery { .. } => out.push_str(&flat),
         Expr::Unary { negate, expr, .. } => {
-            let child = pretty_at(expr, level);
-            format!(
-                "{}{}{}",
-                indent(level),
-                if *negate { "-" } else { "+" },
-                child.trim()
-            )
+            indent(out, level);
+            out.push(if *negate { '-' } else { '+' });
+            // The operand follows the sign on its line, without its indentation.
+            let at = out.len();
+            pretty_into(out, expr, level);
+            let blank = out[at..].len() - out[at..].trim_start().len();
+            out.drain(at..at + blank);
+            let kept = out.trim_end().len();
+            out.truncate(kept);
         }
-        _ => indent(level) + &flat,
+        _ => {
+            indent(out, level);
+            out.push_str(&flat);
+        }
     }
 }
 
@@ -302,6 +318,15 @@ fn write_subquery_suffix(out: &mut String, expr: &Expr) {
 }
 
 fn write_expr(out: &mut String, expr: &Expr) {
+    write_expr_upto(out, expr, usize::MAX);
+}
+
+/// Writes `expr` flat into `out`, stopping at the next node once `out` is longer than
+/// `limit`.
+fn write_expr_upto(out: &mut String, expr: &Expr, limit: usize) {
+    if out.len() > limit {
+        return;
+    }
     match expr {
         Expr::Number { value, .. } => out.push_str(&gofmt::format_f(*value)),
         Expr::String { value, .. } => out.push_str(&gofmt::quote(value)),
@@ -329,17 +354,17 @@ fn write_expr(out: &mut String, expr: &Expr) {
             write_offset(out, selector.offset_ms, selector.offset_expr.as_ref());
         }
         Expr::Subquery { expr: inner, .. } => {
-            write_expr(out, inner);
+            write_expr_upto(out, inner, limit);
             write_subquery_suffix(out, expr);
         }
         Expr::Paren { expr, .. } => {
             out.push('(');
-            write_expr(out, expr);
+            write_expr_upto(out, expr, limit);
             out.push(')');
         }
         Expr::Unary { negate, expr, .. } => {
             out.push(if *negate { '-' } else { '+' });
-            write_expr(out, expr);
+            write_expr_upto(out, expr, limit);
         }
         Expr::Binary {
             op,
@@ -349,7 +374,7 @@ fn write_expr(out: &mut String, expr: &Expr) {
             return_bool,
             ..
         } => {
-            write_expr(out, lhs);
+            write_expr_upto(out, lhs, limit);
             out.push(' ');
             out.push_str(op.as_str());
             if *return_bool {
@@ -357,7 +382,7 @@ fn write_expr(out: &mut String, expr: &Expr) {
             }
             write_matching(out, matching.as_ref());
             out.push(' ');
-            write_expr(out, rhs);
+            write_expr_upto(out, rhs, limit);
         }
         Expr::Aggregate {
             op,
@@ -370,10 +395,10 @@ fn write_expr(out: &mut String, expr: &Expr) {
             write_agg_op(out, *op, grouping, *without);
             out.push('(');
             if let Some(p) = param {
-                write_expr(out, p);
+                write_expr_upto(out, p, limit);
                 out.push_str(", ");
             }
-            write_expr(out, expr);
+            write_expr_upto(out, expr, limit);
             out.push(')');
         }
         Expr::Call { func, args, .. } => {
@@ -383,7 +408,7 @@ fn write_expr(out: &mut String, expr: &Expr) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                write_expr(out, a);
+                write_expr_upto(out, a, limit);
             }
             out.push(')');
         }

@@ -38,6 +38,17 @@ fn matchers(sel: &VectorSelector) -> Value {
     )
 }
 
+/// A JSON object of `fields`, taken as they are (`json!` would copy each value it is given,
+/// which makes a deep tree cost the square of its depth).
+fn object<const N: usize>(fields: [(&str, Value); N]) -> Value {
+    Value::Object(
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+    )
+}
+
 pub fn translate(expr: &Expr) -> Value {
     match expr {
         Expr::Aggregate {
@@ -47,14 +58,14 @@ pub fn translate(expr: &Expr) -> Value {
             grouping,
             without,
             ..
-        } => json!({
-            "type": "aggregation",
-            "op": op.as_str(),
-            "expr": translate(expr),
-            "param": param.as_deref().map_or(Value::Null, translate),
-            "grouping": grouping,
-            "without": without,
-        }),
+        } => object([
+            ("type", json!("aggregation")),
+            ("op", json!(op.as_str())),
+            ("expr", translate(expr)),
+            ("param", param.as_deref().map_or(Value::Null, translate)),
+            ("grouping", json!(grouping)),
+            ("without", json!(without)),
+        ]),
         Expr::Binary {
             op,
             lhs,
@@ -72,25 +83,28 @@ pub fn translate(expr: &Expr) -> Value {
                 };
                 json!({"card": card, "labels": m.labels, "on": m.on, "include": m.include})
             });
-            json!({
-                "type": "binaryExpr",
-                "op": op.as_str(),
-                "lhs": translate(lhs),
-                "rhs": translate(rhs),
-                "matching": matching,
-                "bool": return_bool,
-            })
+            object([
+                ("type", json!("binaryExpr")),
+                ("op", json!(op.as_str())),
+                ("lhs", translate(lhs)),
+                ("rhs", translate(rhs)),
+                ("matching", matching),
+                ("bool", json!(return_bool)),
+            ])
         }
-        Expr::Call { func, args, .. } => json!({
-            "type": "call",
-            "func": {
-                "name": func.name,
-                "argTypes": func.args.iter().map(|t| type_name(*t)).collect::<Vec<_>>(),
-                "variadic": func.optional,
-                "returnType": type_name(func.returns),
-            },
-            "args": args.iter().map(translate).collect::<Vec<_>>(),
-        }),
+        Expr::Call { func, args, .. } => object([
+            ("type", json!("call")),
+            (
+                "func",
+                json!({
+                    "name": func.name,
+                    "argTypes": func.args.iter().map(|t| type_name(*t)).collect::<Vec<_>>(),
+                    "variadic": func.optional,
+                    "returnType": type_name(func.returns),
+                }),
+            ),
+            ("args", Value::Array(args.iter().map(translate).collect())),
+        ]),
         Expr::Matrix {
             selector, range_ms, ..
         } => {
@@ -114,27 +128,29 @@ pub fn translate(expr: &Expr) -> Value {
             ..
         } => {
             let (timestamp, start_or_end) = at_fields(*at);
-            json!({
-                "type": "subquery",
-                "expr": translate(expr),
-                "range": range_ms,
-                "offset": offset_ms,
-                "step": step_ms.unwrap_or(0),
-                "timestamp": timestamp,
-                "startOrEnd": start_or_end,
-            })
+            object([
+                ("type", json!("subquery")),
+                ("expr", translate(expr)),
+                ("range", json!(range_ms)),
+                ("offset", json!(offset_ms)),
+                ("step", json!(step_ms.unwrap_or(0))),
+                ("timestamp", timestamp),
+                ("startOrEnd", start_or_end),
+            ])
         }
         Expr::Number { value, .. } => json!({
             "type": "numberLiteral",
             "val": argus_model::gofmt::format_f(*value),
         }),
-        Expr::Paren { expr, .. } => json!({"type": "parenExpr", "expr": translate(expr)}),
+        Expr::Paren { expr, .. } => {
+            object([("type", json!("parenExpr")), ("expr", translate(expr))])
+        }
         Expr::String { value, .. } => json!({"type": "stringLiteral", "val": value}),
-        Expr::Unary { negate, expr, .. } => json!({
-            "type": "unaryExpr",
-            "op": if *negate { "-" } else { "+" },
-            "expr": translate(expr),
-        }),
+        Expr::Unary { negate, expr, .. } => object([
+            ("type", json!("unaryExpr")),
+            ("op", json!(if *negate { "-" } else { "+" })),
+            ("expr", translate(expr)),
+        ]),
         Expr::Vector(sel) => {
             let (timestamp, start_or_end) = at_fields(sel.at);
             json!({

@@ -916,8 +916,13 @@ async fn format_query(
     body: Bytes,
 ) -> ApiResult {
     let p = params(q, &headers, &body);
-    let expr = crate::query::parse_query(&p, s.promql_features)?;
-    Ok(success(&argus_promql::printer::pretty(&expr), &[]))
+    let features = s.promql_features;
+    // A long query takes a while to print (each level is printed flat to measure it).
+    blocking(move || {
+        let expr = crate::query::parse_query(&p, features)?;
+        Ok(success(&argus_promql::printer::pretty(&expr), &[]))
+    })
+    .await?
 }
 
 /// `/api/v1/parse_query`: the syntax tree as JSON (for the UI's tree view).
@@ -928,8 +933,12 @@ async fn parse_query(
     body: Bytes,
 ) -> ApiResult {
     let p = params(q, &headers, &body);
-    let expr = crate::query::parse_query(&p, s.promql_features)?;
-    Ok(success(&crate::ast_json::translate(&expr), &[]))
+    let features = s.promql_features;
+    blocking(move || {
+        let expr = crate::query::parse_query(&p, features)?;
+        Ok(success(&crate::ast_json::translate(&expr), &[]))
+    })
+    .await?
 }
 
 /// Metric metadata from the HELP/TYPE/UNIT lines of the active targets' last scrapes.

@@ -861,5 +861,26 @@ fn deep_queries_are_answered_or_refused_without_harm() {
             "{body}"
         );
     }
+    // The other endpoints that read a query walk it too.
+    for endpoint in ["format_query", "parse_query"] {
+        let r = client()
+            .post(argus.url(&format!("/api/v1/{endpoint}")))
+            .form(&[("query", nested(2998))])
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{endpoint}");
+        assert!(r.text().unwrap().contains("vector"), "{endpoint}");
+    }
+    let r = client()
+        .post(argus.url("/api/v1/query_range"))
+        .form(&[
+            ("query", chain.as_str()),
+            ("start", "0"),
+            ("end", "100"),
+            ("step", "10"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
     assert_eq!(raw(&argus, "/-/healthy").0, 200);
 }
