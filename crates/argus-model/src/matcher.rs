@@ -30,9 +30,12 @@ pub struct Matcher {
     pub op: MatchOp,
     pub value: String,
     regex: Option<regex::Regex>,
-    /// For regexes that are a plain alternation of literals (`a|b|c`): the literals, so that
-    /// postings can be looked up directly instead of scanning all values.
+    /// For regexes that are an alternation of literals (`a|b|c`, `a\.b|c`): the literals, so
+    /// that postings can be looked up directly instead of scanning all values, and values
+    /// are checked without a regex (none is compiled).
     set: Option<Vec<String>>,
+    /// The same literals hashed, for sets too large to search one by one.
+    lookup: Option<std::collections::HashSet<String>>,
     /// For regexes that are a literal with `.*` around it, or `.+`: the string check that
     /// answers them (the regex is then not compiled).
     fast: Option<Fast>,
@@ -93,22 +96,27 @@ impl Matcher {
     pub fn new(op: MatchOp, name: impl Into<String>, value: impl Into<String>) -> Result<Self> {
         let value = value.into();
         let (regex, set, fast) = match op {
-            MatchOp::RegexMatch | MatchOp::RegexNoMatch => match Fast::of(&value) {
-                Some(fast) => (None, None, Some(fast)),
-                None => (
-                    Some(regex_go::compile_anchored(&value)?),
-                    literal_set(&value),
-                    None,
-                ),
-            },
+            MatchOp::RegexMatch | MatchOp::RegexNoMatch => {
+                match (Fast::of(&value), literal_set(&value)) {
+                    (Some(fast), _) => (None, None, Some(fast)),
+                    (None, Some(set)) => (None, Some(set), None),
+                    (None, None) => (Some(regex_go::compile_anchored(&value)?), None, None),
+                }
+            }
             _ => (None, None, None),
         };
+        // As Prometheus's matchers hash sets of 16 values or more.
+        let lookup = set
+            .as_ref()
+            .filter(|s| s.len() >= 16)
+            .map(|s| s.iter().cloned().collect());
         Ok(Self {
             name: name.into(),
             op,
             value,
             regex,
             set,
+            lookup,
             fast,
         })
     }
@@ -121,6 +129,7 @@ impl Matcher {
             value: value.into(),
             regex: None,
             set: None,
+            lookup: None,
             fast: None,
         }
     }
@@ -135,6 +144,9 @@ impl Matcher {
     }
 
     fn regex_matches(&self, value: &str) -> bool {
+        if let Some(lookup) = &self.lookup {
+            return lookup.contains(value);
+        }
         if let Some(set) = &self.set {
             return set.iter().any(|s| s == value);
         }
@@ -167,12 +179,28 @@ fn is_special(c: char) -> bool {
     "\\.+*?()[]{}^$|".contains(c)
 }
 
-/// `a|b|c` made only of plain literal characters → the list of alternatives.
+/// `a|b|c` made only of literal characters → the list of alternatives. A character may be
+/// escaped if it is ASCII and not a letter or digit (`\.`), which Go reads as that character.
 fn literal_set(pattern: &str) -> Option<Vec<String>> {
-    if pattern.is_empty() || pattern.chars().any(|c| c != '|' && is_special(c)) {
+    if pattern.is_empty() {
         return None;
     }
-    Some(pattern.split('|').map(str::to_string).collect())
+    let mut set = Vec::new();
+    let mut current = String::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '|' => set.push(std::mem::take(&mut current)),
+            '\\' => match chars.next() {
+                Some(e) if e.is_ascii() && !e.is_ascii_alphanumeric() => current.push(e),
+                _ => return None,
+            },
+            c if is_special(c) => return None,
+            c => current.push(c),
+        }
+    }
+    set.push(current);
+    Some(set)
 }
 
 impl fmt::Display for Matcher {
@@ -220,6 +248,30 @@ mod tests {
     }
 
     #[test]
+    fn literal_sets() {
+        // Escaped punctuation is the character itself, as in Go.
+        let m = Matcher::new(MatchOp::RegexMatch, "a", r"h\.example\.org:9100|x\-y|\\").unwrap();
+        assert!(m.regex.is_none());
+        assert_eq!(
+            m.exact_values(),
+            Some(vec!["h.example.org:9100", "x-y", "\\"])
+        );
+        assert!(m.matches("h.example.org:9100") && !m.matches("hxexample.org:9100"));
+        // Escapes that mean something else, and any other special character: a regex.
+        for pattern in [
+            r"a\d", r"a\n", r"a\x41", r"a\é", "a.b", "(?i)a|b", "a|b*", "a\\",
+        ] {
+            assert!(literal_set(pattern).is_none(), "{pattern}");
+        }
+        // Large sets are hashed; empty alternatives match the empty value.
+        let values: Vec<String> = (0..100).map(|i| format!("v{i}")).collect();
+        let m = Matcher::new(MatchOp::RegexMatch, "a", values.join("|") + "|").unwrap();
+        assert!(m.lookup.is_some() && m.matches("v42") && m.matches("") && !m.matches("v100"));
+        let m = Matcher::new(MatchOp::RegexNoMatch, "a", values.join("|")).unwrap();
+        assert!(!m.matches("v7") && m.matches("v7x"));
+    }
+
+    #[test]
     fn fast_shapes() {
         assert_eq!(Fast::of(".*7"), Some(Fast::Suffix("7".into())));
         assert_eq!(Fast::of("foo.*"), Some(Fast::Prefix("foo".into())));
@@ -237,6 +289,24 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Literal sets answer what the compiled regex answers.
+        #[test]
+        fn literal_sets_match_the_regex(
+            alternatives in proptest::collection::vec("([a-c:_é-]|\\\\[.:_|-]){0,4}", 1..40),
+            values in proptest::collection::vec("[a-c.:_é|-]{0,4}", 1..20),
+        ) {
+            let pattern = alternatives.join("|");
+            proptest::prop_assume!(!pattern.is_empty());
+            let m = Matcher::new(MatchOp::RegexMatch, "a", pattern.as_str()).unwrap();
+            proptest::prop_assert!(m.set.is_some() && m.regex.is_none(), "{}", pattern);
+            let regex = regex_go::compile_anchored(&pattern).unwrap();
+            // The alternatives unescaped are values that match.
+            let literals: Vec<String> = alternatives.iter().map(|a| a.replace('\\', "")).collect();
+            for v in values.iter().chain(literals.iter()) {
+                proptest::prop_assert_eq!(m.matches(v), regex.is_match(v), "{} on {:?}", pattern, v);
+            }
+        }
+
         /// The string checks answer what the compiled regex answers.
         #[test]
         fn fast_matches_the_regex(

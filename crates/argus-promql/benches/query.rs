@@ -1,7 +1,9 @@
 //! `cargo bench -p argus-promql`: the side-by-side harness's query shapes (`../shared/bench`
 //! queries plus a subquery) against a real on-disk database: 10,000 counter series and 1,000
 //! classic histograms of 12 buckets, one hour at 15 s (5.3M samples) in the head.
-//! Reports per-query latency; `docs/benchmarks.md` has the side-by-side ratios.
+//! Reports per-query latency; `docs/benchmarks.md` has the side-by-side ratios. Also a
+//! 500-value regex alternation (parse included), the shape Grafana's multi-value variables
+//! send.
 
 use argus_model::Labels;
 use argus_promql::{Engine, EngineOptions, parse};
@@ -83,6 +85,22 @@ fn bench(c: &mut Criterion) {
             b.iter(|| engine.instant(&db, &expr, end).expect("query runs"))
         });
     }
+    group.finish();
+    // A Grafana multi-value variable: 500 instances, regex-escaped, in one matcher. Parsed
+    // every time, since building the matcher is part of the cost.
+    let hosts: Vec<String> = (0..TARGETS)
+        .step_by(2)
+        .map(|t| format!("target\\\\-{t:06}"))
+        .collect();
+    let q = format!("count(bench_metric_2{{instance=~\"{}\"}})", hosts.join("|"));
+    let mut group = c.benchmark_group("instant");
+    group.sample_size(20);
+    group.bench_function("alternation_500_parse_and_run", |b| {
+        b.iter(|| {
+            let expr = parse(&q).expect("query parses");
+            engine.instant(&db, &expr, end).expect("query runs")
+        })
+    });
     group.finish();
     let range = [
         (
