@@ -265,6 +265,18 @@ pub fn eval(
 }
 
 /// `topk`/`bottomk`'s `k` (not NaN) as a count of series: below 1 keeps none.
+/// Prometheus's error for a `topk`/`bottomk`/`limitk` count too large for an int64 (its
+/// bound is the largest int64 a float holds exactly below 2^63).
+pub(crate) fn check_count(k: f64) -> Result<()> {
+    if k >= 9_223_372_036_854_774_784.0 {
+        return Err(EvalError::Execution(format!(
+            "Scalar value {} overflows int64",
+            argus_model::gofmt::format_g(k)
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn topk_count(k: f64) -> usize {
     if k >= 1.0 { k.min(9.0e18) as usize } else { 0 }
 }
@@ -303,6 +315,7 @@ fn eval_groups(
                 );
                 vec.retain(|s| s.h.is_none());
             }
+            check_count(k)?;
             let k = topk_count(k);
             let mut grouper = Grouper::new(grouping, without);
             let mut groups: Vec<Vec<Sample>> = Vec::new();
@@ -370,6 +383,9 @@ fn eval_groups(
                     }
                     .into(),
                 ));
+            }
+            if op == AggOp::Limitk {
+                check_count(p)?;
             }
             if op == AggOp::LimitRatio && !(-1.0..=1.0).contains(&p) {
                 annos.warn(anno::invalid_ratio(p, p.clamp(-1.0, 1.0)), spans.param);

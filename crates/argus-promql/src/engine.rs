@@ -1423,6 +1423,7 @@ impl Engine {
         let Some((mint, ts)) = visit_window(q, sel, lookback, t) else {
             return Ok(Fused::Declined);
         };
+        crate::aggregate::check_count(k)?;
         let k = crate::aggregate::topk_count(k);
         let budget = self.opts.max_samples.saturating_sub(*loaded);
         let mut grouper = crate::aggregate::Grouper::new(grouping, without);
@@ -2101,10 +2102,11 @@ impl Ctx<'_> {
     }
 
     /// A subquery's samples computed one step at a time (when its grid is too large to hold
-    /// densely): only the samples present are kept.
+    /// densely): only the samples present are kept, at most `--query.max-samples` of them.
     fn subquery_stepwise(&mut self, inner: &Expr, grid: &range::Grid) -> Result<Vec<Series>> {
         let mut index: LabelsMap<usize> = LabelsMap::default();
         let mut out: Vec<Series> = Vec::new();
+        let mut total = 0usize;
         for i in 0..grid.n {
             let ts = grid.t(i);
             let samples = match self.eval(inner, ts)? {
@@ -2112,6 +2114,10 @@ impl Ctx<'_> {
                 Value::Scalar { v, .. } => vec![Sample::float(Labels::empty(), ts, v)],
                 _ => return Err(EvalError::Execution("subquery over a non-vector".into())),
             };
+            total += samples.len();
+            if total > self.engine.opts.max_samples {
+                return Err(EvalError::TooManySamples);
+            }
             for s in samples {
                 let k = *index.entry(s.labels.clone()).or_insert_with(|| {
                     out.push(Series::floats(s.labels.clone(), Vec::new()));

@@ -243,33 +243,47 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Prometheus's `parseDuration` for API parameters: float seconds or a duration string, in
-/// milliseconds; the error is its message (`cannot parse "x" to a valid duration`).
-fn parse_api_duration(v: &str) -> Result<i64, String> {
+/// Prometheus's `parseDuration` for API parameters: float seconds or a duration string, as
+/// a Go `time.Duration` (nanoseconds, a float's fraction cut off); the error is its message
+/// (`cannot parse "x" to a valid duration`).
+fn parse_api_duration_ns(v: &str) -> Result<i64, String> {
     let quoted = argus_model::gofmt::quote(v);
     if let Ok(secs) = v.parse::<f64>() {
-        let ms = secs * 1000.0;
-        if !ms.is_finite() || ms.abs() > i64::MAX as f64 / 2.0 {
+        let ns = secs * 1e9;
+        if ns > i64::MAX as f64 || ns < i64::MIN as f64 {
             return Err(format!(
                 "cannot parse {quoted} to a valid duration. It overflows int64"
             ));
         }
-        return Ok(ms.round() as i64);
+        // Go's conversion of NaN to an integer gives the smallest int64 on amd64.
+        return Ok(if ns.is_nan() { i64::MIN } else { ns as i64 });
     }
     argus_model::Duration::parse(v)
-        .map(|d| d.as_millis())
+        .map(|d| d.as_millis().saturating_mul(1_000_000))
         .map_err(|_| format!("cannot parse {quoted} to a valid duration"))
 }
 
-/// A duration parameter (missing or empty: `None`), refused as `invalid parameter "key": …`.
-pub fn duration_param(p: &Params, key: &str) -> Result<Option<i64>, ApiError> {
+/// [`parse_api_duration_ns`] in milliseconds, as Prometheus's engine takes durations
+/// (`durationMilliseconds`: the rest cut off).
+fn parse_api_duration(v: &str) -> Result<i64, String> {
+    parse_api_duration_ns(v).map(|ns| ns / 1_000_000)
+}
+
+/// A duration parameter in nanoseconds (missing or empty: `None`), refused as `invalid
+/// parameter "key": …`.
+fn duration_param_ns(p: &Params, key: &str) -> Result<Option<i64>, ApiError> {
     p.get(key)
         .filter(|v| !v.is_empty())
         .map(|v| {
-            parse_api_duration(v)
+            parse_api_duration_ns(v)
                 .map_err(|e| ApiError::bad_data(format!("invalid parameter \"{key}\": {e}")))
         })
         .transpose()
+}
+
+/// A duration parameter in milliseconds (missing or empty: `None`).
+pub fn duration_param(p: &Params, key: &str) -> Result<Option<i64>, ApiError> {
+    Ok(duration_param_ns(p, key)?.map(|ns| ns / 1_000_000))
 }
 
 /// The engine for one request: `lookback_delta`, and a deadline from the `timeout`
@@ -318,6 +332,18 @@ pub fn check_durations(
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))
 }
 
+/// A range query's step under one millisecond: Prometheus's engine fails on it at
+/// evaluation (with "integer divide by zero"), after reading the query.
+pub fn sub_millisecond_step(step_ms: i64) -> Result<(), ApiError> {
+    if step_ms == 0 {
+        return Err(ApiError {
+            kind: ErrorType::Execution,
+            message: "query resolution step widths under one millisecond are not supported".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks `start`, `end`, `step` of a range query; returns them in milliseconds.
 pub fn range_params(p: &Params) -> Result<(i64, i64, i64), ApiError> {
     let time = |key: &str| -> Result<i64, ApiError> {
@@ -335,7 +361,7 @@ pub fn range_params(p: &Params) -> Result<(i64, i64, i64), ApiError> {
             "invalid parameter \"end\": end timestamp must not be before start time".into(),
         ));
     }
-    let step = match duration_param(p, "step")? {
+    let step = match duration_param_ns(p, "step")? {
         Some(s) => s,
         None => {
             let v = p.get("step").unwrap_or("");
@@ -347,10 +373,13 @@ pub fn range_params(p: &Params) -> Result<(i64, i64, i64), ApiError> {
     if step <= 0 {
         return Err(ApiError::bad_data("invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer".into()));
     }
-    if (end - start) / step > MAX_POINTS {
+    // In nanoseconds, as Go's `end.Sub(start)` (which stops at the largest duration).
+    if (end - start).saturating_mul(1_000_000) / step > MAX_POINTS {
         return Err(ApiError::bad_data("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into()));
     }
-    Ok((start, end, step))
+    // Prometheus's engine steps in whole milliseconds, the rest cut off (0 for a step under
+    // one millisecond, which `sub_millisecond_step` refuses once the query is read).
+    Ok((start, end, step / 1_000_000))
 }
 
 #[cfg(test)]

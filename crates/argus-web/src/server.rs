@@ -833,6 +833,7 @@ async fn query_range(
     let (start, end, step) = crate::query::range_params(&p)?;
     let engine = crate::query::engine_for(&p, &s.engine, s.query_timeout_ms)?;
     let expr = crate::query::parse_query(&p, s.promql_features)?;
+    crate::query::sub_millisecond_step(step)?;
     crate::query::check_durations(&expr, step, end - start)?;
     let began = std::time::Instant::now();
     let ((mut series, annos), figures) = run_query(&s, engine, move |engine, db| {

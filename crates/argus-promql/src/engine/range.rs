@@ -446,6 +446,9 @@ impl Ctx<'_> {
     /// Evaluates `expr` at every step of `grid`.
     pub(super) fn eval_range(&mut self, expr: &Expr, grid: &Grid) -> Result<RVal> {
         self.check_limits()?;
+        // Every value here is held densely, one slot per step: a grid of more steps than
+        // the sample limit cannot hold even a scalar (the caller may go step by step).
+        within_budget(1, grid.n, self.engine.opts.max_samples)?;
         let mut value = self.eval_range_node(expr, grid)?;
         // Without delayed name removal, names marked for removal go at the node's end.
         if let RVal::Vector(series) = &mut value

@@ -456,8 +456,9 @@ fn range_evaluation_matches_stepwise_reference() {
 }
 
 /// Dense per-step storage is bounded by `max_samples`: a subquery whose step grid would not
-/// fit falls back to per-step evaluation and still answers (sparse data), and a range query
-/// whose result cannot fit fails with the sample-limit error instead of allocating.
+/// fit falls back to per-step evaluation and still answers (sparse data) when its samples
+/// fit, and a range query whose result cannot fit fails with the sample-limit error instead
+/// of allocating.
 #[test]
 fn dense_evaluation_respects_the_sample_limit() {
     // 40 series, one sample each, spread over a day.
@@ -469,10 +470,11 @@ fn dense_evaluation_respects_the_sample_limit() {
         .collect();
     let store = Mem(series);
     let engine = Engine::new(EngineOptions {
-        max_samples: 10_000,
+        max_samples: 20_000,
         ..EngineOptions::default()
     });
-    // 86,400 one-second steps × 40 series would be 3.4M dense cells.
+    // 86,400 one-second steps × 40 series would be 3.4M dense cells; the subquery holds
+    // 12,000 samples (each sample seen for 300 steps).
     let expr = parse("count_over_time(sparse[1d:1s])").unwrap();
     let Value::Vector(v) = engine.instant(&store, &expr, 86_400_000).unwrap() else {
         panic!("vector expected")
@@ -488,10 +490,28 @@ fn dense_evaluation_respects_the_sample_limit() {
         .range_stepwise(&store, &expr, 86_000_000, 86_400_000, 100_000)
         .unwrap();
     assert_eq!(fast, slow);
-    // 40 series × 11,000 steps cannot be held under a 10,000-sample limit.
+    // 40 series × 11,000 steps cannot be held under a 20,000-sample limit.
     let expr = parse("sparse").unwrap();
     assert_eq!(
         engine.range(&store, &expr, 0, 11_000_000, 1_000),
+        Err(EvalError::TooManySamples)
+    );
+    // Nor can the subquery's 12,000 samples under a limit of 10,000: evaluated step by
+    // step, it stops at the limit, as Prometheus counts a subquery's samples.
+    let tight = Engine::new(EngineOptions {
+        max_samples: 10_000,
+        ..EngineOptions::default()
+    });
+    let expr = parse("count_over_time(sparse[1d:1s])").unwrap();
+    assert_eq!(
+        tight.instant(&store, &expr, 86_400_000),
+        Err(EvalError::TooManySamples)
+    );
+    // A subquery of more steps than the limit over an expression present at every step
+    // fails instead of growing (here 1e11 steps: it used to take all memory).
+    let expr = parse("max_over_time(vector(1)[1y:1ms])").unwrap();
+    assert_eq!(
+        tight.instant(&store, &expr, 86_400_000),
         Err(EvalError::TooManySamples)
     );
 }
@@ -1252,7 +1272,7 @@ fn topk_while_reading_keeps_the_loaded_order() {
         "bottomk without (i) (4, x)",
         "topk(0, x)",
         "topk(-2, x)",
-        "topk(1e300, x)",
+        "topk(9e18, x)",
         "bottomk(2.7, x)",
         "topk(4, x offset 1m)",
         "topk by (job) (1, x @ 1700000300)",
@@ -1532,4 +1552,32 @@ fn range_aggregations_read_unsorted_keep_the_group_order() {
     let picked: Vec<&str> = got.iter().filter_map(|s| s.labels.get("i")).collect();
     assert!(picked.contains(&"00"), "{got:?}");
     assert!(!picked.contains(&"11"), "{got:?}");
+}
+
+/// Counts too large for an int64 are refused as Prometheus refuses them (`rangeEvalAgg`), by
+/// the streaming and the loaded paths alike.
+#[test]
+fn topk_counts_beyond_int64_are_refused() {
+    let l = Labels::from_pairs(&[("__name__", "m"), ("i", "1")]);
+    let store = Mem(vec![(l, vec![(1_000, 1.0)])]);
+    let engine = Engine::new(EngineOptions::default());
+    for (q, want) in [
+        ("topk(1e300, m)", "Scalar value 1e+300 overflows int64"),
+        ("bottomk(Inf, m)", "Scalar value +Inf overflows int64"),
+        (
+            "topk(scalar(vector(1e19)), m)",
+            "Scalar value 1e+19 overflows int64",
+        ),
+        ("limitk(9.3e18, m)", "Scalar value 9.3e+18 overflows int64"),
+    ] {
+        let expr = parse(q).unwrap();
+        assert_eq!(
+            engine.instant(&store, &expr, 2_000),
+            Err(EvalError::Execution(want.into())),
+            "{q}"
+        );
+    }
+    // The largest count a float holds below 2^63 is still one.
+    let expr = parse("count(topk(9223372036854774000, m))").unwrap();
+    assert!(engine.instant(&store, &expr, 2_000).is_ok());
 }

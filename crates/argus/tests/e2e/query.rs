@@ -596,6 +596,19 @@ fn query_parameters_are_read_and_refused_as_prometheus_does() {
             range("&step=0s&query=sum("),
             r#"invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer"#,
         ),
+        // Steps are Go durations: nanoseconds, checked before they are cut to milliseconds.
+        (
+            range("&start=0&end=10000000000&step=1e-9"),
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ),
+        (
+            range("&step=1e10"),
+            r#"invalid parameter "step": cannot parse "1e10" to a valid duration. It overflows int64"#,
+        ),
+        (
+            range("&step=NaN"),
+            r#"invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer"#,
+        ),
         (
             range("&limit=x&start="),
             r#"invalid parameter "limit": strconv.Atoi: parsing "x": invalid syntax"#,
@@ -646,6 +659,31 @@ fn query_parameters_are_read_and_refused_as_prometheus_does() {
             "{path}"
         );
     }
+    // A step's fraction of a millisecond is cut off, as Prometheus's engine cuts it: 1.5ms
+    // steps are 1ms steps.
+    let (status, body) = raw(
+        &argus,
+        "/api/v1/query_range?query=vector(1)&start=0&end=0.003&step=0.0015",
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            200,
+            r#"{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[0,"1"],[0.001,"1"],[0.002,"1"],[0.003,"1"]]}]}}"#
+        )
+    );
+    // Under a millisecond, after the query is read (Prometheus fails there dividing by 0).
+    let (status, body) = raw(
+        &argus,
+        "/api/v1/query_range?query=vector(1)&start=0&end=1&step=0.0001",
+    );
+    assert_eq!(
+        (status, body.as_str()),
+        (
+            422,
+            r#"{"status":"error","errorType":"execution","error":"query resolution step widths under one millisecond are not supported"}"#
+        )
+    );
 }
 
 /// Browsers are answered as Prometheus answers them (`--web.cors.origin`, default `.*`):
