@@ -323,7 +323,11 @@ fn vector_vector(
         }
     }
     let mut out = Vec::new();
-    let mut matched_one: crate::engine::LabelsMap<usize> = Default::default();
+    // Per matching signature: whether a pair was matched (one-to-one, counted before a
+    // comparison filters it, as upstream's operators.test asks), or the labels of the
+    // results made (many-to-one).
+    let mut matched_one: crate::engine::LabelsSet = Default::default();
+    let mut made: crate::engine::LabelsMap<crate::engine::LabelsSet> = Default::default();
     // The value used for a missing sample on the "one" side and on the "many" side. As
     // upstream, group_right swaps the operands first, so fill_right always fills the "one"
     // side and fill_left the "many" side.
@@ -341,12 +345,8 @@ fn vector_vector(
                 None => continue,
             },
         };
-        if m.card == Cardinality::OneToOne {
-            let n = matched_one.entry(sig.clone()).or_default();
-            *n += 1;
-            if *n > 1 {
-                return Err(EvalError::Execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".to_string()));
-            }
+        if m.card == Cardinality::OneToOne && !matched_one.insert(sig.clone()) {
+            return Err(EvalError::Execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".to_string()));
         }
         let (mine, theirs) = ((s.v, s.h.as_ref()), (other.v, other.h.as_ref()));
         let (l, r) = if one_to_many {
@@ -392,8 +392,24 @@ fn vector_vector(
                 }
             }
         }
+        let labels = b.build();
+        // Many-to-one: the results' labels must differ (pairs a comparison drops make none).
+        if m.card != Cardinality::OneToOne {
+            // `bool` drops the name before this check, as Prometheus does.
+            let key = if return_bool {
+                without_name(&labels)
+            } else {
+                labels.clone()
+            };
+            if !made.entry(sig).or_default().insert(key) {
+                return Err(EvalError::Execution(
+                    "multiple matches for labels: grouping labels must ensure unique matches"
+                        .to_string(),
+                ));
+            }
+        }
         out.push(Sample {
-            labels: b.build(),
+            labels,
             t: s.t,
             v,
             h,

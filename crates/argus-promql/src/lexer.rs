@@ -555,6 +555,11 @@ fn lex_string(input: &str, start: usize) -> Result<(String, usize), LexError> {
         if c == '\n' && quote != '`' {
             break;
         }
+        // Go reads a byte that is not UTF-8 as U+FFFD (as the API's decoding does here),
+        // and refuses that rune in a string, raw or not.
+        if c == '\u{FFFD}' {
+            return Err(fail("invalid UTF-8 rune".into()));
+        }
         if c == '\\' && quote != '`' {
             let Some((_, e)) = chars.next() else {
                 return Err(fail("escape sequence not terminated".into()));
@@ -738,6 +743,10 @@ mod tests {
         );
         assert_eq!(error("'\\q'"), "unknown escape sequence U+0071 'q'");
         assert_eq!(error("`abc"), "unterminated raw string");
+        // Checked against the Debian Prometheus (bytes sent as %ff in the URL).
+        assert_eq!(error("\"a\u{FFFD}b\""), "invalid UTF-8 rune");
+        assert_eq!(error("`\u{FFFD}`"), "invalid UTF-8 rune");
+        assert_eq!(error("\"\u{FFFD}"), "invalid UTF-8 rune");
         assert_eq!(error("0755 09z"), "bad number or duration syntax: \"09\"");
         // Numbers as Go reads them: octal with a leading zero, `_` between digits.
         assert_eq!(

@@ -1581,3 +1581,36 @@ fn topk_counts_beyond_int64_are_refused() {
     let expr = parse("count(topk(9223372036854774000, m))").unwrap();
     assert!(engine.instant(&store, &expr, 2_000).is_ok());
 }
+
+/// Many-to-one matches must make results with different labels; pairs a comparison drops
+/// make none (answers taken from the Debian Prometheus). One-to-one matches count before
+/// the comparison, as upstream's operators.test asks (2.42 counted after it).
+#[test]
+fn vector_matching_counts_results() {
+    let store = Mem(Vec::new());
+    let engine = Engine::new(EngineOptions::default());
+    let two = r#"(label_replace(vector(1), "x", "1", "", "") or label_replace(vector(2), "x", "2", "", ""))"#;
+    let run = |q: String| engine.instant(&store, &parse(&q).unwrap(), 100_000);
+    assert_eq!(
+        run(format!("{two} == on() vector(1)")),
+        Err(EvalError::Execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into()))
+    );
+    assert_eq!(
+        run(format!("{two} == bool on() vector(1)")),
+        Err(EvalError::Execution("multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)".into()))
+    );
+    // group_left(x) takes `x` from the right, which has none: both results are `{}`.
+    assert_eq!(
+        run(format!("{two} * on() group_left(x) vector(1)")),
+        Err(EvalError::Execution(
+            "multiple matches for labels: grouping labels must ensure unique matches".into()
+        ))
+    );
+    let Ok(Value::Vector(v)) = run(format!("{two} > on() group_left(x) vector(1)")) else {
+        panic!("one result expected")
+    };
+    assert_eq!(
+        (v.len(), v[0].labels.to_string(), v[0].v),
+        (1, "{}".into(), 2.0)
+    );
+}

@@ -922,3 +922,39 @@ fn deep_queries_are_answered_or_refused_without_harm() {
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(raw(&argus, "/-/healthy").0, 200);
 }
+
+/// Bytes that are not UTF-8 inside a string are refused as Prometheus's lexer refuses them,
+/// at the string (answers taken from the Debian Prometheus); elsewhere they are an
+/// unexpected character, as there.
+#[test]
+fn bytes_that_are_not_utf8_in_strings_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let argus = ArgusBuilder::new(&dir.path().join("data")).start();
+    for (query, want) in [
+        (
+            "m%7Bx%3D%22%ff%22%7D",
+            "1:5: parse error: invalid UTF-8 rune",
+        ),
+        ("%22%ff%22", "1:1: parse error: invalid UTF-8 rune"),
+        (
+            "label_replace(m,%22a%ff%22,%22b%22,%22x%22,%22.*%22)",
+            "1:17: parse error: invalid UTF-8 rune",
+        ),
+        ("%60a%e2%82%60", "1:1: parse error: invalid UTF-8 rune"),
+        (
+            "sum%20by%20(%ff)%20(m)",
+            "1:9: parse error: unexpected character: '\u{FFFD}'",
+        ),
+    ] {
+        let (status, body) = raw(&argus, &format!("/api/v1/query?query={query}&time=1"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (
+                400,
+                Some(format!("invalid parameter \"query\": {want}").as_str())
+            ),
+            "{query}"
+        );
+    }
+}
