@@ -96,6 +96,59 @@ pub fn compile_wrapped(go: &str) -> Result<regex::Regex> {
     build(go, &translated)
 }
 
+/// Appends `template` to `dst` with `$1`, `${1}`, `$name` and `${name}` replaced by the
+/// groups of `caps`, as Go's `Regexp.Expand` does (relabeling's `replacement`,
+/// `label_replace`): a name is a run of Unicode letters, digits and `_` (`$1x` is the group
+/// named `1x`); all ASCII digits without a leading zero and under 10^8 make a number; `$$`
+/// is `$`; a `$` that starts no name, or a `${` without its `}`, is itself; a group that did
+/// not take part, or does not exist, is empty.
+pub fn expand(caps: &regex::Captures<'_>, template: &str, dst: &mut String) {
+    static NAME: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let name_re =
+        NAME.get_or_init(|| regex::Regex::new(r"\A[\p{L}\p{Nd}_]+").expect("a valid pattern"));
+    let mut rest = template;
+    while let Some(at) = rest.find('$') {
+        dst.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        if let Some(after) = rest.strip_prefix('$') {
+            dst.push('$');
+            rest = after;
+            continue;
+        }
+        let (brace, body) = match rest.strip_prefix('{') {
+            Some(body) => (true, body),
+            None => (false, rest),
+        };
+        let Some(name) = name_re.find(body).map(|m| m.as_str()) else {
+            dst.push('$');
+            continue;
+        };
+        let after = &body[name.len()..];
+        let after = match (brace, after.strip_prefix('}')) {
+            (false, _) => after,
+            (true, Some(after)) => after,
+            (true, None) => {
+                dst.push('$');
+                continue;
+            }
+        };
+        rest = after;
+        let number = (name.len() < 9
+            && name.bytes().all(|b| b.is_ascii_digit())
+            && !(name.starts_with('0') && name.len() > 1))
+            .then(|| name.parse::<usize>().ok())
+            .flatten();
+        let group = match number {
+            Some(n) => caps.get(n),
+            None => caps.name(name),
+        };
+        if let Some(g) = group {
+            dst.push_str(g.as_str());
+        }
+    }
+    dst.push_str(rest);
+}
+
 fn invalid(go: &str, e: GoRegexError) -> Error {
     Error::InvalidRegex {
         regex: go.to_string(),
@@ -1168,6 +1221,38 @@ mod tests {
         let re = compile_wrapped("(?i)a.b").unwrap();
         assert!(re.is_match("A\nB"));
         assert!(!re.is_match("xA\nB"));
+    }
+
+    /// `Regexp.Expand`'s reading of templates (checked against the Debian Prometheus's
+    /// `label_replace`).
+    #[test]
+    fn expands_templates_as_go() {
+        let re = compile_wrapped("(?P<x>a)(b)?(c)").unwrap();
+        let caps = re.captures("ac").unwrap();
+        for (template, want) in [
+            ("$1-$3", "a-c"),
+            ("${1}x", "ax"),
+            ("$1x", ""),
+            ("$x", "a"),
+            ("${x}1", "a1"),
+            ("$x1", ""),
+            ("$2", ""),
+            ("$9", ""),
+            ("$01", ""),
+            ("$0", "ac"),
+            ("$$1", "$1"),
+            ("$", "$"),
+            ("${", "${"),
+            ("${1", "${1"),
+            ("$-1", "$-1"),
+            ("$é", ""),
+            ("$99999999999999999999", ""),
+            ("a$", "a$"),
+        ] {
+            let mut out = String::new();
+            expand(&caps, template, &mut out);
+            assert_eq!(out, want, "{template}");
+        }
     }
 
     /// Go refuses a pattern whose tree is over 1000 high. Edges checked against the Debian

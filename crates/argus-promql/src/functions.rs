@@ -937,7 +937,6 @@ fn call_inner(
                     "invalid destination label name in label_replace(): {dst}"
                 )));
             }
-            let template = go_template(&repl);
             Ok(Value::Vector(
                 vec.into_iter()
                     .map(|s| {
@@ -945,7 +944,7 @@ fn call_inner(
                         match re.captures(&value) {
                             Some(caps) => {
                                 let mut out = String::new();
-                                caps.expand(&template, &mut out);
+                                argus_model::regex_go::expand(&caps, &repl, &mut out);
                                 let mut b = s.labels.to_builder();
                                 b.set(&dst, &out);
                                 Sample {
@@ -1496,10 +1495,4 @@ fn absent_labels(arg: Option<&Expr>) -> Labels {
 
 fn values_rest(mut next: impl FnMut() -> Result<Value>) -> Vec<Value> {
     next().map(|v| vec![v]).unwrap_or_default()
-}
-
-/// Go's `$1`/`${1}`/`$name` expansion maps onto Rust's, except that Go treats `$1x` as the
-/// group named `1x`; Rust does the same, so the template passes through unchanged.
-fn go_template(s: &str) -> String {
-    s.to_string()
 }

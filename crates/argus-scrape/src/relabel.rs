@@ -96,12 +96,12 @@ impl Relabel {
                     return true;
                 };
                 let mut target = String::new();
-                captures.expand(&self.target_label, &mut target);
+                argus_model::regex_go::expand(&captures, &self.target_label, &mut target);
                 if target.is_empty() {
                     return true;
                 }
                 let mut result = String::new();
-                captures.expand(&self.replacement, &mut result);
+                argus_model::regex_go::expand(&captures, &self.replacement, &mut result);
                 // An empty result deletes the label (set with "" does).
                 builder.set(&target, &result);
             }
