@@ -995,6 +995,13 @@ impl Querier<'_> {
         }))
     }
 
+    /// Whether the head holds samples in range (`OverlapsClosedInterval`): Prometheus asks
+    /// the head for names and values only then.
+    fn head_in_range(&self) -> bool {
+        let head = &self.db.head;
+        head.min_time() <= self.maxt && self.mint <= head.max_time()
+    }
+
     /// Label names, of matching series when matchers are given.
     pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
         let mut names: BTreeSet<String> = BTreeSet::new();
@@ -1002,7 +1009,9 @@ impl Querier<'_> {
             for b in &self.blocks {
                 names.extend(b.label_names());
             }
-            names.extend(self.db.head.label_names());
+            if self.head_in_range() {
+                names.extend(self.db.head.label_names());
+            }
         } else {
             for s in self.select(matchers) {
                 names.extend(s.labels.iter().map(|l| l.name.to_string()));
@@ -1019,7 +1028,9 @@ impl Querier<'_> {
             for b in &self.blocks {
                 values.extend(b.label_values(name));
             }
-            values.extend(self.db.head.label_values(name));
+            if self.head_in_range() {
+                values.extend(self.db.head.label_values(name));
+            }
         } else {
             for s in self.select(matchers) {
                 values.extend(s.labels.get(name).map(str::to_string));

@@ -295,9 +295,10 @@ pub fn engine_for(
 ) -> Result<(Engine, CancelOnDrop), ApiError> {
     let mut opts = base.clone();
     // Read in Prometheus's order, so a request wrong in two ways is told of the same one.
+    // As Go's `context.WithTimeout`: 0 or less is a deadline already past.
     let timeout = match duration_param(p, "timeout")? {
-        Some(t) if t > 0 => t.min(max_timeout_ms),
-        _ => max_timeout_ms,
+        Some(t) => t.min(max_timeout_ms),
+        None => max_timeout_ms,
     };
     // Prometheus words this one without the parameter's name.
     if let Some(v) = p.get("lookback_delta").filter(|v| !v.is_empty()) {

@@ -515,7 +515,12 @@ async fn label_values(
     Path(name): Path<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
-) -> ApiResult {
+) -> Result<Response, ApiError> {
+    // Go's router matches the decoded path: an encoded `/` in the name makes another path,
+    // which no route serves.
+    if name.contains('/') {
+        return Ok(api_not_found().await);
+    }
     let p = params(q, &headers, &Bytes::new());
     if !valid_label_name(&name) {
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
@@ -536,7 +541,7 @@ async fn label_values(
         values.into_iter().collect::<Vec<_>>()
     })
     .await?;
-    Ok(limited(values, limit))
+    Ok(limited(values, limit).into_response())
 }
 
 async fn buildinfo(State(s): State<Shared>) -> ApiResult {
@@ -764,11 +769,27 @@ async fn run_query<T: Send + 'static>(
     (engine, _cancel): (argus_promql::Engine, crate::query::CancelOnDrop),
     eval: impl FnOnce(&argus_promql::Engine, &Db) -> Result<T, argus_promql::EvalError> + Send + 'static,
 ) -> Result<T, ApiError> {
+    // A deadline already past (a `timeout` of 0 or less) stops the query before it runs; one
+    // that passes while it waits for a slot, in the queue, as Prometheus words them.
+    let deadline = engine.opts.deadline;
+    let passed = |d: Option<std::time::Instant>| d.is_some_and(|d| std::time::Instant::now() >= d);
+    let expired_on_arrival = passed(deadline);
     let _slot = s
         .query_slots
         .acquire()
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    if passed(deadline) {
+        let place = if expired_on_arrival {
+            "query execution"
+        } else {
+            "query queue"
+        };
+        return Err(ApiError {
+            kind: crate::api::ErrorType::Timeout,
+            message: format!("query timed out in {place}"),
+        });
+    }
     let db = s.db.clone();
     let memory = s.query_memory.clone();
     blocking(move || {

@@ -659,6 +659,38 @@ fn query_parameters_are_read_and_refused_as_prometheus_does() {
             "{path}"
         );
     }
+    // Names and values come from the head only when the range reaches its samples.
+    for path in [
+        "/api/v1/label/job/values?start=4000000000",
+        "/api/v1/label/job/values?end=1000",
+        "/api/v1/labels?start=4000000000",
+    ] {
+        assert_eq!(
+            raw(&argus, path),
+            (200, r#"{"status":"success","data":[]}"#.to_string()),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        raw(&argus, &format!("/api/v1/label/job/values?start={t}")),
+        (200, r#"{"status":"success","data":["j"]}"#.to_string())
+    );
+    // An encoded `/` makes a path no route serves, as Go's router reads it.
+    assert_eq!(
+        raw(&argus, "/api/v1/label/x%2Fy/values"),
+        (404, "404 page not found\n".to_string())
+    );
+    // A timeout of 0 is a deadline already past (Go's context.WithTimeout), after the query
+    // is read.
+    assert_eq!(
+        raw(&argus, "/api/v1/query?query=1&timeout=0"),
+        (
+            503,
+            r#"{"status":"error","errorType":"timeout","error":"query timed out in query execution"}"#
+                .to_string()
+        )
+    );
+    assert_eq!(raw(&argus, "/api/v1/query?query=1%2B&timeout=-1").0, 400);
     // A step's fraction of a millisecond is cut off, as Prometheus's engine cuts it: 1.5ms
     // steps are 1ms steps.
     let (status, body) = raw(
