@@ -7,19 +7,29 @@ use crate::annotations::{self as anno, Annotations};
 use crate::ast::{Expr, Span};
 use crate::engine::{EvalError, Hist, Result, Sample, Series, Value};
 
-/// Go's `math.Max`: NaN if either is NaN.
+/// Go's `math.Max`: +Inf if either is +Inf (even with a NaN), else NaN if either is NaN;
+/// of two zeros, +0 unless both are -0.
 fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
+    if a == f64::INFINITY || b == f64::INFINITY {
+        f64::INFINITY
+    } else if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { b } else { a }
     } else {
         a.max(b)
     }
 }
 
-/// Go's `math.Min`: NaN if either is NaN.
+/// Go's `math.Min`: -Inf if either is -Inf (even with a NaN), else NaN if either is NaN;
+/// of two zeros, -0 if either is.
 fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() {
+    if a == f64::NEG_INFINITY || b == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if a.is_nan() || b.is_nan() {
         f64::NAN
+    } else if a == 0.0 && b == 0.0 {
+        if a.is_sign_negative() { a } else { b }
     } else {
         a.min(b)
     }

@@ -1614,3 +1614,32 @@ fn vector_matching_counts_results() {
         (1, "{}".into(), 2.0)
     );
 }
+
+/// `clamp`, `clamp_min` and `clamp_max` are Go's `math.Max`/`math.Min`: infinities win over
+/// NaN, and zeros keep Go's signs (answers taken from the Debian Prometheus).
+#[test]
+fn clamps_follow_go_min_and_max() {
+    let store = Mem(Vec::new());
+    let engine = Engine::new(EngineOptions::default());
+    for (q, want) in [
+        ("clamp_max(vector(NaN), -Inf)", f64::NEG_INFINITY),
+        ("clamp_min(vector(NaN), Inf)", f64::INFINITY),
+        ("clamp(vector(NaN), -Inf, Inf)", f64::NAN),
+        ("clamp(vector(-0), 0, 0)", 0.0),
+        ("clamp(vector(0), -0, -0)", -0.0),
+        ("clamp_min(vector(-0), 0)", 0.0),
+        ("clamp_max(vector(0), -0)", -0.0),
+        ("clamp_min(vector(Inf), NaN)", f64::INFINITY),
+        ("clamp_max(vector(-Inf), NaN)", f64::NEG_INFINITY),
+        ("clamp(vector(1), NaN, 2)", f64::NAN),
+    ] {
+        let Ok(Value::Vector(v)) = engine.instant(&store, &parse(q).unwrap(), 100_000) else {
+            panic!("{q}")
+        };
+        let got = v[0].v;
+        assert!(
+            got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()),
+            "{q}: {got:?}"
+        );
+    }
+}
