@@ -537,9 +537,10 @@ fn variance(points: &[(i64, f64)]) -> f64 {
     m2 / count
 }
 
-/// Civil date-time parts of a Unix time in seconds (UTC).
+/// Civil date-time parts of a Unix time in seconds (UTC). The seconds are cut toward zero,
+/// as Go's `int64(v)` cuts them (`-0.5` is 1970-01-01 00:00, not a second before).
 fn date_parts(secs: f64) -> (i64, i64, i64, i64, i64, i64) {
-    let s = secs.floor() as i64;
+    let s = secs as i64;
     let days = s.div_euclid(86400);
     let rem = s.rem_euclid(86400);
     let (y, m, d) = argus_model::time::civil_from_days(days);

@@ -1643,3 +1643,27 @@ fn clamps_follow_go_min_and_max() {
         );
     }
 }
+
+/// Date functions cut fractional seconds toward zero, as Go's `int64(v)` does (answers
+/// taken from the Debian Prometheus).
+#[test]
+fn date_functions_cut_seconds_toward_zero() {
+    let store = Mem(Vec::new());
+    let engine = Engine::new(EngineOptions::default());
+    for (q, want) in [
+        ("year(vector(-0.5))", 1970.0),
+        ("month(vector(-0.5))", 1.0),
+        ("day_of_month(vector(-0.5))", 1.0),
+        ("day_of_week(vector(-0.5))", 4.0),
+        ("day_of_year(vector(-0.5))", 1.0),
+        ("hour(vector(-0.5))", 0.0),
+        ("minute(vector(-0.5))", 0.0),
+        ("minute(vector(-1.5))", 59.0),
+        ("year(vector(253402300800))", 10000.0),
+    ] {
+        let Ok(Value::Vector(v)) = engine.instant(&store, &parse(q).unwrap(), 100_000) else {
+            panic!("{q}")
+        };
+        assert_eq!(v[0].v, want, "{q}");
+    }
+}
